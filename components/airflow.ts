@@ -1,0 +1,217 @@
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import type { AirflowConfig } from "../config";
+import { type Healthcheck, oneShotContainer, publish, serviceContainer } from "../lib/containers";
+import { localImage } from "../lib/images";
+import { platform, userSpec } from "../platform";
+import { urlSafePassword } from "./postgres";
+
+export interface AirflowArgs {
+    namePrefix: string;
+    network: pulumi.Input<string>;
+    bindAddress: string;
+    config: AirflowConfig;
+    logVolume: pulumi.Input<string>;
+    bufferVolume: pulumi.Input<string>;
+    /** Absolute host folder holding the DAG files, mounted read-only. */
+    dagsDir: string;
+    /** SQLAlchemy URL of Airflow's metadata database (secret). */
+    metadataUrl: pulumi.Input<string>;
+    /** Warehouse login the Spark job uses, and its JDBC URL. */
+    warehouse: { jdbcUrl: string; user: string; password: pulumi.Input<string> };
+    executorAddress: { host: string; port: number };
+    sparkMasterUrl: string;
+}
+
+/** Connections provisioned as AIRFLOW_CONN_* variables, keyed by connection id. */
+export function airflowConnections(args: Pick<AirflowArgs, "executorAddress" | "sparkMasterUrl">): Record<string, object> {
+    const master = new URL(args.sparkMasterUrl);
+    return {
+        [platform.connections.grpc]: {
+            conn_type: "grpc",
+            host: args.executorAddress.host,
+            port: args.executorAddress.port,
+            extra: { auth_type: "NO_AUTH" },
+        },
+        [platform.connections.spark]: {
+            conn_type: "spark",
+            host: `${master.protocol}//${master.hostname}`,
+            port: Number(master.port),
+        },
+        [platform.connections.fs]: { conn_type: "fs", extra: { path: platform.paths.buffer } },
+    };
+}
+
+export function connectionEnv(connections: Record<string, object>): string[] {
+    return Object.entries(connections).map(([id, conn]) => `AIRFLOW_CONN_${id.toUpperCase()}=${JSON.stringify(conn)}`);
+}
+
+/** A Fernet key: 32 random bytes as padded URL-safe base64 (the unpadded form is rejected). */
+export function fernetKey(bytes: random.RandomBytes): pulumi.Output<string> {
+    return pulumi.secret(bytes.base64.apply((b64) => b64.replace(/\+/g, "-").replace(/\//g, "_")));
+}
+
+const fabAuthManager = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager";
+const celeryApp = "airflow.providers.celery.executors.celery_executor.app";
+
+/**
+ * Airflow 3: a one-shot init (db migrate + admin user) that must succeed, then the API server,
+ * scheduler, DAG processor and triggerer (plus Redis and Celery workers with CeleryExecutor),
+ * all sharing one JWT secret, Fernet key and execution API URL.
+ */
+export class Airflow extends pulumi.ComponentResource {
+    declare readonly url: string;
+    declare readonly adminUser: string;
+    declare readonly adminPassword: pulumi.Output<string>;
+
+    constructor(name: string, args: AirflowArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("vpe:platform:Airflow", name, {}, opts);
+        const prefix = args.namePrefix;
+        const image = localImage(
+            `${prefix}-airflow-image`,
+            { namePrefix: prefix, service: "airflow", args: { AIRFLOW_IMAGE: platform.images.airflow } },
+            { parent: this },
+        );
+        const jwtSecret = urlSafePassword(`${prefix}-airflow-jwt-secret`, this);
+        const apiSecretKey = urlSafePassword(`${prefix}-airflow-api-secret-key`, this);
+        const adminPassword = urlSafePassword(`${prefix}-airflow-admin-password`, this);
+        const fernet = new random.RandomBytes(`${prefix}-airflow-fernet-key`, { length: 32 }, { parent: this });
+
+        const celery = args.config.executor === "CeleryExecutor";
+        const brokerUrl = celery ? this.redis(prefix, args) : undefined;
+        const apiServerUrl = `http://${platform.aliases.airflowApiServer}:${platform.ports.airflowApi}`;
+        const envs: pulumi.Input<string>[] = [
+            `AIRFLOW__CORE__EXECUTOR=${args.config.executor}`,
+            `AIRFLOW__CORE__AUTH_MANAGER=${fabAuthManager}`,
+            "AIRFLOW__CORE__LOAD_EXAMPLES=False",
+            `AIRFLOW__CORE__DAGS_FOLDER=${platform.paths.airflowDags}`,
+            `AIRFLOW__CORE__EXECUTION_API_SERVER_URL=${apiServerUrl}/execution/`,
+            `AIRFLOW__LOGGING__BASE_LOG_FOLDER=${platform.paths.logs}/airflow`,
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK=True",
+            pulumi.interpolate`AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=${args.metadataUrl}`,
+            pulumi.interpolate`AIRFLOW__CORE__FERNET_KEY=${fernetKey(fernet)}`,
+            pulumi.interpolate`AIRFLOW__API_AUTH__JWT_SECRET=${jwtSecret.result}`,
+            pulumi.interpolate`AIRFLOW__API__SECRET_KEY=${apiSecretKey.result}`,
+            ...connectionEnv(airflowConnections(args)),
+            `${platform.env.warehouseJdbcUrl}=${args.warehouse.jdbcUrl}`,
+            `${platform.env.warehouseUser}=${args.warehouse.user}`,
+            pulumi.interpolate`${platform.env.warehousePassword}=${args.warehouse.password}`,
+        ];
+        if (brokerUrl) {
+            envs.push(
+                pulumi.interpolate`AIRFLOW__CELERY__BROKER_URL=${brokerUrl}`,
+                pulumi.interpolate`AIRFLOW__CELERY__RESULT_BACKEND=db+${args.metadataUrl}`,
+            );
+        }
+        const volumes: docker.types.input.ContainerVolume[] = [
+            { hostPath: args.dagsDir, containerPath: platform.paths.airflowDags, readOnly: true },
+            { volumeName: args.logVolume, containerPath: platform.paths.logs },
+            { volumeName: args.bufferVolume, containerPath: platform.paths.buffer },
+        ];
+        const user = userSpec(platform.users.airflow);
+
+        const init = oneShotContainer(
+            {
+                name: `${prefix}-airflow-init`,
+                image: image.repoDigest,
+                network: args.network,
+                user,
+                command: ["bash", `${platform.paths.airflowHome}/../vpe/bin/airflow-init.sh`],
+                envs: [
+                    ...envs,
+                    `${platform.env.adminUsername}=${args.config.adminUser}`,
+                    pulumi.interpolate`${platform.env.adminPassword}=${adminPassword.result}`,
+                ],
+                volumes,
+            },
+            { parent: this },
+        );
+
+        const service = (alias: string, command: string[], healthcheck: Healthcheck, ports?: docker.types.input.ContainerPort[]) =>
+            serviceContainer(
+                {
+                    name: `${prefix}-${alias}`,
+                    image: image.repoDigest,
+                    network: args.network,
+                    alias,
+                    user,
+                    command,
+                    envs,
+                    volumes,
+                    ports,
+                    // Ties every service to a successful init: a failed init stops the update here.
+                    labels: [{ label: "org.vpe.airflow-init", value: init.succeeded }],
+                    healthcheck,
+                    waitTimeoutSeconds: 300,
+                },
+                { parent: this },
+            );
+        const httpCheck = (port: number, path: string): Healthcheck => ({
+            test: ["CMD", "curl", "-fsS", "-o", "/dev/null", `http://localhost:${port}${path}`],
+            interval: "15s",
+            timeout: "10s",
+            retries: 10,
+            startPeriod: "60s",
+        });
+        const jobCheck = (jobType: string): Healthcheck => ({
+            test: ["CMD-SHELL", `airflow jobs check --job-type ${jobType} --local`],
+            interval: "30s",
+            timeout: "30s",
+            retries: 5,
+            startPeriod: "60s",
+        });
+
+        service(
+            platform.aliases.airflowApiServer,
+            ["api-server"],
+            httpCheck(platform.ports.airflowApi, "/api/v2/monitor/health"),
+            [publish(args.bindAddress, platform.ports.airflowApi, args.config.hostPort)],
+        );
+        service(platform.aliases.airflowScheduler, ["scheduler"], httpCheck(platform.ports.schedulerHealth, "/health"));
+        service(platform.aliases.airflowDagProcessor, ["dag-processor"], jobCheck("DagProcessorJob"));
+        service(platform.aliases.airflowTriggerer, ["triggerer"], jobCheck("TriggererJob"));
+        for (let i = 1; i <= args.config.celeryWorkers; i++) {
+            service(`${platform.aliases.airflowWorker}-${i}`, ["celery", "worker"], {
+                test: ["CMD-SHELL", `celery --app ${celeryApp} inspect ping -d "celery@$HOSTNAME"`],
+                interval: "30s",
+                timeout: "30s",
+                retries: 5,
+                startPeriod: "60s",
+            });
+        }
+
+        this.url = `http://${args.bindAddress}:${args.config.hostPort}`;
+        this.adminUser = args.config.adminUser;
+        this.adminPassword = pulumi.secret(adminPassword.result);
+        this.registerOutputs({ url: this.url, adminUser: this.adminUser, adminPassword: this.adminPassword });
+    }
+
+    /** Redis as the Celery broker; returns the broker URL (secret). */
+    private redis(prefix: string, args: AirflowArgs): pulumi.Output<string> {
+        const image = new docker.RemoteImage(
+            `${prefix}-redis-image`,
+            { name: platform.images.redis, keepLocally: true },
+            { parent: this },
+        );
+        const password = urlSafePassword(`${prefix}-redis-password`, this);
+        const container = serviceContainer(
+            {
+                name: `${prefix}-redis`,
+                image: image.imageId,
+                network: args.network,
+                alias: platform.aliases.redis,
+                envs: [pulumi.interpolate`REDIS_PASSWORD=${password.result}`],
+                // Read from the environment so the password is not on the command line.
+                command: ["sh", "-c", 'exec redis-server --requirepass "$REDIS_PASSWORD"'],
+                healthcheck: {
+                    test: ["CMD-SHELL", 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ping | grep -q PONG'],
+                },
+            },
+            { parent: this },
+        );
+        return pulumi.secret(
+            pulumi.interpolate`redis://:${password.result}@${container.name.apply(() => platform.aliases.redis)}:${platform.ports.redis}/0`,
+        );
+    }
+}

@@ -1,0 +1,78 @@
+import * as pulumi from "@pulumi/pulumi";
+import type { ExecutorConfig } from "../config";
+import { publish, serviceContainer } from "../lib/containers";
+import { localImage } from "../lib/images";
+import { platform, userSpec } from "../platform";
+
+export interface ExecutorArgs {
+    namePrefix: string;
+    network: pulumi.Input<string>;
+    bindAddress: string;
+    config: ExecutorConfig;
+    bufferVolume: pulumi.Input<string>;
+    logVolume: pulumi.Input<string>;
+    /** Absolute host folder with the pipelines' source data, mounted read-only. */
+    dataDir: string;
+    /** libpq URL of the pipeline writer role (secret). */
+    warehouseUrl: pulumi.Input<string>;
+}
+
+/** The gRPC executor: runs declared pipeline tasks, each in its pipeline's own environment. */
+export class Executor extends pulumi.ComponentResource {
+    /** host:port on the stack network. */
+    declare readonly address: string;
+    declare readonly hostAddress: string | undefined;
+
+    constructor(name: string, args: ExecutorArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("vpe:platform:Executor", name, {}, opts);
+        const conda = args.config.environmentFormat === "conda";
+        const image = localImage(
+            `${args.namePrefix}-executor-image`,
+            {
+                namePrefix: args.namePrefix,
+                service: "executor",
+                args: {
+                    BASE_IMAGE: conda ? platform.images.conda : platform.images.debian,
+                    ENV_FORMAT: args.config.environmentFormat,
+                },
+            },
+            { parent: this },
+        );
+        const port = platform.ports.executorGrpc;
+        serviceContainer(
+            {
+                name: `${args.namePrefix}-executor`,
+                image: image.repoDigest,
+                network: args.network,
+                alias: platform.aliases.executor,
+                user: userSpec(platform.users.executor),
+                envs: [
+                    pulumi.interpolate`${platform.env.warehouseUrl}=${args.warehouseUrl}`,
+                    `${platform.env.executorMaxConcurrent}=${args.config.maxConcurrentTasks}`,
+                ],
+                volumes: [
+                    { volumeName: args.bufferVolume, containerPath: platform.paths.buffer },
+                    { volumeName: args.logVolume, containerPath: platform.paths.logs },
+                    { hostPath: args.dataDir, containerPath: platform.paths.data, readOnly: true },
+                ],
+                ports:
+                    args.config.hostPort === undefined
+                        ? undefined
+                        : [publish(args.bindAddress, port, args.config.hostPort)],
+                memoryMb: args.config.memoryMb,
+                healthcheck: {
+                    test: ["CMD", `${platform.paths.envs}/server/bin/python`, "-m", "vpe_executor.health"],
+                    startPeriod: "20s",
+                },
+                // In-flight tasks get this long to finish after SIGTERM.
+                stopTimeoutSeconds: 60,
+            },
+            { parent: this },
+        );
+        this.address = `${platform.aliases.executor}:${port}`;
+        this.hostAddress =
+            args.config.hostPort === undefined ? undefined : `${args.bindAddress}:${args.config.hostPort}`;
+        this.registerOutputs({ address: this.address });
+    }
+}
+

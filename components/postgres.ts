@@ -1,0 +1,94 @@
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import type { PostgresConfig } from "../config";
+import { publish, serviceContainer } from "../lib/containers";
+import { platform, userSpec } from "../platform";
+
+export interface PostgresArgs {
+    namePrefix: string;
+    network: pulumi.Input<string>;
+    bindAddress: string;
+    config: PostgresConfig;
+    /** Keep the data volume when the stack is destroyed. */
+    retainData: boolean;
+}
+
+/** Generated passwords contain only characters that are safe inside connection URLs. */
+export function urlSafePassword(name: string, parent: pulumi.Resource): random.RandomPassword {
+    return new random.RandomPassword(name, { length: 32, special: false }, { parent });
+}
+
+/**
+ * PostgreSQL for Airflow's metadata and the warehouse. Its data lives in a named volume that
+ * outlives the container; it is published on the bind address because the postgresql provider
+ * connects from the machine running `pulumi up`.
+ */
+export class Postgres extends pulumi.ComponentResource {
+    declare readonly host: pulumi.Output<string>;
+    declare readonly port: pulumi.Output<number>;
+    /** Host and port inside the stack network. */
+    declare readonly internalHost: string;
+    declare readonly internalPort: number;
+    declare readonly adminUser: string;
+    declare readonly adminPassword: pulumi.Output<string>;
+    declare readonly dataVolumeName: pulumi.Output<string>;
+    declare readonly containerName: pulumi.Output<string>;
+
+    constructor(name: string, args: PostgresArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("vpe:platform:Postgres", name, {}, opts);
+        const image = new docker.RemoteImage(
+            `${args.namePrefix}-postgres-image`,
+            { name: platform.images.postgres, keepLocally: true },
+            { parent: this },
+        );
+        const dataVolume = new docker.Volume(
+            `${args.namePrefix}-postgres-data`,
+            { name: `${args.namePrefix}-postgres-data` },
+            { parent: this, retainOnDelete: args.retainData },
+        );
+        const password = urlSafePassword(`${args.namePrefix}-postgres-admin-password`, this);
+        const adminUser = "postgres";
+        const container = serviceContainer(
+            {
+                name: `${args.namePrefix}-postgres`,
+                image: image.imageId,
+                network: args.network,
+                alias: platform.aliases.postgres,
+                user: userSpec(platform.users.postgres),
+                envs: [
+                    `POSTGRES_USER=${adminUser}`,
+                    pulumi.interpolate`POSTGRES_PASSWORD=${password.result}`,
+                    `PGDATA=${platform.paths.postgresData}`,
+                ],
+                volumes: [{ volumeName: dataVolume.name, containerPath: platform.paths.postgresData }],
+                ports: [publish(args.bindAddress, platform.ports.postgres, args.config.hostPort)],
+                memoryMb: args.config.memoryMb,
+                // -h forces TCP: the image's init server listens on the socket only, so a socket
+                // check would pass before the real server is up.
+                healthcheck: {
+                    test: ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", adminUser, "-d", "postgres"],
+                    interval: "5s",
+                    startPeriod: "30s",
+                    retries: 10,
+                },
+                stopTimeoutSeconds: 60,
+            },
+            { parent: this },
+        );
+        this.host = container.name.apply(() => args.bindAddress);
+        this.port = container.name.apply(() => args.config.hostPort);
+        this.internalHost = platform.aliases.postgres;
+        this.internalPort = platform.ports.postgres;
+        this.adminUser = adminUser;
+        this.adminPassword = pulumi.secret(password.result);
+        this.dataVolumeName = dataVolume.name;
+        this.containerName = container.name;
+        this.registerOutputs({
+            host: this.host,
+            port: this.port,
+            adminPassword: this.adminPassword,
+            dataVolumeName: this.dataVolumeName,
+        });
+    }
+}

@@ -1,0 +1,88 @@
+import * as pulumi from "@pulumi/pulumi";
+import type { SparkConfig } from "../config";
+import { publish, serviceContainer } from "../lib/containers";
+import { localImage } from "../lib/images";
+import { platform, userSpec } from "../platform";
+
+export interface SparkArgs {
+    namePrefix: string;
+    network: pulumi.Input<string>;
+    bindAddress: string;
+    config: SparkConfig;
+    logVolume: pulumi.Input<string>;
+}
+
+export const sparkMasterUrl = `spark://${platform.aliases.sparkMaster}:${platform.ports.sparkMaster}`;
+
+/** Spark standalone: one master and `workers` workers registered with it. */
+export class Spark extends pulumi.ComponentResource {
+    declare readonly masterUrl: string;
+    declare readonly uiUrl: string;
+    declare readonly workerCount: number;
+
+    constructor(name: string, args: SparkArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("vpe:platform:Spark", name, {}, opts);
+        const image = localImage(
+            `${args.namePrefix}-spark-image`,
+            { namePrefix: args.namePrefix, service: "spark", args: { DEBIAN_IMAGE: platform.images.debian } },
+            { parent: this },
+        );
+        const logs = { volumeName: args.logVolume, containerPath: platform.paths.logs };
+        const user = userSpec(platform.users.spark);
+        const master = serviceContainer(
+            {
+                name: `${args.namePrefix}-spark-master`,
+                image: image.repoDigest,
+                network: args.network,
+                alias: platform.aliases.sparkMaster,
+                user,
+                command: [
+                    "spark-class",
+                    "org.apache.spark.deploy.master.Master",
+                    "--host",
+                    platform.aliases.sparkMaster,
+                    "--port",
+                    String(platform.ports.sparkMaster),
+                    "--webui-port",
+                    String(platform.ports.sparkMasterUi),
+                ],
+                volumes: [logs],
+                ports: [publish(args.bindAddress, platform.ports.sparkMasterUi, args.config.masterUiHostPort)],
+                healthcheck: {
+                    test: ["CMD", "curl", "-fsS", "-o", "/dev/null", `http://localhost:${platform.ports.sparkMasterUi}/json/`],
+                    startPeriod: "20s",
+                },
+            },
+            { parent: this },
+        );
+        for (let i = 1; i <= args.config.workers; i++) {
+            const alias = `${platform.aliases.sparkWorker}-${i}`;
+            serviceContainer(
+                {
+                    name: `${args.namePrefix}-${alias}`,
+                    image: image.repoDigest,
+                    network: args.network,
+                    alias,
+                    user,
+                    command: ["spark-class", "org.apache.spark.deploy.worker.Worker", sparkMasterUrl],
+                    envs: [
+                        `SPARK_WORKER_CORES=${args.config.workerCores}`,
+                        `SPARK_WORKER_MEMORY=${args.config.workerMemory}`,
+                        `SPARK_WORKER_WEBUI_PORT=${platform.ports.sparkWorkerUi}`,
+                        `SPARK_WORKER_DIR=${platform.paths.logs}/spark/${alias}`,
+                    ],
+                    volumes: [logs],
+                    healthcheck: {
+                        test: ["CMD", "curl", "-fsS", "-o", "/dev/null", `http://localhost:${platform.ports.sparkWorkerUi}/json/`],
+                        startPeriod: "20s",
+                    },
+                },
+                { parent: this, dependsOn: [master] },
+            );
+        }
+        this.masterUrl = sparkMasterUrl;
+        this.uiUrl = `http://${args.bindAddress}:${args.config.masterUiHostPort}`;
+        this.workerCount = args.config.workers;
+        this.registerOutputs({ masterUrl: this.masterUrl, uiUrl: this.uiUrl });
+    }
+}

@@ -1,0 +1,152 @@
+import * as postgresql from "@pulumi/postgresql";
+import * as pulumi from "@pulumi/pulumi";
+import { platform } from "../platform";
+import { WarehouseMigrations, readMigrationFiles } from "../warehouse/migrationsResource";
+import { urlSafePassword } from "./postgres";
+
+/** Warehouse tables by who may touch them; a test keeps this in step with the migrations. */
+export const warehouseTables = {
+    staging: ["event", "data"],
+    star: ["location", "datetime", "weather_data", "soil", "landslide_event"],
+    statistics: ["event_stats_country_year"],
+};
+
+export const roleNames = {
+    airflow: "airflow",
+    writer: "pipeline_writer",
+    analyst: "analyst",
+};
+
+export interface WarehouseArgs {
+    namePrefix: string;
+    /** PostgreSQL as seen from the machine running `pulumi up`. */
+    host: pulumi.Input<string>;
+    port: pulumi.Input<number>;
+    adminUser: string;
+    adminPassword: pulumi.Input<string>;
+    /** PostgreSQL as seen from containers on the stack network. */
+    internalHost: string;
+    internalPort: number;
+    /** Folder of versioned SQL migration files. */
+    migrationsDir: string;
+}
+
+export interface Login {
+    user: string;
+    password: pulumi.Output<string>;
+}
+
+/**
+ * Databases, least-privilege login roles and the warehouse schema, provisioned through an
+ * explicit provider built from the container's outputs (dependsOn on a provider is not honoured,
+ * pulumi #8917, so the outputs carry the ordering).
+ */
+export class Warehouse extends pulumi.ComponentResource {
+    declare readonly airflowLogin: Login;
+    declare readonly writerLogin: Login;
+    declare readonly analystLogin: Login;
+    declare readonly appliedMigrations: pulumi.Output<string[]>;
+    /** Resolves once the schema is current and every grant is in place. */
+    declare readonly ready: pulumi.Output<string>;
+
+    constructor(name: string, args: WarehouseArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("vpe:platform:Warehouse", name, {}, opts);
+        const prefix = args.namePrefix;
+        const provider = new postgresql.Provider(
+            `${prefix}-postgresql`,
+            {
+                host: args.host,
+                port: args.port,
+                username: args.adminUser,
+                password: args.adminPassword,
+                sslmode: "disable",
+                superuser: true,
+                connectTimeout: 30,
+            },
+            { parent: this },
+        );
+        const child = { parent: this, provider };
+
+        const airflow = this.loginRole(prefix, roleNames.airflow, child);
+        const writer = this.loginRole(prefix, roleNames.writer, child);
+        const analyst = this.loginRole(prefix, roleNames.analyst, child);
+
+        const airflowDb = new postgresql.Database(
+            `${prefix}-db-${platform.databases.airflow}`,
+            { name: platform.databases.airflow, owner: airflow.role.name },
+            child,
+        );
+        const warehouseDb = new postgresql.Database(
+            `${prefix}-db-${platform.databases.warehouse}`,
+            { name: platform.databases.warehouse, owner: args.adminUser },
+            child,
+        );
+
+        const migrations = new WarehouseMigrations(
+            `${prefix}-warehouse-migrations`,
+            {
+                host: args.host,
+                port: args.port,
+                database: warehouseDb.name,
+                user: args.adminUser,
+                password: args.adminPassword,
+                sslmode: "disable",
+                migrations: readMigrationFiles(args.migrationsDir),
+            },
+            { parent: this },
+        );
+
+        const grant = (suffix: string, grantArgs: postgresql.GrantArgs) =>
+            new postgresql.Grant(`${prefix}-grant-${suffix}`, grantArgs, { ...child, dependsOn: [migrations] });
+        const onWarehouse = { database: warehouseDb.name, schema: "public" };
+        const grants = [
+            // New databases let PUBLIC connect; only the named roles may.
+            grant("public-airflow-db", { database: airflowDb.name, role: "public", objectType: "database", privileges: [] }),
+            grant("public-warehouse-db", { database: warehouseDb.name, role: "public", objectType: "database", privileges: [] }),
+            grant("writer-connect", { database: warehouseDb.name, role: writer.role.name, objectType: "database", privileges: ["CONNECT"] }),
+            grant("analyst-connect", { database: warehouseDb.name, role: analyst.role.name, objectType: "database", privileges: ["CONNECT"] }),
+            grant("writer-staging", { ...onWarehouse, role: writer.role.name, objectType: "table", objects: warehouseTables.staging, privileges: ["SELECT", "INSERT", "UPDATE"] }),
+            grant("writer-star", { ...onWarehouse, role: writer.role.name, objectType: "table", objects: warehouseTables.star, privileges: ["SELECT", "INSERT", "UPDATE"] }),
+            grant("writer-statistics", { ...onWarehouse, role: writer.role.name, objectType: "table", objects: warehouseTables.statistics, privileges: ["SELECT", "INSERT", "DELETE", "TRUNCATE"] }),
+            grant("writer-sequences", { ...onWarehouse, role: writer.role.name, objectType: "sequence", objects: [], privileges: ["USAGE", "SELECT"] }),
+            grant("analyst-read", { ...onWarehouse, role: analyst.role.name, objectType: "table", objects: [...warehouseTables.star, ...warehouseTables.statistics], privileges: ["SELECT"] }),
+        ];
+
+        this.ready = pulumi.all([migrations.versions, ...grants.map((g) => g.id)]).apply(() => "ready");
+        // Each login resolves only once what its user needs exists, so consumers wait for it.
+        this.airflowLogin = availableAfter(airflow.login, airflowDb.name);
+        this.writerLogin = availableAfter(writer.login, this.ready);
+        this.analystLogin = availableAfter(analyst.login, this.ready);
+        this.appliedMigrations = migrations.versions;
+        this.registerOutputs({ appliedMigrations: this.appliedMigrations });
+    }
+
+    private loginRole(prefix: string, roleName: string, opts: pulumi.CustomResourceOptions) {
+        const password = urlSafePassword(`${prefix}-${roleName}-password`, this);
+        const role = new postgresql.Role(
+            `${prefix}-role-${roleName}`,
+            { name: roleName, login: true, password: password.result },
+            opts,
+        );
+        const login: Login = { user: roleName, password: availableAfter({ user: roleName, password: password.result }, role.name).password };
+        return { role, login };
+    }
+}
+
+function availableAfter(login: { user: string; password: pulumi.Input<string> }, prerequisite: pulumi.Input<string>): Login {
+    return {
+        user: login.user,
+        password: pulumi.secret(pulumi.all([prerequisite, login.password]).apply(([, password]) => password)),
+    };
+}
+
+/** A libpq URL; the password makes the whole string secret. */
+export function postgresUrl(
+    login: Login,
+    host: pulumi.Input<string>,
+    port: pulumi.Input<number>,
+    database: string,
+    scheme = "postgresql",
+): pulumi.Output<string> {
+    return pulumi.secret(pulumi.interpolate`${scheme}://${login.user}:${login.password}@${host}:${port}/${database}`);
+}

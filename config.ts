@@ -1,0 +1,183 @@
+// Parses, defaults and validates the whole stack config before any resource is registered.
+// Every problem is reported at once, each prefixed by the config key a user would edit.
+import * as pulumi from "@pulumi/pulumi";
+import { z } from "zod";
+import { platform } from "./platform";
+
+const port = z.number().int().min(1).max(65535);
+const hostPort = port.refine((p) => p >= 1024, { message: "must be 1024 or above (unprivileged)" });
+const sparkMemory = z
+    .string()
+    .regex(/^[1-9][0-9]*[mg]$/, { message: 'must be a Spark memory size such as "512m" or "2g"' });
+
+const postgresSchema = z.strictObject({
+    hostPort: hostPort.default(5432),
+    memoryMb: z.number().int().min(256).optional(),
+});
+
+const executorSchema = z.strictObject({
+    environmentFormat: z.enum(["venv", "conda"]).default("conda"),
+    maxConcurrentTasks: z.number().int().min(1).max(64).default(4),
+    hostPort: hostPort.optional(),
+    memoryMb: z.number().int().min(256).optional(),
+});
+
+const airflowSchema = z
+    .strictObject({
+        hostPort: hostPort.default(8080),
+        executor: z.enum(["LocalExecutor", "CeleryExecutor"]).default("LocalExecutor"),
+        celeryWorkers: z.number().int().min(0).max(16).default(0),
+        adminUser: z
+            .string()
+            .regex(/^[a-z][a-z0-9_]{2,31}$/, { message: "must be 3-32 chars of a-z, 0-9, _" })
+            .default("admin"),
+    })
+    .superRefine((airflow, ctx) => {
+        if (airflow.executor === "CeleryExecutor" && airflow.celeryWorkers < 1) {
+            ctx.addIssue({
+                code: "custom",
+                path: ["celeryWorkers"],
+                message: "must be at least 1 with CeleryExecutor",
+            });
+        }
+        if (airflow.executor === "LocalExecutor" && airflow.celeryWorkers > 0) {
+            ctx.addIssue({
+                code: "custom",
+                path: ["celeryWorkers"],
+                message: "only applies to CeleryExecutor; set executor: CeleryExecutor or remove it",
+            });
+        }
+    });
+
+const sparkSchema = z.strictObject({
+    workers: z.number().int().min(0).max(32).default(1),
+    workerCores: z.number().int().min(1).max(64).default(1),
+    workerMemory: sparkMemory.default("1g"),
+    masterUiHostPort: hostPort.default(8181),
+});
+
+const ipv4 = z.ipv4({ message: "must be an IPv4 address such as 127.0.0.1" });
+
+const sectionSchemas = {
+    postgres: postgresSchema,
+    executor: executorSchema,
+    airflow: airflowSchema,
+    spark: sparkSchema,
+};
+
+const stackSchema = z.strictObject({
+    namePrefix: z.string().regex(/^[a-z][a-z0-9-]{1,30}[a-z0-9]$/, {
+        message: "must be 3-32 chars of a-z, 0-9 and -, starting with a letter",
+    }),
+    bindAddress: ipv4.default("127.0.0.1"),
+    deleteDataOnDestroy: z.boolean().default(false),
+    postgres: postgresSchema.prefault({}),
+    executor: executorSchema.prefault({}),
+    airflow: airflowSchema.prefault({}),
+    spark: sparkSchema.prefault({}),
+});
+
+export type PlatformConfig = z.infer<typeof stackSchema>;
+export type AirflowConfig = PlatformConfig["airflow"];
+export type SparkConfig = PlatformConfig["spark"];
+export type ExecutorConfig = PlatformConfig["executor"];
+export type PostgresConfig = PlatformConfig["postgres"];
+
+/** Every host port the stack publishes, keyed by the config key that sets it. */
+export function publishedPorts(config: Partial<PlatformConfig>): [string, number][] {
+    const candidates: [string, number | undefined][] = [
+        ["postgres.hostPort", config.postgres?.hostPort],
+        ["airflow.hostPort", config.airflow?.hostPort],
+        ["spark.masterUiHostPort", config.spark?.masterUiHostPort],
+        ["executor.hostPort", config.executor?.hostPort],
+    ];
+    return candidates.filter((entry): entry is [string, number] => entry[1] !== undefined);
+}
+
+export class ConfigError extends Error {
+    constructor(readonly problems: string[]) {
+        super(`Invalid stack config (${problems.length} problem(s)):\n  - ${problems.join("\n  - ")}`);
+        this.name = "ConfigError";
+    }
+}
+
+/**
+ * Pulumi hands config over as strings keyed `project:key`; structured values are JSON.
+ * Decodes them, then validates the whole set at once.
+ */
+export function parseConfig(raw: Record<string, string>, stack: string): PlatformConfig {
+    const prefix = `${platform.project}:`;
+    const problems: string[] = [];
+    const decoded: Record<string, unknown> = { namePrefix: `${platform.project}-${stack}` };
+    for (const [fullKey, text] of Object.entries(raw)) {
+        if (!fullKey.startsWith(prefix)) {
+            continue; // Provider config such as docker:host belongs to the providers.
+        }
+        const key = fullKey.slice(prefix.length);
+        decoded[key] = decodeValue(text);
+    }
+    const result = stackSchema.safeParse(decoded);
+    if (result.success) {
+        problems.push(...portCollisions(result.data));
+    } else {
+        problems.push(...result.error.issues.map(describeIssue));
+        problems.push(...portCollisions(validSections(decoded)));
+    }
+    if (problems.length > 0) {
+        throw new ConfigError(problems);
+    }
+    return result.data as PlatformConfig;
+}
+
+/**
+ * The sections that are valid on their own, so that a port collision between two valid
+ * sections is reported in the same message as an unrelated error elsewhere.
+ */
+function validSections(decoded: Record<string, unknown>): Partial<PlatformConfig> {
+    const valid: Record<string, unknown> = {};
+    for (const [name, schema] of Object.entries(sectionSchemas)) {
+        const section = schema.safeParse(decoded[name] ?? {});
+        if (section.success) {
+            valid[name] = section.data;
+        }
+    }
+    return valid as Partial<PlatformConfig>;
+}
+
+function portCollisions(config: Partial<PlatformConfig>): string[] {
+    const problems: string[] = [];
+    const claimed = new Map<number, string>();
+    for (const [key, value] of publishedPorts(config)) {
+        const owner = claimed.get(value);
+        if (owner === undefined) {
+            claimed.set(value, key);
+        } else {
+            problems.push(
+                `${platform.project}:${key}: host port ${value} is already used by ${platform.project}:${owner}`,
+            );
+        }
+    }
+    return problems;
+}
+
+/** Reads this stack's config from the Pulumi runtime. */
+export function loadConfig(): PlatformConfig {
+    return parseConfig(pulumi.runtime.allConfig(), pulumi.getStack());
+}
+
+function decodeValue(text: string): unknown {
+    try {
+        return JSON.parse(text);
+    } catch {
+        return text; // Plain strings such as namePrefix are not JSON.
+    }
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+    const key = `${platform.project}:${issue.path.join(".")}`;
+    if (issue.code === "unrecognized_keys") {
+        const where = issue.path.length > 0 ? `${key}.` : `${platform.project}:`;
+        return issue.keys.map((k) => `${where}${k}: unknown key`).join("; ");
+    }
+    return `${key}: ${issue.message}`;
+}

@@ -1,0 +1,117 @@
+// The vpe platform, one stack per environment: composes the components and exports what a
+// user needs to reach each service.
+import * as docker from "@pulumi/docker";
+import * as path from "path";
+import { Airflow } from "./components/airflow";
+import { Executor } from "./components/executor";
+import { Network } from "./components/network";
+import { Postgres } from "./components/postgres";
+import { PreparedVolume } from "./components/preparedVolume";
+import { Spark } from "./components/spark";
+import { Warehouse, postgresUrl } from "./components/warehouse";
+import { loadConfig } from "./config";
+import { platform, projectRoot } from "./platform";
+
+const config = loadConfig();
+const prefix = config.namePrefix;
+const retainData = !config.deleteDataOnDestroy;
+
+const network = new Network(prefix, { namePrefix: prefix });
+
+const debian = new docker.RemoteImage(`${prefix}-debian-image`, { name: platform.images.debian, keepLocally: true });
+const sharedVolume = (volume: string, subdirs: string[]) =>
+    new PreparedVolume(`${prefix}-${volume}`, {
+        volumeName: `${prefix}-${volume}`,
+        initImage: debian.imageId,
+        subdirs,
+        owner: platform.users.airflow,
+        mode: "2775",
+        retainOnDelete: retainData,
+    });
+const logVolume = sharedVolume("logs", platform.logSubdirs);
+const bufferVolume = sharedVolume("buffer", []);
+
+const postgres = new Postgres(prefix, {
+    namePrefix: prefix,
+    network: network.name,
+    bindAddress: config.bindAddress,
+    config: config.postgres,
+    retainData,
+});
+
+const warehouse = new Warehouse(prefix, {
+    namePrefix: prefix,
+    host: postgres.host,
+    port: postgres.port,
+    adminUser: postgres.adminUser,
+    adminPassword: postgres.adminPassword,
+    internalHost: postgres.internalHost,
+    internalPort: postgres.internalPort,
+    migrationsDir: path.join(projectRoot, "warehouse", "migrations"),
+});
+
+const internal = { host: postgres.internalHost, port: postgres.internalPort };
+const executor = new Executor(prefix, {
+    namePrefix: prefix,
+    network: network.name,
+    bindAddress: config.bindAddress,
+    config: config.executor,
+    bufferVolume: bufferVolume.name,
+    logVolume: logVolume.name,
+    dataDir: path.join(projectRoot, "data", "fixtures"),
+    warehouseUrl: postgresUrl(warehouse.writerLogin, internal.host, internal.port, platform.databases.warehouse),
+});
+
+const spark = new Spark(prefix, {
+    namePrefix: prefix,
+    network: network.name,
+    bindAddress: config.bindAddress,
+    config: config.spark,
+    logVolume: logVolume.name,
+});
+
+const airflow = new Airflow(prefix, {
+    namePrefix: prefix,
+    network: network.name,
+    bindAddress: config.bindAddress,
+    config: config.airflow,
+    logVolume: logVolume.name,
+    bufferVolume: bufferVolume.name,
+    dagsDir: path.join(projectRoot, "dags"),
+    metadataUrl: postgresUrl(
+        warehouse.airflowLogin,
+        internal.host,
+        internal.port,
+        platform.databases.airflow,
+        "postgresql+psycopg2",
+    ),
+    warehouse: {
+        jdbcUrl: `jdbc:postgresql://${internal.host}:${internal.port}/${platform.databases.warehouse}`,
+        user: warehouse.writerLogin.user,
+        password: warehouse.writerLogin.password,
+    },
+    executorAddress: { host: platform.aliases.executor, port: platform.ports.executorGrpc },
+    sparkMasterUrl: spark.masterUrl,
+});
+
+export const airflowUrl = airflow.url;
+export const airflowAdminUser = airflow.adminUser;
+export const airflowAdminPassword = airflow.adminPassword;
+export const sparkMasterUrl = spark.masterUrl;
+export const sparkUiUrl = spark.uiUrl;
+export const sparkWorkers = spark.workerCount;
+export const executorAddress = executor.address;
+export const executorHostAddress = executor.hostAddress;
+export const postgresHost = postgres.host;
+export const postgresPort = postgres.port;
+export const databases = platform.databases;
+export const warehouseMigrations = warehouse.appliedMigrations;
+export const warehouseWriterUrl = postgresUrl(warehouse.writerLogin, postgres.host, postgres.port, platform.databases.warehouse);
+export const warehouseAnalystUrl = postgresUrl(warehouse.analystLogin, postgres.host, postgres.port, platform.databases.warehouse);
+export const airflowDatabaseUrl = postgresUrl(warehouse.airflowLogin, postgres.host, postgres.port, platform.databases.airflow);
+export const postgresAdminUser = postgres.adminUser;
+export const postgresAdminPassword = postgres.adminPassword;
+export const networkName = network.name;
+export const logVolumeName = logVolume.name;
+export const bufferVolumeName = bufferVolume.name;
+export const postgresDataVolumeName = postgres.dataVolumeName;

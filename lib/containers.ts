@@ -1,0 +1,141 @@
+// Container policies shared by every component, so each service gets the same lifecycle.
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+
+export interface Healthcheck {
+    /** Docker healthcheck test, starting with CMD or CMD-SHELL. */
+    test: string[];
+    interval?: string;
+    timeout?: string;
+    retries?: number;
+    startPeriod?: string;
+}
+
+export interface ServiceContainerArgs {
+    /** Container name; also the Pulumi resource name. */
+    name: string;
+    image: pulumi.Input<string>;
+    network: pulumi.Input<string>;
+    /** Stable DNS name on the stack network; also the container's hostname. */
+    alias: string;
+    healthcheck: Healthcheck;
+    command?: pulumi.Input<string>[];
+    envs?: pulumi.Input<pulumi.Input<string>[]>;
+    user?: string;
+    volumes?: pulumi.Input<docker.types.input.ContainerVolume>[];
+    ports?: docker.types.input.ContainerPort[];
+    labels?: docker.types.input.ContainerLabel[];
+    memoryMb?: number;
+    /** Seconds `pulumi up` waits for the healthcheck to pass at create. */
+    waitTimeoutSeconds?: number;
+    /** Seconds Docker waits after SIGTERM before SIGKILL. */
+    stopTimeoutSeconds?: number;
+}
+
+const defaultWaitSeconds = 180;
+
+/**
+ * A long-running service: healthchecked, restarted unless stopped by hand, on the stack network,
+ * created only once healthy. Named containers must go before their replacement is created
+ * (the name is unique on the engine), and healthcheck edits are not applied in place by the
+ * provider (kreuzwerker #988), so a healthcheck change replaces the container.
+ */
+export function serviceContainer(
+    args: ServiceContainerArgs,
+    opts: pulumi.CustomResourceOptions,
+): docker.Container {
+    return new docker.Container(
+        args.name,
+        {
+            name: args.name,
+            image: args.image,
+            hostname: args.alias,
+            command: args.command,
+            envs: args.envs,
+            user: args.user,
+            volumes: args.volumes,
+            ports: args.ports,
+            labels: args.labels,
+            memory: args.memoryMb,
+            networksAdvanced: [{ name: args.network, aliases: [args.alias] }],
+            healthcheck: {
+                tests: args.healthcheck.test,
+                interval: args.healthcheck.interval ?? "10s",
+                timeout: args.healthcheck.timeout ?? "5s",
+                retries: args.healthcheck.retries ?? 5,
+                startPeriod: args.healthcheck.startPeriod ?? "10s",
+            },
+            restart: "unless-stopped",
+            wait: true,
+            waitTimeout: args.waitTimeoutSeconds ?? defaultWaitSeconds,
+            stopTimeout: args.stopTimeoutSeconds,
+        },
+        { ...opts, deleteBeforeReplace: true, replaceOnChanges: ["healthcheck"] },
+    );
+}
+
+export interface OneShotContainerArgs {
+    name: string;
+    image: pulumi.Input<string>;
+    command: pulumi.Input<string>[];
+    network?: pulumi.Input<string>;
+    envs?: pulumi.Input<pulumi.Input<string>[]>;
+    user?: string;
+    volumes?: pulumi.Input<docker.types.input.ContainerVolume>[];
+}
+
+export interface OneShotContainer {
+    container: docker.Container;
+    /**
+     * Resolves to the container id once the command exited 0; fails the update otherwise.
+     * Dependents consume it, because `attach` alone ignores the exit code.
+     */
+    succeeded: pulumi.Output<string>;
+}
+
+/** A command that runs to completion during `pulumi up`, and must succeed. */
+export function oneShotContainer(
+    args: OneShotContainerArgs,
+    opts: pulumi.CustomResourceOptions,
+): OneShotContainer {
+    const container = new docker.Container(
+        args.name,
+        {
+            name: args.name,
+            image: args.image,
+            command: args.command,
+            envs: args.envs,
+            user: args.user,
+            volumes: args.volumes,
+            networksAdvanced: args.network ? [{ name: args.network }] : undefined,
+            attach: true,
+            logs: true,
+            restart: "no",
+            mustRun: false,
+        },
+        { ...opts, deleteBeforeReplace: true },
+    );
+    const succeeded = pulumi
+        .all([container.id, container.exitCode, container.containerLogs])
+        .apply(([id, exitCode, logs]) => requireSuccess(args.name, id, exitCode, logs));
+    return { container, succeeded };
+}
+
+/** Throws, naming the container and quoting its last output, unless it exited 0. */
+export function requireSuccess(
+    name: string,
+    id: string,
+    exitCode: number | undefined,
+    logs: string | undefined,
+): string {
+    if (exitCode !== 0) {
+        const tail = (logs ?? "").trim().split("\n").slice(-20).join("\n");
+        throw new Error(`${name} exited with code ${exitCode}; last output:\n${tail}`);
+    }
+    return id;
+}
+
+/** A port published on the configured host address (127.0.0.1 unless configured otherwise). */
+export function publish(bindAddress: string, internal: number, external: number): docker.types.input.ContainerPort {
+    return { internal, external, ip: bindAddress, protocol: "tcp" };
+}

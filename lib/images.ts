@@ -1,0 +1,33 @@
+// Images built from the project's own build contexts under docker/.
+import * as docker from "@pulumi/docker";
+import type * as pulumi from "@pulumi/pulumi";
+
+export interface LocalImageArgs {
+    namePrefix: string;
+    /** Folder under docker/ holding the Dockerfile. */
+    service: string;
+    /** Build args; plain values only (an Output here gives a permanent diff, pulumi-docker #715). */
+    args: Record<string, string>;
+}
+
+/**
+ * Builds docker/<service>/Dockerfile with docker/ as the context, so shared files (the proto,
+ * platform.json) reach every image. Paths are relative to the project root, where Pulumi runs the
+ * program, so the state does not depend on where the project is checked out.
+ */
+export function localImage(name: string, args: LocalImageArgs, opts: pulumi.CustomResourceOptions): docker.Image {
+    return new docker.Image(
+        name,
+        {
+            imageName: `${args.namePrefix}/${args.service}:local`,
+            skipPush: true,
+            build: {
+                context: "docker",
+                dockerfile: `docker/${args.service}/Dockerfile`,
+                builderVersion: "BuilderBuildKit",
+                args: args.args,
+            },
+        },
+        opts,
+    );
+}

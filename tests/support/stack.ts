@@ -1,0 +1,67 @@
+// Runs the program for a stack in a child process (fresh modules and Pulumi runtime each time).
+import { execFileSync } from "child_process";
+import * as path from "path";
+import type { RegisteredResource, StackRun } from "./stackRunner";
+import { projectRoot } from "./stackConfig";
+
+export type { RegisteredResource, StackRun };
+
+export interface RunOptions {
+    preview?: boolean;
+    /** Config keys (`vpe:key`) to set or replace; values as Pulumi holds them (JSON for objects). */
+    overrides?: Record<string, string>;
+}
+
+const cache = new Map<string, StackRun>();
+
+export function runStack(stack: string, options: RunOptions = {}): StackRun {
+    const request = { stack, preview: options.preview ?? false, overrides: options.overrides ?? {} };
+    const key = JSON.stringify(request);
+    const cached = cache.get(key);
+    if (cached) return cached;
+    const stdout = execFileSync(
+        process.execPath,
+        ["--import", "tsx", path.join(__dirname, "stackRunner.ts"), key],
+        { cwd: projectRoot, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
+    );
+    const run = JSON.parse(stdout) as StackRun;
+    cache.set(key, run);
+    return run;
+}
+
+export const secretSig = "1b47061264138c4ac30d75fd1eb44270";
+export const sigKey = "4dabf18193072939515e22adb298388d";
+
+export function isSecret(value: unknown): boolean {
+    return typeof value === "object" && value !== null && (value as Record<string, unknown>)[sigKey] === secretSig;
+}
+
+/** The value inside a secret wrapper, or the value itself. */
+export function reveal<T = unknown>(value: unknown): T {
+    return (isSecret(value) ? (value as { value: unknown }).value : value) as T;
+}
+
+export function byType(run: StackRun, type: string): RegisteredResource[] {
+    return run.resources.filter((r) => r.type === type);
+}
+
+export function named(run: StackRun, name: string): RegisteredResource {
+    const found = run.resources.find((r) => r.name === name);
+    if (!found) throw new Error(`no resource named ${name}; have ${run.resources.map((r) => r.name).join(", ")}`);
+    return found;
+}
+
+export const types = {
+    container: "docker:index/container:Container",
+    image: "docker:index/image:Image",
+    remoteImage: "docker:index/remoteImage:RemoteImage",
+    network: "docker:index/network:Network",
+    volume: "docker:index/volume:Volume",
+    password: "random:index/randomPassword:RandomPassword",
+    bytes: "random:index/randomBytes:RandomBytes",
+    pgProvider: "pulumi:providers:postgresql",
+    pgRole: "postgresql:index/role:Role",
+    pgDatabase: "postgresql:index/database:Database",
+    pgGrant: "postgresql:index/grant:Grant",
+    dynamic: "pulumi-nodejs:dynamic:Resource",
+};
