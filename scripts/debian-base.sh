@@ -8,7 +8,8 @@
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-platform_file="$repo_root/docker/platform.json"
+# shellcheck source=e2e/standins/platform.sh
+. "$repo_root/e2e/standins/platform.sh"
 host_sources=/etc/apt/sources.list.d/debian.sources
 ca_dir=${VPE_STANDIN_CA_DIR:-/usr/local/share/ca-certificates}
 # The standard Debian bundle path: PIP_CERT & co. point at it so pip/requests trust the proxy.
@@ -16,10 +17,6 @@ ca_bundle=/etc/ssl/certs/ca-certificates.crt
 image_path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 die() { echo "debian-base: $*" >&2; exit 1; }
-
-image_tag() {
-  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["images"]["debian"])' "$platform_file"
-}
 
 # Prints the first URI of the deb822 stanza whose Suites list contains exactly $1.
 mirror_for_suite() {
@@ -119,7 +116,7 @@ install_cas() {
 main() {
   [ "$(id -u)" = 0 ] || die "needs root (debootstrap and chroot)"
   local tag suite mirror security docker
-  tag=$(image_tag)
+  tag=$(platform_value images debian)
   suite=${tag#*:}; suite=${suite%%-*}
   mirror=${DEBIAN_MIRROR:-$(mirror_for_suite "$suite")}
   mirror=${mirror:-http://deb.debian.org/debian}

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Makes every upstream image the stack uses available in the local Docker engine under its
+# upstream name:tag (platform.json "images"): keeps it if present, else pulls it, else builds the
+# local stand-in from e2e/standins/<key> (for machines with no reachable registry).
+#
+# Usage: scripts/provide-images.sh [--force] [--no-pull] [KEY...]
+#   KEY       a key of platform.json "images" (default: debian postgres airflow redis)
+#   --force   ignore images already present (pull or rebuild them)
+#   --no-pull skip the registry and build stand-ins directly
+# Prints one line per image: present / pulled / built, with seconds and size.
+set -euo pipefail
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+standins="$repo_root/e2e/standins"
+# shellcheck source=e2e/standins/platform.sh
+. "$standins/platform.sh"
+label=org.vpe.standin
+default_keys=(debian postgres airflow redis)
+pull_timeout=60
+
+force=false
+pull=true
+docker=
+build_args=()
+context_files=()
+
+die() { echo "provide-images: $*" >&2; exit 1; }
+
+# absent | kept (pulled from a registry or one of our stand-ins) | stray (someone's unlabelled
+# local build or import under the upstream tag, which is replaced).
+image_state() {
+  local info
+  info=$("$docker" image inspect --format \
+    "{{if .Config.Labels}}{{index .Config.Labels \"$label\"}}{{end}}|{{len .RepoDigests}}" \
+    "$1" 2>/dev/null) || { echo absent; return; }
+  if [ "${info%|*}" = true ] || [ "${info#*|}" != 0 ]; then echo kept; else echo stray; fi
+}
+
+image_size() {
+  "$docker" image inspect --format '{{.Size}}' "$1" | awk '{ printf "%d MB", $1 / 1000000 }'
+}
+
+try_pull() {
+  $pull || return 1
+  timeout "$pull_timeout" "$docker" pull --quiet "$1" >/dev/null 2>&1
+}
+
+# Sets build_args and context_files for the stand-in of $1 from platform.json.
+configure_standin() {
+  local key=$1 tag version
+  tag=$(platform_value images "$key")
+  version=${tag#*:}; version=${version%%-*}
+  build_args=(--build-arg "BASE_IMAGE=$(platform_value images debian)")
+  context_files=()
+  case "$key" in
+    postgres)
+      build_args+=(--build-arg "PG_MAJOR=${version%%.*}" --build-arg "PG_VERSION=$version"
+        --build-arg "POSTGRES_UID=$(platform_value users postgres uid)"
+        --build-arg "POSTGRES_GID=$(platform_value users postgres gid)"
+        --build-arg "POSTGRES_PORT=$(platform_value ports postgres)"
+        --build-arg "PGDATA_DIR=$(platform_value paths postgresData)") ;;
+    redis)
+      build_args+=(--build-arg "REDIS_VERSION=$version"
+        --build-arg "REDIS_UID=$(platform_value users redis uid)"
+        --build-arg "REDIS_GID=$(platform_value users redis gid)"
+        --build-arg "REDIS_PORT=$(platform_value ports redis)") ;;
+    airflow)
+      [ "$version" = "$(platform_value versions airflow)" ] \
+        || die "images.airflow ($tag) disagrees with versions.airflow in $vpe_platform_file"
+      build_args+=(--build-arg "AIRFLOW_VERSION=$version"
+        --build-arg "PYTHON_MINOR=$(platform_value pythonMinor)"
+        --build-arg "AIRFLOW_UID=$(platform_value users airflow uid)"
+        --build-arg "AIRFLOW_GID=$(platform_value users airflow gid)"
+        --build-arg "AIRFLOW_HOME_DIR=$(platform_value paths airflowHome)")
+      context_files=("$repo_root/docker/airflow/constraints.txt") ;;
+    *) die "no stand-in exists for image key '$key'" ;;
+  esac
+}
+
+# The airflow stand-in needs the project's constraints file, which lives outside its folder:
+# a throwaway context holds both without duplicating the file in git.
+build_standin() {
+  local key=$1 tag=$2 context log
+  configure_standin "$key"
+  context=$(mktemp -d "${TMPDIR:-/tmp}/vpe-standin-$key.XXXXXX")
+  log="$context.log"
+  cp -a "$standins/$key/." "$context/"
+  local f
+  for f in "${context_files[@]}"; do
+    [ -r "$f" ] || die "the $key stand-in needs $f, which does not exist yet"
+    cp "$f" "$context/"
+  done
+  if ! DOCKER_BUILDKIT=1 "$docker" build --progress=plain --label "$label=true" \
+      "${build_args[@]}" -t "$tag" "$context" >"$log" 2>&1; then
+    rm -rf "$context"
+    tail -40 "$log" >&2
+    die "building the $key stand-in failed (full log: $log)"
+  fi
+  rm -rf "$context" "$log"
+}
+
+build_debian() {
+  "$repo_root/scripts/debian-base.sh" >/dev/null
+}
+
+provide() {
+  local key=$1 tag state start
+  tag=$(platform_value images "$key")
+  state=$(image_state "$tag")
+  if [ "$state" = kept ] && ! $force; then
+    echo "present: $tag"
+    return
+  fi
+  start=$SECONDS
+  if try_pull "$tag"; then
+    echo "pulled: $tag ($((SECONDS - start)) s, $(image_size "$tag"))"
+    return
+  fi
+  [ "$key" = conda ] && die "unavailable: $tag (no conda channel; the dev stack builds the" \
+    "executor with venv) - it was requested and could not be pulled"
+  [ "$state" = stray ] && echo "replacing an unlabelled local image: $tag" >&2
+  start=$SECONDS
+  if [ "$key" = debian ]; then
+    build_debian
+  else
+    # Stand-ins build FROM the debian one: provide it first unless a usable one is present.
+    [ "$(image_state "$(platform_value images debian)")" = kept ] || provide debian
+    build_standin "$key" "$tag"
+  fi
+  echo "built: $tag ($((SECONDS - start)) s, $(image_size "$tag"))"
+}
+
+report_unrequested_conda() {
+  local tag
+  tag=$(platform_value images conda)
+  [ "$(image_state "$tag")" = absent ] || return 0
+  echo "unavailable: $tag (no conda channel; the dev stack builds the executor with venv)"
+}
+
+main() {
+  local keys=() known key
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --force) force=true ;;
+      --no-pull) pull=false ;;
+      -*) die "unknown option '$1' (usage: provide-images.sh [--force] [--no-pull] [KEY...])" ;;
+      *) keys+=("$1") ;;
+    esac
+    shift
+  done
+  [ ${#keys[@]} -gt 0 ] || keys=("${default_keys[@]}")
+  known=" $(platform_value images) "
+  for key in "${keys[@]}"; do
+    [[ "$known" == *" $key "* ]] || die "unknown image key '$key'; known:$known"
+  done
+
+  docker=$("$repo_root/scripts/ensure-docker.sh")
+  # Two concurrent runs would build the same tags twice; serialise them.
+  exec 9>"${TMPDIR:-/tmp}/vpe-provide-images.lock"
+  flock 9
+
+  # debian first: the other stand-ins are built FROM it.
+  [[ " ${keys[*]} " == *" debian "* ]] && provide debian
+  for key in "${keys[@]}"; do
+    [ "$key" = debian ] || provide "$key"
+  done
+  [[ " ${keys[*]} " == *" conda "* ]] || report_unrequested_conda
+}
+
+main "$@"
