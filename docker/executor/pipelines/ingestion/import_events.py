@@ -1,0 +1,90 @@
+"""Load one day's buffered events into the warehouse staging table `event`, idempotently.
+
+One transaction: COPY into a temp table, then INSERT ... ON CONFLICT (event_id) DO NOTHING,
+so re-running a day inserts nothing and the AFTER INSERT trigger only sees new rows.
+The database URL comes from the env var named by platform env.warehouseUrl; it is never printed.
+Exit codes: 0 done, 1 missing events file or database URL, or a database error.
+"""
+
+import argparse
+import csv
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from catalog import COLUMNS, Event, parse_buffer_row
+from common import buffer_file, iso_date, platform
+from vpe_executor.platform_config import lookup
+
+TABLE = "event"
+
+
+@dataclass(frozen=True)
+class Counts:
+    read: int
+    inserted: int
+
+    @property
+    def skipped(self) -> int:
+        return self.read - self.inserted
+
+
+def read_events(path: Path) -> list[Event]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        if tuple(reader.fieldnames or ()) != COLUMNS:
+            raise ValueError(f"{path}: header {reader.fieldnames} is not {list(COLUMNS)}")
+        return [parse_buffer_row(row) for row in reader]
+
+
+def load(conninfo: str, events: list[Event]) -> Counts:
+    columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+    with psycopg.connect(conninfo) as conn, conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            sql.SQL(
+                "CREATE TEMP TABLE event_load ON COMMIT DROP AS "
+                "SELECT {columns} FROM {table} WITH NO DATA"
+            ).format(columns=columns, table=sql.Identifier(TABLE))
+        )
+        with cur.copy(sql.SQL("COPY event_load ({}) FROM STDIN").format(columns)) as copy:
+            for event in events:
+                copy.write_row(event.as_row())
+        cur.execute(
+            sql.SQL(
+                "INSERT INTO {table} ({columns}) SELECT {columns} FROM event_load "
+                "ON CONFLICT (event_id) DO NOTHING"
+            ).format(columns=columns, table=sql.Identifier(TABLE))
+        )
+        return Counts(read=len(events), inserted=cur.rowcount)
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = platform()
+    url_env = lookup(settings, "env.warehouseUrl")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--date", type=iso_date, required=True, help="logical date, YYYY-MM-DD")
+    parser.add_argument("--buffer-dir", type=Path, default=Path(lookup(settings, "paths.buffer")))
+    args = parser.parse_args(argv)
+    conninfo = os.environ.get(url_env)
+    if not conninfo:
+        print(f"import_events: environment variable {url_env} is not set", file=sys.stderr)
+        return 1
+    path = buffer_file(args.buffer_dir, "events", args.date, settings)
+    try:
+        counts = load(conninfo, read_events(path))
+    except FileNotFoundError:
+        print(f"import_events: {path} does not exist; run extract_catalog first", file=sys.stderr)
+        return 1
+    except (ValueError, psycopg.Error) as exc:
+        print(f"import_events: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(f"import_events: read={counts.read} inserted={counts.inserted} skipped={counts.skipped}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

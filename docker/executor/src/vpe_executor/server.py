@@ -1,0 +1,265 @@
+"""gRPC server: PingService (ping, command) plus the standard grpc.health.v1 service.
+
+Status mapping for `command`:
+  OK                  task exited 0; ExeResult in the response
+  INVALID_ARGUMENT    command not in the registry
+  RESOURCE_EXHAUSTED  all task slots busy (limit: env var platform env.executorMaxConcurrent)
+  DEADLINE_EXCEEDED   task outlived the registry's timeout_seconds; its process group was killed
+  ABORTED             task ran and exited non-zero (the caller decides whether to retry)
+  CANCELLED           caller went away or the server shut down; process group was killed
+Failures carry run id, exit code and log path in trailing metadata (keys: platform
+executorMetadata) and in the status message.
+"""
+
+import argparse
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import uuid
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from vpe_executor.platform_config import PlatformError, load_platform, lookup
+from vpe_executor.registry import RegistryError, TaskSpec, load_registry
+from vpe_executor.runner import Outcome, Runner, StopReason
+from vpe_executor.wire import pb2, pb2_grpc
+
+LOG = logging.getLogger("vpe_executor")
+FAILED_TASK_STATUS = grpc.StatusCode.ABORTED
+_RUN_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_RUN_ID_MAX = 128
+_DEFAULT_REGISTRY = Path(__file__).resolve().parents[2] / "tasks.toml"
+
+
+def sanitize_run_id(raw: str) -> str:
+    """Make a caller's run id safe as a file name; empty input yields a fresh uuid4 hex."""
+    cleaned = _RUN_ID_UNSAFE.sub("_", raw)[:_RUN_ID_MAX].lstrip(".")
+    return cleaned or uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: grpc.StatusCode
+    detail: str
+    result: Any  # pb2.ExeResult
+
+
+class ExecutorServicer(pb2_grpc.PingServiceServicer):
+    def __init__(
+        self,
+        registry: dict[str, TaskSpec],
+        runner: Runner,
+        logs_dir: Path,
+        max_concurrent: int,
+        metadata_keys: dict[str, str],
+    ) -> None:
+        self._registry = registry
+        self._runner = runner
+        self._logs_dir = logs_dir
+        self._slots = threading.BoundedSemaphore(max_concurrent)
+        self._max_concurrent = max_concurrent
+        self._keys = metadata_keys
+
+    def ping(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return pb2.PingResponse(message=request.message)
+
+    def command(self, request: Any, context: grpc.ServicerContext) -> Any:
+        start = time.monotonic()
+        run_id = sanitize_run_id(request.run_id)
+        reply = self._execute(request, run_id, context)
+        LOG.info(
+            "run_id=%s command=%r status=%s exit_code=%d duration=%.3fs",
+            run_id,
+            request.command,
+            reply.status.name,
+            reply.result.exit_code,
+            time.monotonic() - start,
+        )
+        if reply.status is grpc.StatusCode.OK:
+            return reply.result
+        context.set_trailing_metadata(
+            (
+                (self._keys["runId"], reply.result.run_id),
+                (self._keys["exitCode"], str(reply.result.exit_code)),
+                (self._keys["logPath"], reply.result.log_path),
+            )
+        )
+        context.abort(reply.status, reply.detail)
+        raise AssertionError("unreachable: context.abort raises")
+
+    def _execute(self, request: Any, run_id: str, context: grpc.ServicerContext) -> Reply:
+        spec = self._registry.get(request.command)
+        if spec is None:
+            known = ", ".join(sorted(self._registry))
+            detail = f"unknown command {request.command!r}; registered commands: {known}"
+            return Reply(grpc.StatusCode.INVALID_ARGUMENT, detail, _result(detail, run_id))
+        if not self._slots.acquire(blocking=False):
+            detail = f"all {self._max_concurrent} task slots are busy; retry later"
+            return Reply(grpc.StatusCode.RESOURCE_EXHAUSTED, detail, _result(detail, run_id))
+        try:
+            log_path = self._logs_dir / f"{run_id}.log"
+            outcome = self._runner.run(
+                spec.argv(list(request.args)),
+                log_path,
+                spec.timeout_seconds,
+                cancelled=lambda: not context.is_active(),
+                cwd=spec.script.parent,
+            )
+        finally:
+            self._slots.release()
+        return _reply(spec, run_id, log_path, outcome)
+
+
+def _result(message: str, run_id: str, log_path: Path | None = None, **fields: Any) -> Any:
+    return pb2.ExeResult(message=message, run_id=run_id, log_path=str(log_path or ""), **fields)
+
+
+def _reply(spec: TaskSpec, run_id: str, log_path: Path, outcome: Outcome) -> Reply:
+    where = f"log: {log_path}"
+    if outcome.stopped is StopReason.TIMEOUT:
+        status = grpc.StatusCode.DEADLINE_EXCEEDED
+        detail = f"task {spec.name!r} exceeded {spec.timeout_seconds:g}s and was killed; {where}"
+    elif outcome.stopped is StopReason.CANCELLED:
+        status = grpc.StatusCode.CANCELLED
+        detail = f"task {spec.name!r} was cancelled and killed; {where}"
+    elif outcome.exit_code != 0:
+        status = FAILED_TASK_STATUS
+        detail = f"task {spec.name!r} failed with exit code {outcome.exit_code}; {where}"
+    else:
+        status = grpc.StatusCode.OK
+        detail = f"task {spec.name!r} succeeded in {outcome.duration_seconds:.3f}s; {where}"
+    result = _result(
+        detail,
+        run_id,
+        log_path,
+        exit_code=outcome.exit_code,
+        duration_seconds=outcome.duration_seconds,
+    )
+    return Reply(status, detail, result)
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str
+    port: int
+    logs_dir: Path
+    max_concurrent: int
+    shutdown_grace: float
+    kill_grace: float
+    registry: dict[str, TaskSpec]
+    metadata_keys: dict[str, str]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="vpe_executor", description=__doc__.splitlines()[0])
+    parser.add_argument("--platform-file", help="platform.json (default: $VPE_PLATFORM_FILE)")
+    parser.add_argument("--registry", type=Path, default=_DEFAULT_REGISTRY)
+    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--port", type=int, help="default: platform ports.executorGrpc; 0 = any")
+    parser.add_argument("--logs-dir", type=Path, help="default: platform paths.logs")
+    parser.add_argument("--envs-dir", type=Path, help="default: platform paths.envs")
+    parser.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=4,
+        help="task slots when the env var platform env.executorMaxConcurrent is unset",
+    )
+    parser.add_argument("--shutdown-grace", type=float, default=30.0, metavar="SECONDS")
+    parser.add_argument("--kill-grace", type=float, default=5.0, metavar="SECONDS")
+    return parser.parse_args(argv)
+
+
+def resolve_settings(args: argparse.Namespace) -> Settings:
+    platform = load_platform(args.platform_file)
+    envs_dir = args.envs_dir or Path(lookup(platform, "paths.envs"))
+    logs_root = args.logs_dir or Path(lookup(platform, "paths.logs"))
+    return Settings(
+        host=args.host,
+        port=lookup(platform, "ports.executorGrpc") if args.port is None else args.port,
+        logs_dir=logs_root / "executor",
+        max_concurrent=_max_concurrent(lookup(platform, "env.executorMaxConcurrent"), args),
+        shutdown_grace=args.shutdown_grace,
+        kill_grace=args.kill_grace,
+        registry=load_registry(args.registry, envs_dir),
+        metadata_keys=lookup(platform, "executorMetadata"),
+    )
+
+
+def _max_concurrent(env_name: str, args: argparse.Namespace) -> int:
+    raw = os.environ.get(env_name)
+    source = f"environment variable {env_name}" if raw is not None else "--max-concurrent"
+    try:
+        value = int(raw) if raw is not None else args.max_concurrent
+    except ValueError:
+        raise ValueError(f"{source} must be a positive integer, got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{source} must be a positive integer, got {value}")
+    return value
+
+
+def serve(settings: Settings, stop: threading.Event) -> None:
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    runner = Runner(kill_grace_seconds=settings.kill_grace)
+    # Extra threads beyond the task slots keep ping, health and fast rejections answering
+    # while every slot runs a long task.
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.max_concurrent + 8))
+    servicer = ExecutorServicer(
+        settings.registry,
+        runner,
+        settings.logs_dir,
+        settings.max_concurrent,
+        settings.metadata_keys,
+    )
+    pb2_grpc.add_PingServiceServicer_to_server(servicer, server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    server.start()
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    LOG.info(
+        "listening on %s:%d (tasks: %s; slots: %d)",
+        settings.host,
+        port,
+        ", ".join(sorted(settings.registry)),
+        settings.max_concurrent,
+    )
+    stop.wait()
+    LOG.info("shutting down: %.1fs grace for in-flight tasks", settings.shutdown_grace)
+    health_servicer.enter_graceful_shutdown()
+    server.stop(settings.shutdown_grace).wait()
+    runner.abort_all()
+    runner.wait_idle(settings.kill_grace + 1.0)
+    LOG.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    # Group-writable files: logs and buffers sit on group-0 volumes shared with Airflow.
+    os.umask(0o002)
+    try:
+        settings = resolve_settings(parse_args(argv))
+    except (PlatformError, RegistryError, ValueError) as exc:
+        LOG.error("configuration error: %s", exc)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    serve(settings, stop)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

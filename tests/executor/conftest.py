@@ -1,0 +1,201 @@
+"""Executor fixtures: generated proto modules and a real server subprocess on a free port."""
+
+import atexit
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import grpc
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EXECUTOR = REPO / "docker" / "executor"
+SRC = EXECUTOR / "src"
+PIPELINES = EXECUTOR / "pipelines" / "ingestion"
+PLATFORM_FILE = REPO / "docker" / "platform.json"
+TASKS = Path(__file__).resolve().parent / "tasks"
+TEST_ENV = "testenv"
+_LISTENING = re.compile(r"listening on [^:]+:(\d+)")
+
+sys.path[:0] = [str(SRC), str(PIPELINES)]
+
+
+def _generate_proto() -> Path:
+    """Compile the proto at collection time: test modules import the server at module level."""
+    from vpe_executor.protogen import compile_proto
+
+    out = Path(tempfile.mkdtemp(prefix="vpe-proto-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
+    compile_proto(REPO / "docker" / "proto" / "executor.proto", out)
+    sys.path.insert(0, str(out))
+    return out
+
+
+GENERATED = _generate_proto()
+
+
+@pytest.fixture(scope="session")
+def generated_dir() -> Path:
+    return GENERATED
+
+
+@pytest.fixture(scope="session")
+def wire(generated_dir: Path) -> ModuleType:
+    from vpe_executor import wire
+
+    return wire
+
+
+def child_env(generated_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VPE_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), str(generated_dir)])
+    env["VPE_PLATFORM_FILE"] = str(PLATFORM_FILE)
+    env.update(extra)
+    return env
+
+
+def make_envs_dir(root: Path) -> Path:
+    """An envs dir whose `testenv` interpreter is the interpreter running the tests."""
+    bin_dir = root / "envs" / TEST_ENV / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python").symlink_to(sys.executable)
+    return root / "envs"
+
+
+def write_registry(root: Path, tasks: dict[str, dict[str, Any]]) -> Path:
+    lines = []
+    for name, body in tasks.items():
+        lines.append(f"[tasks.{name}]")
+        lines.extend(f"{key} = {_toml(value)}" for key, value in body.items())
+    path = root / "tasks.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def fixture_registry(root: Path) -> dict[str, dict[str, Any]]:
+    def task(script: str, timeout: float = 30, args: list[str] | None = None) -> dict[str, Any]:
+        return {
+            "env": TEST_ENV,
+            "script": str(TASKS / script),
+            "args": args or [],
+            "timeout_seconds": timeout,
+        }
+
+    return {
+        "echo": task("echo.py", args=["fixed"]),
+        "block": task("block.py"),
+        "tree": task("tree.py", timeout=1.5),
+        "ping_env": {**task("echo.py"), "script": str(PIPELINES / "ping_env.py")},
+    }
+
+
+@dataclass
+class ServerProcess:
+    proc: subprocess.Popen[bytes]
+    port: int
+    logs_dir: Path
+    stderr_path: Path
+    channel: grpc.Channel
+    stubs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=30)
+        finally:
+            self.channel.close()
+
+
+def wait_for(predicate: Callable[[], Any], what: str, limit: float = 30.0) -> Any:
+    """Poll until predicate() is truthy; the limit only bounds a hung test, it asserts nothing."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def start_server(
+    root: Path, generated_dir: Path, wire: ModuleType, *args: str, **env: str
+) -> ServerProcess:
+    registry = write_registry(root, fixture_registry(root))
+    envs_dir = make_envs_dir(root)
+    logs_root = root / "logs"
+    stderr_path = root / "server.stderr"
+    command = [
+        sys.executable, "-m", "vpe_executor", "--registry", str(registry),
+        "--envs-dir", str(envs_dir), "--logs-dir", str(logs_root), "--host", "127.0.0.1",
+        "--port", "0", "--max-concurrent", "2", "--shutdown-grace", "2", "--kill-grace", "1",
+        *args,
+    ]  # fmt: skip
+    with stderr_path.open("wb") as stderr:
+        proc = subprocess.Popen(
+            command, env=child_env(generated_dir, **env), stderr=stderr, stdout=stderr
+        )
+
+    def port() -> int | None:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited {proc.returncode}: {stderr_path.read_text()}")
+        match = _LISTENING.search(stderr_path.read_text())
+        return int(match.group(1)) if match else None
+
+    bound = wait_for(port, "the server to listen")
+    channel = grpc.insecure_channel(f"127.0.0.1:{bound}")
+    server = ServerProcess(proc, bound, logs_root / "executor", stderr_path, channel)
+    server.stubs["ping"] = wire.pb2_grpc.PingServiceStub(channel)
+    return server
+
+
+@pytest.fixture
+def server_factory(
+    tmp_path: Path, generated_dir: Path, wire: ModuleType
+) -> Iterator[Callable[..., ServerProcess]]:
+    started: list[ServerProcess] = []
+
+    def factory(*args: str, **env: str) -> ServerProcess:
+        root = tmp_path / f"server{len(started)}"
+        root.mkdir()
+        server = start_server(root, generated_dir, wire, *args, **env)
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, generated_dir: Path, wire: ModuleType
+) -> Iterator[ServerProcess]:
+    running = start_server(tmp_path_factory.mktemp("server"), generated_dir, wire)
+    yield running
+    running.stop()

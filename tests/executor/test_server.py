@@ -1,0 +1,285 @@
+"""The executor server as a real subprocess, driven over real gRPC on loopback."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import grpc
+import pytest
+from conftest import ServerProcess, child_env, wait_for
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from vpe_executor.server import FAILED_TASK_STATUS, sanitize_run_id
+
+
+def call(server: ServerProcess, wire: ModuleType, command: str, *args: str, run_id: str = ""):
+    request = wire.pb2.ExeTask(command=command, args=list(args), run_id=run_id)
+    return server.stubs["ping"].command(request, timeout=60)
+
+
+def rpc_error(server: ServerProcess, wire: ModuleType, command: str, *args: str, **kw: Any):
+    with pytest.raises(grpc.RpcError) as caught:
+        call(server, wire, command, *args, **kw)
+    return caught.value
+
+
+def assert_still_serving(server: ServerProcess, wire: ModuleType) -> None:
+    reply = server.stubs["ping"].ping(wire.pb2.PingRequest(message="still there?"), timeout=10)
+    assert reply.message == "still there?"
+    assert server.proc.poll() is None
+
+
+def trailing(error: grpc.RpcError, platform: dict[str, Any]) -> dict[str, str]:
+    metadata = dict(error.trailing_metadata() or ())
+    keys = platform["executorMetadata"]
+    return {name: metadata[key] for name, key in keys.items()}
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in {"Z", "X"}  # a zombie has released everything; only its reaper is missing
+
+
+def test_ping_echoes_message(server: ServerProcess, wire: ModuleType) -> None:
+    reply = server.stubs["ping"].ping(wire.pb2.PingRequest(message="hello"), timeout=10)
+    assert reply.message == "hello"
+
+
+def test_health_reports_serving(server: ServerProcess) -> None:
+    stub = health_pb2_grpc.HealthStub(server.channel)
+    reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_health_cli(server: ServerProcess, generated_dir: Path) -> None:
+    def run(target: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "vpe_executor.health", "--target", target, "--timeout", "2"],
+            env=child_env(generated_dir), capture_output=True, text=True, check=False,
+        )  # fmt: skip
+
+    assert run(server.target).returncode == 0
+    closed = run("127.0.0.1:1")
+    assert closed.returncode == 1
+    assert "unhealthy: UNAVAILABLE" in closed.stderr
+
+
+def test_success_returns_result_and_log_holds_output(
+    server: ServerProcess, wire: ModuleType
+) -> None:
+    result = call(server, wire, "echo", "a b", "--x", run_id="run-ok.1")
+    assert result.exit_code == 0
+    assert result.run_id == "run-ok.1"
+    assert result.log_path == str(server.logs_dir / "run-ok.1.log")
+    assert result.duration_seconds > 0
+    log = Path(result.log_path).read_text()
+    assert "stdout: fixed a b --x" in log  # registry's fixed args first, then the caller's
+    assert "stderr: hello" in log
+    assert "exit code 0" in log
+    assert re.search(r"run_id=run-ok\.1 command='echo' status=OK exit_code=0", server.stderr())
+
+
+def test_unknown_command_is_invalid_argument(server: ServerProcess, wire: ModuleType) -> None:
+    error = rpc_error(server, wire, "rm -rf /")
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "unknown command 'rm -rf /'" in error.details()
+    assert "echo" in error.details()
+    assert_still_serving(server, wire)
+
+
+def test_nonzero_exit_reports_code_and_log(
+    server: ServerProcess, wire: ModuleType, platform: dict[str, Any]
+) -> None:
+    error = rpc_error(server, wire, "echo", "--code", "3", run_id="fails")
+    assert error.code() is FAILED_TASK_STATUS
+    log_path = str(server.logs_dir / "fails.log")
+    assert "exit code 3" in error.details()
+    assert log_path in error.details()
+    assert trailing(error, platform) == {"runId": "fails", "exitCode": "3", "logPath": log_path}
+    assert "exit code 3" in Path(log_path).read_text()
+    assert_still_serving(server, wire)
+
+
+def test_timeout_kills_whole_tree(
+    server: ServerProcess, wire: ModuleType, platform: dict[str, Any], tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "pids"
+    error = rpc_error(server, wire, "tree", str(pidfile), run_id="slow")
+    assert error.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "exceeded 1.5s" in error.details()
+    assert trailing(error, platform)["logPath"] == str(server.logs_dir / "slow.log")
+    child, grandchild = map(int, pidfile.read_text().split())
+    wait_for(lambda: process_gone(child) and process_gone(grandchild), "SIGKILL to land")
+    assert_still_serving(server, wire)
+
+
+def test_leftover_descendants_die_when_task_exits(
+    server: ServerProcess, wire: ModuleType, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "pids"
+    assert call(server, wire, "tree", str(pidfile), "--exit").exit_code == 0
+    child, grandchild = map(int, pidfile.read_text().split())
+    wait_for(lambda: process_gone(child) and process_gone(grandchild), "SIGKILL to land")
+
+
+def test_concurrency_limit(server: ServerProcess, wire: ModuleType, tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    markers = [tmp_path / f"started{i}" for i in range(2)]
+    stub = server.stubs["ping"]
+    running = [
+        stub.command.future(wire.pb2.ExeTask(command="block", args=[str(m), str(release)]))
+        for m in markers
+    ]
+    wait_for(lambda: all(m.exists() for m in markers), "both slots to be busy")
+    error = rpc_error(server, wire, "echo")
+    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "all 2 task slots are busy" in error.details()
+    assert_still_serving(server, wire)
+    release.touch()
+    assert [f.result(timeout=60).exit_code for f in running] == [0, 0]
+    assert call(server, wire, "echo").exit_code == 0  # slots are given back
+
+
+def test_run_id_sanitised(server: ServerProcess, wire: ModuleType) -> None:
+    result = call(server, wire, "echo", run_id="../../etc/dag:run+00")
+    assert result.run_id == "_.._etc_dag_run_00"
+    assert Path(result.log_path).parent == server.logs_dir
+    assert Path(result.log_path).is_file()
+
+
+def test_run_id_generated_when_empty(server: ServerProcess, wire: ModuleType) -> None:
+    result = call(server, wire, "echo")
+    assert re.fullmatch(r"[0-9a-f]{32}", result.run_id)
+    assert Path(result.log_path).name == f"{result.run_id}.log"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("manual__2024-01-01T00:00:00+00:00", "manual__2024-01-01T00_00_00_00_00"),
+        ("a/b\\c d", "a_b_c_d"),
+        ("..", None),
+        ("x" * 300, "x" * 128),
+    ],
+)
+def test_sanitize_run_id(raw: str, expected: str | None) -> None:
+    cleaned = sanitize_run_id(raw)
+    if expected is None:
+        assert re.fullmatch(r"[0-9a-f]{32}", cleaned)
+    else:
+        assert cleaned == expected
+
+
+def test_client_cancel_kills_task(server: ServerProcess, wire: ModuleType, tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids"
+    future = server.stubs["ping"].command.future(
+        wire.pb2.ExeTask(command="tree", args=[str(pidfile)], run_id="cancelled")
+    )
+    wait_for(pidfile.exists, "the task to start its tree")
+    future.cancel()
+    child, grandchild = map(int, pidfile.read_text().split())
+    wait_for(lambda: process_gone(child) and process_gone(grandchild), "the tree to be killed")
+    assert_still_serving(server, wire)
+
+
+def test_sigterm_lets_inflight_task_finish(
+    server_factory: Any, wire: ModuleType, tmp_path: Path
+) -> None:
+    server = server_factory()
+    marker, release = tmp_path / "started", tmp_path / "release"
+    future = server.stubs["ping"].command.future(
+        wire.pb2.ExeTask(command="block", args=[str(marker), str(release)])
+    )
+    wait_for(marker.exists, "the task to start")
+    server.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "shutting down" in server.stderr(), "the server to begin shutdown")
+    with pytest.raises(grpc.RpcError) as refused:
+        call(server, wire, "echo")
+    assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+    release.touch()
+    assert future.result(timeout=60).exit_code == 0
+    assert server.proc.wait(timeout=30) == 0
+
+
+def test_sigterm_kills_task_after_grace(
+    server_factory: Any, wire: ModuleType, tmp_path: Path
+) -> None:
+    server = server_factory()
+    marker = tmp_path / "started"
+    # No release file ever appears, so only the shutdown can end the task.
+    future = server.stubs["ping"].command.future(
+        wire.pb2.ExeTask(command="block", args=[str(marker), str(tmp_path / "never")])
+    )
+    task_pid = int(wait_for(lambda: marker.exists() and marker.read_text(), "the task to start"))
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=30) == 0
+    with pytest.raises(grpc.RpcError) as ended:
+        future.result(timeout=30)
+    assert ended.value.code() in {grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE}
+    wait_for(lambda: process_gone(task_pid), "the task to be killed")
+    assert (
+        "stopped (cancelled)"
+        in Path(server.logs_dir)
+        .joinpath(next(p.name for p in server.logs_dir.iterdir()))
+        .read_text()
+    )
+
+
+def test_max_concurrent_env_var_overrides_flag(server_factory: Any, platform: dict) -> None:
+    server = server_factory(**{platform["env"]["executorMaxConcurrent"]: "5"})
+    assert "slots: 5" in server.stderr()
+
+
+@pytest.mark.parametrize("value", ["0", "many"])
+def test_bad_max_concurrent_env_var_is_named(
+    tmp_path: Path, generated_dir: Path, platform: dict, value: str
+) -> None:
+    name = platform["env"]["executorMaxConcurrent"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "vpe_executor", "--port", "0", "--logs-dir", str(tmp_path)],
+        env=child_env(generated_dir, **{name: value}), capture_output=True, text=True,
+        check=False, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert f"environment variable {name} must be a positive integer" in proc.stderr
+
+
+def test_log_files_are_group_writable(server: ServerProcess, wire: ModuleType) -> None:
+    result = call(server, wire, "echo", run_id="perm")
+    assert os.stat(result.log_path).st_mode & 0o020
+
+
+def test_concurrent_pings_while_tasks_run(
+    server: ServerProcess, wire: ModuleType, tmp_path: Path
+) -> None:
+    release, marker = tmp_path / "release", tmp_path / "m"
+    future = server.stubs["ping"].command.future(
+        wire.pb2.ExeTask(command="block", args=[str(marker), str(release)])
+    )
+    wait_for(marker.exists, "the task to start")
+    errors: list[BaseException] = []
+
+    def pinger() -> None:
+        try:
+            for _ in range(20):
+                assert_still_serving(server, wire)
+        except BaseException as exc:  # collected and re-raised in the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=pinger) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    release.touch()
+    assert future.result(timeout=60).exit_code == 0
+    assert errors == []
