@@ -26,6 +26,18 @@ wait_until() {
 # Fails unless $1 contains $2.
 contains() { [[ "$1" == *"$2"* ]]; }
 
+# Succeeds when the command fails.
+fails() { ! "$@" >/dev/null 2>&1; }
+
+# Fails unless PID 1 of container $1 runs with real uid $2.
+pid1_uid_is() {
+  # shellcheck disable=SC2016  # $2 is awk's field, not the shell's
+  [ "$("$docker" exec "$1" awk '/^Uid:/ { print $2 }' /proc/1/status)" = "$2" ]
+}
+
+# Fails unless path $2 in container $1 is owned by uid $3.
+owner_is() { [ "$("$docker" exec "$1" stat -c %u "$2")" = "$3" ]; }
+
 finish() {
   if [ "$failures" -eq 0 ]; then echo "all checks passed"; return 0; fi
   echo "$failures check(s) failed"

@@ -47,8 +47,13 @@ start_server() {
     --health-cmd "pg_isready -h 127.0.0.1 -U postgres -d $db" \
     --health-interval 1s --health-retries 100000 "$image" >/dev/null
 }
-health() { "$docker" inspect --format '{{.State.Health.Status}}' "$1"; }
-is_healthy() { [ "$(health "$1")" = healthy ]; }
+is_healthy() {
+  [ "$("$docker" inspect --format '{{.State.Health.Status}}' "$1")" = healthy ]
+}
+password_on_a_command_line() {
+  "$docker" exec "$name" sh -c 'cat /proc/[0-9]*/cmdline' | tr '\0' ' ' \
+    | grep -qF -- "$POSTGRES_PASSWORD"
+}
 probes_run() {
   [ "$("$docker" inspect --format '{{len .State.Health.Log}}' "$1")" -gt 0 ]
 }
@@ -66,17 +71,14 @@ start_server "$name"
 check "init scripts start" wait_until 120 "$docker" exec "$name" test -e /tmp/init-running
 check "temporary server answers on the unix socket during init" \
   "$docker" exec "$name" pg_isready -q
-check "TCP probe fails during init" \
-  bash -c "! '$docker' exec '$name' pg_isready -q -h 127.0.0.1"
+check "TCP probe fails during init" fails "$docker" exec "$name" pg_isready -h 127.0.0.1
 check "healthcheck has probed during init" wait_until 60 probes_run "$name"
-check "healthcheck is not healthy during init" bash -c "[ \"\$('$docker' inspect --format '{{.State.Health.Status}}' '$name')\" != healthy ]"
+check "healthcheck is not healthy during init" fails is_healthy "$name"
 check "the recorded probe failed" last_probe_failed "$name"
 "$docker" exec "$name" touch /tmp/release-init
 check "healthy after init" wait_until 120 is_healthy "$name"
-check "server process runs as uid $uid" \
-  bash -c "'$docker' exec '$name' grep -Eq '^Uid:\s+$uid\s' /proc/1/status"
-check "PGDATA owned by postgres" \
-  bash -c "[ \"\$('$docker' exec '$name' stat -c %u '$pgdata')\" = $uid ]"
+check "server process runs as uid $uid" pid1_uid_is "$name" "$uid"
+check "PGDATA owned by postgres" owner_is "$name" "$pgdata" "$uid"
 
 PGPASSWORD=$POSTGRES_PASSWORD
 export PGPASSWORD
@@ -89,8 +91,7 @@ check "scram-sha-256 rule for remote hosts" \
   contains "$("$docker" exec "$name" tail -1 "$pgdata/pg_hba.conf")" "host all all all scram-sha-256"
 wrong=$(PGPASSWORD=wrong-$RANDOM client_sql 'SELECT 1' 2>&1 || true)
 check "wrong password is rejected" contains "$wrong" "password authentication failed"
-check "password is not on any command line" \
-  bash -c "! '$docker' exec '$name' sh -c 'cat /proc/[0-9]*/cmdline' | tr '\0' ' ' | grep -qF -- \"\$POSTGRES_PASSWORD\""
+check "password is not on any command line" fails password_on_a_command_line
 
 echo "# restart on the same volume"
 "$docker" stop "$name" >/dev/null
