@@ -91,31 +91,19 @@ def postgres_server() -> Iterator[PostgresServer]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-# Used only until warehouse/migrations/*.sql exist: the agreed staging-table columns.
-_FALLBACK_SCHEMA = """
-CREATE TABLE event (
-    event_id BIGINT UNIQUE NOT NULL, event_date DATE NOT NULL, event_time TIME NULL,
-    timezone TEXT NULL, country TEXT NULL, nearest_place TEXT NULL, continent_code TEXT NULL,
-    latitude NUMERIC NOT NULL, longitude NUMERIC NOT NULL, hazard_type TEXT,
-    landslide_type TEXT, landslide_size TEXT, landslide_trigger TEXT,
-    fatalities INTEGER NULL, injuries INTEGER NULL
-);
-"""
-
-
 def migration_files() -> list[Path]:
-    return sorted(MIGRATIONS.glob("*.sql")) if MIGRATIONS.is_dir() else []
+    files = sorted(MIGRATIONS.glob("*.sql"))
+    if not files:
+        raise FileNotFoundError(f"no warehouse migrations in {MIGRATIONS}")
+    return files
 
 
 @pytest.fixture
 def warehouse_url(postgres_server: PostgresServer) -> Iterator[str]:
     database = f"warehouse_{uuid.uuid4().hex[:12]}"
     postgres_server.psql("postgres", "-c", f'CREATE DATABASE "{database}"')
-    migrations = migration_files()
-    for migration in migrations:
+    for migration in migration_files():
         postgres_server.psql(database, "-f", str(migration))
-    if not migrations:
-        postgres_server.psql(database, "-c", _FALLBACK_SCHEMA)
     try:
         yield postgres_server.url(database)
     finally:

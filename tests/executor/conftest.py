@@ -83,6 +83,8 @@ def write_registry(root: Path, tasks: dict[str, dict[str, Any]]) -> Path:
 
 
 def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     if isinstance(value, str):

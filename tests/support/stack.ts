@@ -10,12 +10,19 @@ export interface RunOptions {
     preview?: boolean;
     /** Config keys (`vpe:key`) to set or replace; values as Pulumi holds them (JSON for objects). */
     overrides?: Record<string, string>;
+    /** One-shot containers whose command the mock engine reports as failed (exit code 3). */
+    failingContainers?: string[];
 }
 
 const cache = new Map<string, StackRun>();
 
 export function runStack(stack: string, options: RunOptions = {}): StackRun {
-    const request = { stack, preview: options.preview ?? false, overrides: options.overrides ?? {} };
+    const request = {
+        stack,
+        preview: options.preview ?? false,
+        overrides: options.overrides ?? {},
+        failingContainers: options.failingContainers ?? [],
+    };
     const key = JSON.stringify(request);
     const cached = cache.get(key);
     if (cached) return cached;

@@ -14,6 +14,7 @@ interface Request {
     stack: string;
     preview: boolean;
     overrides: Record<string, string>;
+    failingContainers: string[];
 }
 
 interface RegisterRequest {
@@ -91,7 +92,11 @@ async function main(): Promise<void> {
                 inputs: args.inputs,
                 options: undefined as never,
             });
-            return { id: `${args.name}-id`, state: mockOutputs(args.type, args.name, args.inputs) };
+            const state = mockOutputs(args.type, args.name, args.inputs);
+            if (request.failingContainers.includes(args.name)) {
+                Object.assign(state, { exitCode: 3, containerLogs: "migration failed\n" });
+            }
+            return { id: `${args.name}-id`, state };
         },
         call: (args) => {
             throw new Error(`the program made an unexpected invoke: ${args.token}`);

@@ -46,16 +46,16 @@ def load(conninfo: str, events: list[Event]) -> Counts:
     with psycopg.connect(conninfo) as conn, conn.transaction(), conn.cursor() as cur:
         cur.execute(
             sql.SQL(
-                "CREATE TEMP TABLE event_load ON COMMIT DROP AS "
+                "CREATE TEMP TABLE event_incoming ON COMMIT DROP AS "
                 "SELECT {columns} FROM {table} WITH NO DATA"
             ).format(columns=columns, table=sql.Identifier(TABLE))
         )
-        with cur.copy(sql.SQL("COPY event_load ({}) FROM STDIN").format(columns)) as copy:
+        with cur.copy(sql.SQL("COPY event_incoming ({}) FROM STDIN").format(columns)) as copy:
             for event in events:
                 copy.write_row(event.as_row())
         cur.execute(
             sql.SQL(
-                "INSERT INTO {table} ({columns}) SELECT {columns} FROM event_load "
+                "INSERT INTO {table} ({columns}) SELECT {columns} FROM event_incoming "
                 "ON CONFLICT (event_id) DO NOTHING"
             ).format(columns=columns, table=sql.Identifier(TABLE))
         )

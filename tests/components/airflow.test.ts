@@ -1,0 +1,127 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { airflowConnections } from "../../components/airflow";
+import { platform } from "../../platform";
+import { byType, isSecret, named, reveal, runStack, types, type StackRun } from "../support/stack";
+
+const services = ["api-server", "scheduler", "dag-processor", "triggerer"];
+
+function envOf(run: StackRun, name: string): Map<string, { value: string; secret: boolean }> {
+    const envs = (named(run, name).inputs.envs as unknown[]) ?? [];
+    return new Map(
+        envs.map((e) => {
+            const text = String(reveal(e));
+            const cut = text.indexOf("=");
+            return [text.slice(0, cut), { value: text.slice(cut + 1), secret: isSecret(e) }];
+        }),
+    );
+}
+
+describe("Airflow", () => {
+    const dev = runStack("dev");
+    const airflowContainers = ["init", ...services].map((s) => `vpe-dev-airflow-${s}`);
+
+    it("builds docker/airflow on the pinned official image", () => {
+        const image = named(dev, "vpe-dev-airflow-image").inputs as Record<string, any>;
+        assert.equal(image.build.dockerfile, "docker/airflow/Dockerfile");
+        assert.equal(image.build.args.AIRFLOW_IMAGE, platform.images.airflow);
+    });
+
+    it("shares one JWT secret, Fernet key, API secret and execution API URL across every container", () => {
+        for (const key of ["AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]) {
+            const values = new Set(airflowContainers.map((c) => envOf(dev, c).get(key)?.value));
+            assert.equal(values.size, 1, `${key} differs between containers`);
+            assert.ok([...values][0], `${key} missing`);
+            for (const c of airflowContainers) assert.equal(envOf(dev, c).get(key)?.secret, true, `${c} ${key} secret`);
+        }
+        for (const c of airflowContainers) {
+            assert.equal(envOf(dev, c).get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL")?.value, "http://airflow-api-server:8080/execution/");
+        }
+    });
+
+    it("uses a 44-character padded URL-safe Fernet key made from 32 random bytes", () => {
+        const bytes = byType(dev, types.bytes);
+        assert.deepEqual(bytes.map((b) => b.inputs.length), [32]);
+        const key = envOf(dev, "vpe-dev-airflow-scheduler").get("AIRFLOW__CORE__FERNET_KEY")!.value;
+        assert.equal(key.length, 44);
+        assert.match(key, /^[A-Za-z0-9_-]{43}=$/);
+    });
+
+    it("provisions grpc_default, spark_default and fs_default as AIRFLOW_CONN_* JSON", () => {
+        const env = envOf(dev, "vpe-dev-airflow-scheduler");
+        assert.deepEqual(JSON.parse(env.get("AIRFLOW_CONN_GRPC_DEFAULT")!.value), {
+            conn_type: "grpc",
+            host: "executor",
+            port: 3170,
+            extra: { auth_type: "NO_AUTH" },
+        });
+        assert.deepEqual(JSON.parse(env.get("AIRFLOW_CONN_SPARK_DEFAULT")!.value), {
+            conn_type: "spark",
+            host: "spark://spark-master",
+            port: 7077,
+        });
+        assert.deepEqual(JSON.parse(env.get("AIRFLOW_CONN_FS_DEFAULT")!.value), {
+            conn_type: "fs",
+            extra: { path: platform.paths.buffer },
+        });
+        const ids = Object.keys(airflowConnections({ executorAddress: { host: "executor", port: 3170 }, sparkMasterUrl: "spark://spark-master:7077" }));
+        assert.deepEqual(ids.sort(), Object.values(platform.connections).sort());
+    });
+
+    it("runs a one-shot init (db migrate, admin user) before the services, which depend on its success", () => {
+        const init = named(dev, "vpe-dev-airflow-init").inputs as Record<string, any>;
+        assert.equal(init.attach, true);
+        assert.deepEqual(init.command, ["bash", platform.paths.airflowInit]);
+        const env = envOf(dev, "vpe-dev-airflow-init");
+        assert.equal(env.get(platform.env.adminUsername)?.value, "admin");
+        assert.equal(env.get(platform.env.adminPassword)?.secret, true);
+        for (const s of services) {
+            const labels = named(dev, `vpe-dev-airflow-${s}`).inputs.labels as { label: string; value: string }[];
+            assert.deepEqual(labels, [{ label: "org.vpe.airflow-init", value: "vpe-dev-airflow-init-id" }], s);
+            assert.equal(envOf(dev, `vpe-dev-airflow-${s}`).has(platform.env.adminPassword), false, `${s} sees the admin password`);
+        }
+    });
+
+    it("does not start the services when the init fails", () => {
+        const failed = runStack("dev", { failingContainers: ["vpe-dev-airflow-init"] });
+        assert.match(failed.error ?? "", /vpe-dev-airflow-init exited with code 3/);
+        for (const s of services) {
+            assert.ok(!failed.resources.some((r) => r.name === `vpe-dev-airflow-${s}`), `${s} was created`);
+        }
+    });
+
+    it("uses LocalExecutor in dev and CeleryExecutor with Redis and N workers in prod", () => {
+        assert.equal(envOf(dev, "vpe-dev-airflow-scheduler").get("AIRFLOW__CORE__EXECUTOR")?.value, "LocalExecutor");
+        assert.ok(!dev.resources.some((r) => r.name === "vpe-dev-redis"));
+        const prod = runStack("prod");
+        const env = envOf(prod, "vpe-prod-airflow-worker-1");
+        assert.equal(env.get("AIRFLOW__CORE__EXECUTOR")?.value, "CeleryExecutor");
+        assert.match(env.get("AIRFLOW__CELERY__BROKER_URL")!.value, /^redis:\/\/:[^@]+@redis:6379\/0$/);
+        assert.equal(env.get("AIRFLOW__CELERY__BROKER_URL")!.secret, true);
+        const workers = byType(prod, types.container).filter((c) => /airflow-worker-\d$/.test(c.name));
+        assert.equal(workers.length, 2);
+        const redis = named(prod, "vpe-prod-redis").inputs as Record<string, any>;
+        assert.ok(!JSON.stringify(redis.command).includes("pw-"), "password on the command line");
+    });
+
+    it("mounts the project's DAGs read-only, the logs and the buffer", () => {
+        const volumes = named(dev, "vpe-dev-airflow-scheduler").inputs.volumes as Record<string, any>[];
+        const dags = volumes.find((v) => v.containerPath === platform.paths.airflowDags)!;
+        assert.ok(dags.hostPath.endsWith("/dags"));
+        assert.equal(dags.readOnly, true);
+        assert.ok(volumes.some((v) => v.volumeName === "vpe-dev-logs" && v.containerPath === platform.paths.logs));
+        assert.ok(volumes.some((v) => v.volumeName === "vpe-dev-buffer" && v.containerPath === platform.paths.buffer));
+    });
+
+    it("publishes only the API server, on loopback, and runs as uid 50000 group 0", () => {
+        for (const s of services) {
+            const inputs = named(dev, `vpe-dev-airflow-${s}`).inputs as Record<string, any>;
+            assert.equal(inputs.user, "50000:0");
+            if (s === "api-server") {
+                assert.deepEqual(inputs.ports, [{ internal: 8080, external: 18080, ip: "127.0.0.1", protocol: "tcp" }]);
+            } else {
+                assert.equal(inputs.ports, undefined, s);
+            }
+        }
+    });
+});

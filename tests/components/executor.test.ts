@@ -1,0 +1,55 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { platform } from "../../platform";
+import { isSecret, named, runStack } from "../support/stack";
+
+describe("Executor", () => {
+    const dev = runStack("dev");
+    const container = named(dev, "vpe-dev-executor").inputs as Record<string, any>;
+
+    it("builds from docker/executor: venv environments on Debian in dev, conda in prod", () => {
+        const devImage = named(dev, "vpe-dev-executor-image").inputs as Record<string, any>;
+        assert.equal(devImage.build.dockerfile, "docker/executor/Dockerfile");
+        assert.equal(devImage.build.args.ENV_FORMAT, "venv");
+        assert.equal(devImage.build.args.BASE_IMAGE, platform.images.debian);
+        const prodImage = named(runStack("prod"), "vpe-prod-executor-image").inputs as Record<string, any>;
+        assert.equal(prodImage.build.args.ENV_FORMAT, "conda");
+        assert.equal(prodImage.build.args.BASE_IMAGE, platform.images.conda);
+    });
+
+    it("runs the built image by digest, as a non-root user in group 0", () => {
+        assert.match(container.image, /^vpe-dev\/executor:local@sha256:/);
+        assert.equal(container.user, `${platform.users.executor.uid}:0`);
+        assert.notEqual(platform.users.executor.uid, 0);
+    });
+
+    it("is reachable as executor:3170 on the network only, unless a host port is configured", () => {
+        assert.deepEqual(container.networksAdvanced[0].aliases, ["executor"]);
+        assert.equal(container.ports, undefined);
+        const published = runStack("dev", { overrides: { "vpe:executor": '{"environmentFormat": "venv", "hostPort": 13170}' } });
+        const ports = (named(published, "vpe-dev-executor").inputs as Record<string, any>).ports;
+        assert.deepEqual(ports, [{ internal: platform.ports.executorGrpc, external: 13170, ip: "127.0.0.1", protocol: "tcp" }]);
+        assert.equal(published.outputs.executorHostAddress.value, "127.0.0.1:13170");
+    });
+
+    it("checks health with the gRPC health protocol", () => {
+        assert.deepEqual(container.healthcheck.tests, ["CMD", `${platform.paths.envs}/server/bin/python`, "-m", "vpe_executor.health"]);
+    });
+
+    it("mounts the shared buffer, the logs and the read-only data folder", () => {
+        const mounts = container.volumes.map((v: Record<string, any>) => [v.containerPath, v.volumeName ?? "bind", v.readOnly ?? false]);
+        assert.deepEqual(mounts, [
+            [platform.paths.buffer, "vpe-dev-buffer", false],
+            [platform.paths.logs, "vpe-dev-logs", false],
+            [platform.paths.data, "bind", true],
+        ]);
+        const data = container.volumes[2];
+        assert.ok(data.hostPath.endsWith("/data/fixtures"));
+    });
+
+    it("gets the pipeline writer's warehouse URL as a secret and its concurrency limit", () => {
+        const url = container.envs.find((e: unknown) => isSecret(e));
+        assert.match(url.value, /^VPE_WAREHOUSE_URL=postgresql:\/\/pipeline_writer:[^@]+@postgres:5432\/landslide_warehouse$/);
+        assert.ok(container.envs.includes(`${platform.env.executorMaxConcurrent}=4`));
+    });
+});

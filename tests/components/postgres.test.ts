@@ -1,0 +1,44 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { platform } from "../../platform";
+import { isSecret, named, runStack, types } from "../support/stack";
+
+describe("Postgres", () => {
+    const run = runStack("dev");
+    const container = named(run, "vpe-dev-postgres").inputs as Record<string, any>;
+
+    it("runs the pinned upstream image by ID, as the postgres user", () => {
+        const image = named(run, "vpe-dev-postgres-image");
+        assert.equal(image.type, types.remoteImage);
+        assert.equal(image.inputs.name, platform.images.postgres);
+        assert.equal(image.inputs.keepLocally, true);
+        assert.match(container.image, /^sha256:/);
+        assert.equal(container.user, "999:999");
+    });
+
+    it("keeps its data in a named volume mounted at PGDATA", () => {
+        assert.deepEqual(container.volumes, [{ volumeName: "vpe-dev-postgres-data", containerPath: platform.paths.postgresData }]);
+        assert.equal(named(run, "vpe-dev-postgres-data").options.retainOnDelete, true);
+    });
+
+    it("checks health over TCP, so the image's socket-only init server does not count", () => {
+        const test: string[] = container.healthcheck.tests;
+        assert.deepEqual(test.slice(0, 4), ["CMD", "pg_isready", "-h", "127.0.0.1"]);
+        assert.equal(container.wait, true);
+    });
+
+    it("is published on loopback only, and passes the generated admin password as a secret", () => {
+        assert.deepEqual(container.ports, [{ internal: 5432, external: 15432, ip: "127.0.0.1", protocol: "tcp" }]);
+        const password = container.envs.find((e: unknown) => isSecret(e));
+        assert.ok(password, "POSTGRES_PASSWORD must be secret");
+        assert.match(password.value, /^POSTGRES_PASSWORD=.{32}$/);
+        const generated = named(run, "vpe-dev-postgres-admin-password").inputs;
+        assert.equal(generated.special, false, "URL-breaking characters");
+    });
+
+    it("honours a configured memory limit", () => {
+        const prod = runStack("prod");
+        assert.equal((named(prod, "vpe-prod-postgres").inputs as { memory: number }).memory, 4096);
+        assert.equal(container.memory, undefined);
+    });
+});

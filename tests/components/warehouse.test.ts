@@ -1,0 +1,80 @@
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, it } from "node:test";
+import { roleNames, warehouseTables } from "../../components/warehouse";
+import { platform } from "../../platform";
+import { byType, isSecret, named, reveal, runStack, types } from "../support/stack";
+import { projectRoot } from "../support/stackConfig";
+
+type Grant = { database: string; role: string; objectType: string; objects?: string[]; privileges: string[]; schema?: string };
+
+describe("Warehouse", () => {
+    const run = runStack("dev");
+    const grants = byType(run, types.pgGrant).map((g) => ({ ...(g.inputs as unknown as Grant), resource: g }));
+
+    it("talks to PostgreSQL through an explicit provider built from the container's outputs", () => {
+        const provider = byType(run, types.pgProvider);
+        assert.equal(provider.length, 1);
+        const inputs = provider[0].inputs;
+        assert.equal(inputs.host, "127.0.0.1");
+        assert.equal(inputs.port, "15432", "the provider schema carries port as a string");
+        assert.equal(inputs.sslmode, "disable");
+        assert.ok(isSecret(inputs.password));
+        for (const r of [...byType(run, types.pgRole), ...byType(run, types.pgDatabase), ...byType(run, types.pgGrant)]) {
+            assert.ok(r.options.provider.includes("pulumi:providers:postgresql::vpe-dev-postgresql"), `${r.name} uses the default provider`);
+        }
+    });
+
+    it("creates the Airflow metadata and warehouse databases", () => {
+        const dbs = byType(run, types.pgDatabase).map((d) => [d.inputs.name, d.inputs.owner]);
+        assert.deepEqual(dbs.sort(), [
+            [platform.databases.airflow, roleNames.airflow],
+            [platform.databases.warehouse, "postgres"],
+        ]);
+    });
+
+    it("creates one login role per consumer with a generated secret password", () => {
+        const roles = byType(run, types.pgRole);
+        assert.deepEqual(roles.map((r) => r.inputs.name).sort(), Object.values(roleNames).sort());
+        for (const role of roles) {
+            assert.equal(role.inputs.login, true);
+            assert.ok(isSecret(role.inputs.password), role.name);
+            assert.equal(role.inputs.superuser, undefined, `${role.name} must not be superuser`);
+        }
+    });
+
+    it("applies the warehouse migrations through the migrations resource, with the files as inputs", () => {
+        const migrations = named(run, "vpe-dev-warehouse-migrations");
+        assert.equal(migrations.type, types.dynamic);
+        const files = fs.readdirSync(path.join(projectRoot, "warehouse", "migrations")).filter((f) => f.endsWith(".sql")).sort();
+        const declared = (reveal(migrations.inputs.migrations) as { name: string }[]).map((m) => m.name);
+        assert.deepEqual(declared, files);
+        assert.equal(migrations.inputs.database, platform.databases.warehouse);
+        assert.ok(isSecret(migrations.inputs.password));
+    });
+
+    it("grants after the schema exists, least privilege per role", () => {
+        for (const g of grants) {
+            assert.ok(g.resource.options.dependencies.some((d) => d.endsWith("::vpe-dev-warehouse-migrations")), `${g.resource.name} does not wait for the migrations`);
+        }
+        const privileges = (role: string, objectType: string) =>
+            grants.filter((g) => g.role === role && g.objectType === objectType);
+        assert.deepEqual(privileges("public", "database").map((g) => g.privileges), [[], []], "PUBLIC may still connect");
+        const analystTables = privileges(roleNames.analyst, "table");
+        assert.equal(analystTables.length, 1);
+        assert.deepEqual(analystTables[0].privileges, ["SELECT"]);
+        assert.ok(!analystTables[0].objects!.some((t) => warehouseTables.staging.includes(t)), "analyst reads staging");
+        const writerTables = privileges(roleNames.writer, "table");
+        assert.ok(writerTables.every((g) => !g.privileges.includes("DROP") && g.objects!.length > 0));
+        assert.deepEqual(privileges(roleNames.airflow, "table"), [], "airflow has no warehouse rights");
+    });
+
+    it("classifies every table the migrations create, so none is left without grants", () => {
+        const dir = path.join(projectRoot, "warehouse", "migrations");
+        const sql = fs.readdirSync(dir).filter((f) => f.endsWith(".sql")).map((f) => fs.readFileSync(path.join(dir, f), "utf8")).join("\n");
+        const created = [...sql.matchAll(/create\s+table\s+(?:if\s+not\s+exists\s+)?(?:public\.)?"?([a-z_]+)"?/gi)].map((m) => m[1].toLowerCase());
+        const classified = Object.values(warehouseTables).flat();
+        assert.deepEqual([...new Set(created)].sort(), [...classified].sort());
+    });
+});
