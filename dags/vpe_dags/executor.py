@@ -1,0 +1,97 @@
+"""Calling the executor's PingService from DAGs with the provider's GrpcOperator.
+
+The generated stubs (executor_pb2, executor_pb2_grpc) are on the Airflow image's PYTHONPATH;
+tests generate them from docker/proto/executor.proto into a temporary folder.
+"""
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.grpc.operators.grpc import GrpcOperator
+from executor_pb2 import ExeResult, ExeTask, PingResponse
+from executor_pb2_grpc import PingServiceStub
+
+from vpe_dags.platform import connection_id
+
+# Commands of the executor's task registry (docker/executor/tasks.toml) the DAGs call.
+EXTRACT_CATALOG = "extract_catalog"
+IMPORT_EVENTS = "import_events"
+
+# Names the Airflow run and task, so the executor's per-run log file can be traced back; the
+# executor replaces characters that are unsafe in file names.
+RUN_ID_TEMPLATE = "{{ dag.dag_id }}.{{ run_id }}.{{ task.task_id }}.{{ ti.try_number }}"
+
+
+def push_ping_reply(response: PingResponse, context: Any) -> None:
+    """GrpcOperator response_callback of `ping`: the reply must echo a non-empty message."""
+    if not response.message:
+        raise ValueError("executor ping returned an empty message")
+    context["ti"].xcom_push(key="reply", value=response.message)
+
+
+def push_command_result(response: ExeResult, context: Any) -> None:
+    """GrpcOperator response_callback of `command`: publishes the run's outcome to XCom.
+
+    Failures never get here: the executor answers them with a non-OK gRPC status, which the
+    provider's hook re-raises, failing the task. A zero exit code is still checked so that an
+    executor breaking that contract cannot turn a failed run into a green task.
+    """
+    if response.exit_code != 0:
+        raise RuntimeError(
+            f"executor run {response.run_id} exited {response.exit_code}: {response.message}"
+        )
+    context["ti"].xcom_push(
+        key="result",
+        value={
+            "message": response.message,
+            "run_id": response.run_id,
+            "log_path": response.log_path,
+            "duration_seconds": response.duration_seconds,
+        },
+    )
+
+
+class ExecutorCommandOperator(GrpcOperator):
+    """GrpcOperator running one registry command through PingService.command.
+
+    GrpcOperator renders templates inside `data` only down to the dict, never inside a protobuf
+    message, so the ExeTask is built at run time from the rendered `command_args` and
+    `executor_run_id`.
+    """
+
+    template_fields: Sequence[str] = (
+        *GrpcOperator.template_fields,
+        "command_args",
+        "executor_run_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        command: str,
+        command_args: Sequence[str] = (),
+        executor_run_id: str = RUN_ID_TEMPLATE,
+        execution_timeout: timedelta = timedelta(minutes=20),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            stub_class=PingServiceStub,
+            call_func="command",
+            grpc_conn_id=connection_id("grpc"),
+            response_callback=push_command_result,
+            execution_timeout=execution_timeout,
+            **kwargs,
+        )
+        self.command = command
+        self.command_args = list(command_args)
+        self.executor_run_id = executor_run_id
+
+    def request(self) -> ExeTask:
+        return ExeTask(
+            command=self.command, args=self.command_args, run_id=self.executor_run_id
+        )
+
+    def execute(self, context: Any) -> None:
+        self.data = {"request": self.request()}
+        super().execute(context)

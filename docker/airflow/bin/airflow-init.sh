@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# One-shot initialisation the stack runs before any Airflow service starts:
+#  1. `airflow db migrate`, failing with its exit code (the official entrypoint's
+#     _AIRFLOW_DB_MIGRATE swallows migration errors);
+#  2. the admin user of the FAB auth manager: created, or its password reset when it exists,
+#     so a re-run converges and exits 0.
+# The user name and password come from the environment variables that platform.json
+# env.adminUsername / env.adminPassword name. The password reaches the CLI on stdin only
+# (never argv, never the log).
+set -euo pipefail
+
+die() { echo "airflow-init: $*" >&2; exit 1; }
+
+platform=${VPE_PLATFORM_FILE:-}
+[ -n "$platform" ] || die "VPE_PLATFORM_FILE is not set: it must name platform.json"
+json() { python "$(dirname "${BASH_SOURCE[0]}")/platform-get.py" "$platform" "$1"; }
+
+user_var=$(json env.adminUsername)
+password_var=$(json env.adminPassword)
+username=${!user_var:-}
+password=${!password_var:-}
+[ -n "$username" ] || die "$user_var (platform.json env.adminUsername) is empty"
+[ -n "$password" ] || die "$password_var (platform.json env.adminPassword) is empty"
+[[ $password != *$'\n'* ]] || die "$password_var must be a single line"
+# Keep the secret out of the environment of every command below.
+unset "$password_var"
+
+echo "airflow-init: migrating the metadata database"
+airflow db migrate
+
+user_exists() {
+  airflow users list --output json | python -c '
+import json, sys
+sys.exit(0 if any(u["username"] == sys.argv[1] for u in json.load(sys.stdin)) else 1)' "$1"
+}
+
+# getpass reads the password and its confirmation from stdin when there is no terminal.
+if user_exists "$username"; then
+  echo "airflow-init: admin user $username exists; resetting its password"
+  printf '%s\n%s\n' "$password" "$password" | airflow users reset-password --username "$username"
+else
+  echo "airflow-init: creating admin user $username"
+  printf '%s\n%s\n' "$password" "$password" | airflow users create --username "$username" \
+    --role Admin --firstname Airflow --lastname Admin --email "${username}@vpe.invalid"
+fi
+user_exists "$username" || die "admin user $username is missing after creation"
+echo "airflow-init: done"
