@@ -1,0 +1,189 @@
+// docker Image (pulumi-docker's native provider): Check adds build defaults and a digest of the
+// build context, so a changed file is a diff; any diff is an update that rebuilds. For a local
+// build (skipPush) the provider returns the image ID as repoDigest. Delete leaves the image.
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { Props } from "../wire";
+import { dockerFor, inspectImage } from "./dockerObjects";
+import type { Handler, HandlerContext } from "./types";
+
+/** Debian's client: the one on PATH here has no buildx and fails with BuildKit on. */
+const dockerCli = "/usr/bin/docker";
+const hostPlatform = `linux/${process.arch === "x64" ? "amd64" : process.arch}`;
+
+interface Build {
+    context: string;
+    dockerfile: string;
+    args?: Record<string, string>;
+    builderVersion?: string;
+    platform?: string;
+    target?: string;
+    contextDigest?: string;
+}
+
+function globToRegex(pattern: string): RegExp {
+    let re = "";
+    for (let i = 0; i < pattern.length; i++) {
+        const c = pattern[i];
+        if (c === "*" && pattern[i + 1] === "*") {
+            re += ".*";
+            i++;
+            if (pattern[i + 1] === "/") {
+                i++;
+            }
+        } else if (c === "*") {
+            re += "[^/]*";
+        } else if (c === "?") {
+            re += "[^/]";
+        } else {
+            re += c.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+        }
+    }
+    return new RegExp(`^${re}(/.*)?$`);
+}
+
+/** .dockerignore semantics: patterns are relative to the context, later `!` lines re-include. */
+function ignoreMatcher(contextDir: string): (rel: string) => boolean {
+    const file = path.join(contextDir, ".dockerignore");
+    const rules = fs.existsSync(file)
+        ? fs
+              .readFileSync(file, "utf8")
+              .split("\n")
+              .map((l) => l.trim())
+              .filter((l) => l !== "" && !l.startsWith("#"))
+              .map((l) => {
+                  const negate = l.startsWith("!");
+                  const body = path.posix.normalize((negate ? l.slice(1) : l).replace(/^\/+/, ""));
+                  return { negate, re: globToRegex(body) };
+              })
+        : [];
+    return (rel) => rules.reduce((ignored, r) => (r.re.test(rel) ? !r.negate : ignored), false);
+}
+
+function listFiles(dir: string, root: string, ignored: (rel: string) => boolean): string[] {
+    const out: string[] = [];
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+        const full = path.join(dir, entry.name);
+        const rel = path.relative(root, full).split(path.sep).join("/");
+        if (ignored(rel) && !entry.isDirectory()) {
+            continue;
+        }
+        if (entry.isDirectory()) {
+            out.push(...listFiles(full, root, ignored));
+        } else if (!ignored(rel)) {
+            out.push(rel);
+        }
+    }
+    return out;
+}
+
+/** A digest of everything the build can see: paths, modes and contents of context + Dockerfile. */
+export function contextDigest(contextDir: string, dockerfile: string): string {
+    const hash = createHash("sha256");
+    const ignored = ignoreMatcher(contextDir);
+    for (const rel of listFiles(contextDir, contextDir, ignored).sort()) {
+        const full = path.join(contextDir, rel);
+        hash.update(`${rel}\0${fs.statSync(full).mode & 0o777}\0`);
+        hash.update(fs.readFileSync(full));
+    }
+    hash.update("\0dockerfile\0");
+    hash.update(fs.readFileSync(dockerfile));
+    return hash.digest("hex");
+}
+
+function resolveBuild(inputs: Props): Build {
+    const build = (inputs.build ?? {}) as Partial<Build>;
+    const context = build.context ?? ".";
+    return {
+        ...build,
+        context,
+        dockerfile: build.dockerfile ?? path.join(context, "Dockerfile"),
+        builderVersion: build.builderVersion ?? "BuilderBuildKit",
+        platform: build.platform ?? hostPlatform,
+    } as Build;
+}
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+        const child = spawn(cmd, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+        let output = "";
+        child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+        child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+        child.on("error", reject);
+        child.on("close", (code) =>
+            code === 0 ? resolve(output) : reject(new Error(`${cmd} ${args.join(" ")} exited ${code}:\n${output.slice(-4000)}`)),
+        );
+    });
+}
+
+async function buildImage(ctx: HandlerContext, inputs: Props): Promise<Props> {
+    const build = resolveBuild(inputs);
+    const imageName = inputs.imageName as string;
+    if (inputs.skipPush !== true) {
+        throw new Error(`${ctx.urn}: skipPush must be true: the harness has no registry to push ${imageName} to`);
+    }
+    const args = ["build", "-f", build.dockerfile, "-t", imageName, "--platform", build.platform ?? hostPlatform];
+    for (const [k, v] of Object.entries(build.args ?? {})) {
+        args.push("--build-arg", `${k}=${v}`);
+    }
+    if (build.target) {
+        args.push("--target", build.target);
+    }
+    args.push(build.context);
+    const env = { ...process.env, DOCKER_BUILDKIT: build.builderVersion === "BuilderV1" ? "0" : "1" };
+    const started = process.hrtime.bigint();
+    await run(dockerCli, args, env, ctx.cwd);
+    ctx.metric("buildSeconds", Number(process.hrtime.bigint() - started) / 1e9);
+    const image = await inspectImage(dockerFor(ctx), imageName);
+    if (image === undefined) {
+        throw new Error(`${ctx.urn}: built ${imageName} but the engine does not list it`);
+    }
+    ctx.metric("imageBytes", image.Size);
+    const relDockerfile = path.relative(path.resolve(ctx.cwd, build.context), path.resolve(ctx.cwd, build.dockerfile));
+    return {
+        imageName,
+        baseImageName: imageName,
+        repoDigest: image.Id,
+        context: build.context,
+        dockerfile: relDockerfile,
+        platform: build.platform,
+        registryServer: (inputs.registry as Props | undefined)?.server,
+    };
+}
+
+export const imageHandler: Handler = {
+    type: "docker:index/image:Image",
+    inputs: [
+        "imageName",
+        "skipPush",
+        "buildOnPreview",
+        "build.context",
+        "build.dockerfile",
+        "build.args{}",
+        "build.builderVersion",
+        "build.platform",
+        "build.target",
+    ],
+    forceNew: [],
+    async check(ctx, news) {
+        const build = resolveBuild(news);
+        const dockerfile = path.resolve(ctx.cwd, build.dockerfile);
+        if (!fs.existsSync(dockerfile)) {
+            throw new Error(`${ctx.urn}: could not open dockerfile at relative path ${build.dockerfile} (from ${ctx.cwd})`);
+        }
+        const digest = contextDigest(path.resolve(ctx.cwd, build.context), dockerfile);
+        return { ...news, build: { ...build, contextDigest: digest } };
+    },
+    async create(ctx, inputs) {
+        const outputs = await buildImage(ctx, inputs);
+        return { id: inputs.imageName as string, outputs };
+    },
+    update(ctx, _id, _olds, news) {
+        return buildImage(ctx, news);
+    },
+    async delete() {
+        // The provider's Delete is a no-op: the image stays in the engine's store.
+    },
+};
