@@ -1,0 +1,36 @@
+// Helpers shared by the warehouse tests.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client, ClientConfig } from "pg";
+
+export const MIGRATIONS_DIR = join(__dirname, "..", "..", "warehouse", "migrations");
+
+/** A temp directory holding the given migration files. */
+export function migrationDir(files: Record<string, string>): string {
+    const dir = mkdtempSync(join(tmpdir(), "vpe-migrations-"));
+    for (const [name, sql] of Object.entries(files)) {
+        writeFileSync(join(dir, name), sql);
+    }
+    return dir;
+}
+
+export async function withClient<T>(config: ClientConfig, use: (client: Client) => Promise<T>): Promise<T> {
+    const client = new Client(config);
+    await client.connect();
+    try {
+        return await use(client);
+    } finally {
+        await client.end();
+    }
+}
+
+export async function count(client: Client, table: string): Promise<number> {
+    const result = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`);
+    return Number(result.rows[0].n);
+}
+
+export async function tableExists(client: Client, table: string): Promise<boolean> {
+    const result = await client.query("SELECT to_regclass($1) IS NOT NULL AS present", [table]);
+    return result.rows[0].present as boolean;
+}
