@@ -89,6 +89,8 @@ interface Request {
 type Callback = (err: Error | null, resp?: unknown) => void;
 
 const stackType = "pulumi:pulumi:Stack";
+/** After a failure, how long no registration may be in flight before the run is declared over. */
+const settleQuietMs = 500;
 
 function emptyCounts(): Record<Op, number> {
     return { create: 0, update: 0, replace: 0, delete: 0, same: 0 };
@@ -144,6 +146,8 @@ export class Engine {
     private readonly errors: string[] = [];
     private stackOutputs: Props = {};
     private preview = false;
+    private inflight = 0;
+    private lastActivity = Date.now();
 
     constructor(private readonly options: RunOptions) {
         this.project = readProject(path.resolve(options.projectDir));
@@ -194,17 +198,37 @@ export class Engine {
         pulumi.runtime.setAllConfig(config);
         const onRejection = (err: unknown) => this.recordSdkError(err);
         process.on("unhandledRejection", onRejection);
-        try {
-            await runInPulumiStack(async () => {
-                // eslint-disable-next-line @typescript-eslint/no-require-imports
-                const exported = require(this.project.main);
-                return exported instanceof Function ? exported() : exported;
-            });
-        } catch (err) {
-            this.recordSdkError(err);
-        }
-        await waitForRPCs();
+        const program = runInPulumiStack(async () => {
+            // eslint-disable-next-line @typescript-eslint/no-require-imports
+            const exported = require(this.project.main);
+            return exported instanceof Function ? exported() : exported;
+        }).then(
+            () => waitForRPCs(),
+            (err: unknown) => this.recordSdkError(err),
+        );
+        await this.settle(program);
         process.off("unhandledRejection", onRejection);
+        if (this.errors.length > 0) {
+            // Dependents of a failed resource never register (the real engine stops the program
+            // here too); their pending promises are expected, not leaks worth reporting.
+            store.leakCandidates = new Set();
+        }
+    }
+
+    /**
+     * Waits for the program and every registration to finish. After a failure, dependents of
+     * the failed resource wait forever, so once nothing is in flight the run stops.
+     */
+    private async settle(program: Promise<unknown>): Promise<void> {
+        let finished = false;
+        void program.finally(() => (finished = true));
+        while (!finished) {
+            const quiet = this.inflight === 0 && Date.now() - this.lastActivity > settleQuietMs;
+            if (this.errors.length > 0 && quiet) {
+                return;
+            }
+            await new Promise((r) => setTimeout(r, 50));
+        }
     }
 
     private recordSdkError(err: unknown): void {
@@ -271,12 +295,16 @@ export class Engine {
         const type = req.getType();
         const name = req.getName();
         const urn = this.urnFor(type, name, req.getParent());
+        this.inflight++;
         try {
             return await this.registerUrn(req, urn, type, name);
         } catch (err) {
             const message = (err as Error).message.startsWith(urn) ? (err as Error).message : `${urn}: ${(err as Error).message}`;
             this.errors.push(message);
             throw new Error(message);
+        } finally {
+            this.inflight--;
+            this.lastActivity = Date.now();
         }
     }
 
@@ -385,19 +413,23 @@ export class Engine {
                 : { ...plainProps(previous.outputs), ...news };
             return { id: previous.id ?? "", outputs };
         }
-        if (previous && this.old.get(entry.urn) === previous) {
-            if (previous.protect || entry.protect) {
-                throw new Error(`${entry.urn}: unable to replace resource: it is protected (protect: true)`);
-            }
-            const dbr = req.getDeletebeforereplacedefined() ? req.getDeletebeforereplace() : diff.deleteBeforeReplace === true;
-            if (dbr) {
-                await this.deleteForReplacement(previous);
-            } else {
-                this.old.delete(entry.urn);
-                this.pendingDeletes.push({ ...previous, pendingDelete: true });
-            }
+        if (previous === undefined || this.old.get(entry.urn) !== previous) {
+            return this.create(handler, ctx, entry, news, wire);
         }
-        return this.create(handler, ctx, entry, news, wire);
+        if (previous.protect || entry.protect) {
+            throw new Error(`${entry.urn}: unable to replace resource: it is protected (protect: true)`);
+        }
+        const dbr = req.getDeletebeforereplacedefined() ? req.getDeletebeforereplace() : diff.deleteBeforeReplace === true;
+        if (dbr) {
+            await this.deleteForReplacement(previous);
+            return this.create(handler, ctx, entry, news, wire);
+        }
+        // Create-before-delete: the old copy becomes a pending delete only once its
+        // replacement exists; if the create fails, the old one stays the live resource.
+        const created = await this.create(handler, ctx, entry, news, wire);
+        this.old.delete(entry.urn);
+        this.pendingDeletes.push({ ...previous, pendingDelete: true });
+        return created;
     }
 
     private async create(handler: Handler, ctx: HandlerContext, entry: ResourceState, news: Props, wire: Props) {
@@ -405,7 +437,13 @@ export class Engine {
             return await handler.create(ctx, news);
         } catch (err) {
             if (err instanceof PartialCreateError) {
-                // Like Pulumi, keep a half-created resource in state so destroy cleans it up.
+                // Like Pulumi, keep a half-created resource in state so destroy cleans it up;
+                // an old copy it was replacing is then only a pending delete.
+                const previous = this.old.get(entry.urn);
+                if (previous) {
+                    this.old.delete(entry.urn);
+                    this.pendingDeletes.push({ ...previous, pendingDelete: true });
+                }
                 this.current.set(entry.urn, {
                     ...entry,
                     id: err.id,
