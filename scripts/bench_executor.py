@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Benchmark the executor over loopback: task dispatch overhead and gRPC ping performance.
+
+Starts a real server (python -m vpe_executor) with a throwaway registry and venv, then measures
+  dispatch   client call -> first line of the task script (ping_env stamps time.monotonic_ns(),
+             a system-wide clock on Linux), for the executor's direct-interpreter dispatch and
+             for a `conda run` baseline (docker/executor/bench/conda_run_emulator.py: same
+             process structure as conda run, stdlib-only interpreters, so a lower bound);
+  ping       sequential round-trip latency, and throughput with concurrent client threads.
+Bounded loops, loopback only. Prints a table; writes reports/bench_executor.json.
+
+Run with the project venv: .venv/bin/python scripts/bench_executor.py [--dispatch-runs N]
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import venv
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+EXECUTOR = REPO / "docker" / "executor"
+PING_ENV = EXECUTOR / "pipelines" / "ingestion" / "ping_env.py"
+EMULATOR = EXECUTOR / "bench" / "conda_run_emulator.py"
+REPORT = REPO / "reports" / "bench_executor.json"
+sys.path.insert(0, str(EXECUTOR / "src"))
+
+import grpc  # noqa: E402
+
+from vpe_executor.protogen import compile_proto  # noqa: E402 - needs the sys.path entry above
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def summary(values_ms: list[float], pcts: tuple[int, ...]) -> dict[str, float]:
+    stats = {f"p{p}_ms": round(percentile(values_ms, p), 3) for p in pcts}
+    stats["mean_ms"] = round(sum(values_ms) / len(values_ms), 3)
+    return {**stats, "n": len(values_ms)}
+
+
+def write_registry(root: Path, prefix: Path) -> Path:
+    python = prefix / "bin" / "python"
+    registry = root / "tasks.toml"
+    registry.write_text(
+        f'[tasks.direct]\nenv = "bench"\nscript = "{PING_ENV}"\ntimeout_seconds = 60\n\n'
+        f'[tasks.conda_run]\nenv = "bench"\nscript = "{EMULATOR}"\n'
+        f'args = ["{prefix}", "{python}", "{PING_ENV}"]\ntimeout_seconds = 60\n'
+    )
+    return registry
+
+
+def start_server(root: Path, generated: Path, registry: Path) -> tuple[subprocess.Popen, int]:
+    stderr_path = root / "server.stderr"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(EXECUTOR / "src"), str(generated)])}
+    env["VPE_PLATFORM_FILE"] = str(REPO / "docker" / "platform.json")
+    with stderr_path.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vpe_executor", "--registry", str(registry),
+             "--envs-dir", str(root / "envs"), "--logs-dir", str(root / "logs"),
+             "--host", "127.0.0.1", "--port", "0", "--max-concurrent", "4"],
+            env=env, stderr=stderr, stdout=stderr,
+        )  # fmt: skip
+    for _ in range(1500):
+        if proc.poll() is not None:
+            sys.exit(f"server exited: {stderr_path.read_text()}")
+        match = re.search(r"listening on [^:]+:(\d+)", stderr_path.read_text())
+        if match:
+            return proc, int(match.group(1))
+        time.sleep(0.02)
+    proc.kill()
+    sys.exit("server did not start")
+
+
+def measure_dispatch(stub: Any, pb2: Any, command: str, stamp: Path) -> float:
+    stamp.unlink(missing_ok=True)
+    request = pb2.ExeTask(command=command, args=["--stamp-file", str(stamp)])
+    sent = time.monotonic_ns()
+    stub.command(request, timeout=60)
+    return (int(stamp.read_text()) - sent) / 1e6
+
+
+def timed(call: Callable[[], Any], runs: int) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter_ns()
+        call()
+        samples.append((time.perf_counter_ns() - start) / 1e6)
+    return samples
+
+
+def throughput(call: Callable[[], Any], total: int, threads: int) -> float:
+    start = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        for future in [pool.submit(call) for _ in range(total)]:
+            future.result()
+    return total / (time.perf_counter() - start)
+
+
+def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    generated = root / "gen"
+    compile_proto(REPO / "docker" / "proto" / "executor.proto", generated)
+    sys.path.insert(0, str(generated))
+    import executor_pb2 as pb2
+    import executor_pb2_grpc as pb2_grpc
+
+    prefix = root / "envs" / "bench"
+    venv.create(prefix, with_pip=False, symlinks=True)
+    proc, port = start_server(root, generated, write_registry(root, prefix))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb2_grpc.PingServiceStub(channel)
+            stamp = root / "stamp"
+            dispatch: dict[str, list[float]] = {"direct": [], "conda_run": []}
+            for command in dispatch:  # warm caches for both paths before measuring
+                measure_dispatch(stub, pb2, command, stamp)
+            for _ in range(args.dispatch_runs):  # interleaved so drift hits both alike
+                for command, samples in dispatch.items():
+                    samples.append(measure_dispatch(stub, pb2, command, stamp))
+            ping = pb2.PingRequest(message="x")
+
+            def call() -> Any:
+                return stub.ping(ping, timeout=10)
+
+            timed(call, 200)
+            latencies = timed(call, args.ping_runs)
+            rate = throughput(call, args.throughput_calls, args.threads)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    return {
+        "dispatch": {name: summary(s, (50, 95)) for name, s in dispatch.items()},
+        "ping_latency": summary(latencies, (50, 99)),
+        "ping_throughput": {
+            "requests_per_second": round(rate, 1),
+            "calls": args.throughput_calls,
+            "client_threads": args.threads,
+        },
+        "environment": {
+            "python": sys.version.split()[0],
+            "cpus": os.cpu_count(),
+            "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+            "grpcio": grpc.__version__,
+        },
+    }
+
+
+def print_table(result: dict[str, Any]) -> None:
+    print(f"{'measure':<28}{'p50 ms':>10}{'tail ms':>10}  {'tail':<5}{'n':>6}")
+    rows = [(f"dispatch {name}", stats, "p95") for name, stats in result["dispatch"].items()]
+    rows.append(("ping latency", result["ping_latency"], "p99"))
+    for label, stats, tail in rows:
+        tail_ms = stats[f"{tail}_ms"]
+        print(f"{label:<28}{stats['p50_ms']:>10.3f}{tail_ms:>10.3f}  {tail:<5}{stats['n']:>6}")
+    rate = result["ping_throughput"]
+    print(
+        f"ping throughput: {rate['requests_per_second']:.0f} req/s "
+        f"({rate['calls']} calls, {rate['client_threads']} client threads)"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dispatch-runs", type=int, default=40)
+    parser.add_argument("--ping-runs", type=int, default=2000)
+    parser.add_argument("--throughput-calls", type=int, default=4000)
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="vpe-bench-") as tmp:
+        result = run(args, Path(tmp))
+    print_table(result)
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {REPORT.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
