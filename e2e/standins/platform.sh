@@ -3,7 +3,8 @@
 # values from docker/platform.json, the single source of truth for tags, ids and paths.
 
 vpe_repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-vpe_platform_file="$vpe_repo_root/docker/platform.json"
+# VPE_PLATFORM_FILE lets the self-tests point the scripts at throwaway image tags.
+vpe_platform_file=${VPE_PLATFORM_FILE:-$vpe_repo_root/docker/platform.json}
 
 # platform.json value at a key path, e.g. `platform_value users postgres uid`; objects print
 # their keys separated by spaces.

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Exercises scripts/provide-images.sh against a copy of platform.json whose redis tag is a
+# throwaway one, so the images other people use are never replaced. Needs the debian image.
+# shellcheck source=e2e/standins/testlib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/testlib.sh"
+
+provide="$vpe_repo_root/scripts/provide-images.sh"
+work=$(mktemp -d)
+tag=vpe-standin-selftest/redis-$$:$(platform_value images redis | sed 's/.*://')
+conda=$(platform_value images conda)
+
+cleanup() {
+  "$docker" rmi -f "$tag" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+python3 - "$vpe_platform_file" "$work/platform.json" "$tag" <<'PY'
+import json
+import sys
+
+platform = json.load(open(sys.argv[1]))
+platform["images"]["redis"] = sys.argv[3]
+json.dump(platform, open(sys.argv[2], "w"))
+PY
+export VPE_PLATFORM_FILE="$work/platform.json"
+
+# Runs the script; its stdout+stderr land in $out and its exit code in $rc.
+provide_run() {
+  rc=0
+  out=$("$provide" "$@" 2>&1) || rc=$?
+}
+is_standin() {
+  [ "$("$docker" image inspect --format '{{index .Config.Labels "org.vpe.standin"}}' "$1")" = true ]
+}
+
+echo "# absent -> built"
+provide_run --no-pull redis
+check "exit code 0" [ "$rc" = 0 ]
+check "reports built with seconds and size" contains "$out" "built: $tag ("
+check "the built image carries the stand-in label" is_standin "$tag"
+check "an unrequested conda image is reported unavailable" \
+  contains "$out" "unavailable: $conda (no conda channel; the dev stack builds the executor with venv)"
+
+echo "# present -> kept"
+provide_run redis
+check "reports present" contains "$out" "present: $tag"
+check "does not rebuild" fails contains "$out" "built:"
+
+echo "# an unlabelled local image under the tag is replaced (after a failed pull)"
+tar -cf - -T /dev/null | "$docker" import - "$tag" >/dev/null
+provide_run redis
+check "says it replaces the unlabelled image" contains "$out" "replacing an unlabelled local image: $tag"
+check "rebuilds it" contains "$out" "built: $tag ("
+check "the replacement is the stand-in" is_standin "$tag"
+
+echo "# --force rebuilds a present image"
+provide_run --force --no-pull redis
+check "reports built" contains "$out" "built: $tag ("
+
+echo "# bad requests"
+provide_run nosuchimage
+check "unknown key fails" [ "$rc" != 0 ]
+check "... naming the key" contains "$out" "unknown image key 'nosuchimage'"
+provide_run --bogus
+check "unknown option fails naming it" contains "$out" "unknown option '--bogus'"
+if ! "$docker" image inspect "$conda" >/dev/null 2>&1; then
+  provide_run conda
+  check "requested conda fails when it cannot be pulled" [ "$rc" != 0 ]
+  check "... saying why" contains "$out" "unavailable: $conda (no conda channel"
+fi
+
+finish
