@@ -9,8 +9,9 @@ work=$(mktemp -d)
 tag=vpe-standin-selftest/redis-$$:$(platform_value images redis | sed 's/.*://')
 conda=$(platform_value images conda)
 
+stray=
 cleanup() {
-  "$docker" rmi -f "$tag" >/dev/null 2>&1 || true
+  "$docker" rmi -f "$tag" ${stray:+"$stray"} >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -48,7 +49,7 @@ check "reports present" contains "$out" "present: $tag"
 check "does not rebuild" fails contains "$out" "built:"
 
 echo "# an unlabelled local image under the tag is replaced (after a failed pull)"
-tar -cf - -T /dev/null | "$docker" import - "$tag" >/dev/null
+stray=$(tar -cf - -T /dev/null | "$docker" import - "$tag")
 provide_run redis
 check "says it replaces the unlabelled image" contains "$out" "replacing an unlabelled local image: $tag"
 check "rebuilds it" contains "$out" "built: $tag ("
