@@ -8,9 +8,11 @@
 // files: an applied file that was edited, renamed or removed, or a new file
 // numbered below the latest applied one, refuses the whole run.
 //
-// Why not a library: node-pg-migrate and friends cover ordering and locking,
-// but none found refuses an edited, already-applied file by checksum while
-// also reporting the failing statement's line; the rules fit in this file.
+// Why not a library: node-pg-migrate locks and orders but keeps no checksum,
+// so an edited applied file goes unnoticed. postgres-migrations (5.3.0) has
+// hash checks, a lock and per-file transactions, but loads only from a
+// directory (the Pulumi provider receives file contents as inputs) and does
+// not say which statement failed. The rules needed fit in this file.
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
