@@ -117,7 +117,7 @@ export class Airflow extends pulumi.ComponentResource {
                 image: image.repoDigest,
                 network: args.network,
                 user,
-                command: ["bash", `${platform.paths.airflowHome}/../vpe/bin/airflow-init.sh`],
+                command: ["bash", platform.paths.airflowInit],
                 envs: [
                     ...envs,
                     `${platform.env.adminUsername}=${args.config.adminUser}`,

@@ -34,6 +34,10 @@ export class Executor extends pulumi.ComponentResource {
                 args: {
                     BASE_IMAGE: conda ? platform.images.conda : platform.images.debian,
                     ENV_FORMAT: args.config.environmentFormat,
+                    PLATFORM_FILE: platform.paths.platformFile,
+                    ENVS_DIR: platform.paths.envs,
+                    EXECUTOR_UID: String(platform.users.executor.uid),
+                    GRPC_PORT: String(platform.ports.executorGrpc),
                 },
             },
             { parent: this },

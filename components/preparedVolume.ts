@@ -26,9 +26,7 @@ export class PreparedVolume extends pulumi.ComponentResource {
 
     constructor(name: string, args: PreparedVolumeArgs, opts?: pulumi.ComponentResourceOptions) {
         super("vpe:platform:PreparedVolume", name, {}, opts);
-        if (!/^[0-7]{3,4}$/.test(args.mode) || (parseInt(args.mode, 8) & 0o002) !== 0) {
-            throw new Error(`PreparedVolume ${name}: mode ${args.mode} must be octal and not world-writable`);
-        }
+        validate(name, args);
         const volume = new docker.Volume(
             args.volumeName,
             { name: args.volumeName },
@@ -51,11 +49,25 @@ export class PreparedVolume extends pulumi.ComponentResource {
 
 const mountPoint = "/volume";
 
+function validate(name: string, args: PreparedVolumeArgs): void {
+    if (!/^[0-7]{3,4}$/.test(args.mode) || (parseInt(args.mode, 8) & 0o002) !== 0) {
+        throw new Error(`PreparedVolume ${name}: mode ${args.mode} must be octal and not world-writable`);
+    }
+    for (const dir of args.subdirs) {
+        if (!/^[A-Za-z0-9._-]+$/.test(dir) || dir === "." || dir === "..") {
+            throw new Error(`PreparedVolume ${name}: subdir ${JSON.stringify(dir)} must be a plain folder name`);
+        }
+    }
+}
+
 /** Shell run as root in the init container; fails if anything ends up world-writable. */
-export function prepareScript(args: Pick<PreparedVolumeArgs, "subdirs" | "owner" | "mode">): string {
+export function prepareScript(
+    args: Pick<PreparedVolumeArgs, "subdirs" | "owner" | "mode">,
+    root = mountPoint,
+): string {
     const dirs = [".", ...args.subdirs].map((d) => `'${d}'`).join(" ");
     return [
-        `cd ${mountPoint}`,
+        `cd '${root}'`,
         "umask 002",
         `for d in ${dirs}; do mkdir -p "$d"; chown ${args.owner.uid}:${args.owner.gid} "$d"; chmod ${args.mode} "$d"; done`,
         `if [ -n "$(find . -xdev -perm -0002 ! -type l -print -quit)" ]; then echo "world-writable entries in volume" >&2; exit 1; fi`,

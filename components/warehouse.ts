@@ -45,7 +45,8 @@ export class Warehouse extends pulumi.ComponentResource {
     declare readonly airflowLogin: Login;
     declare readonly writerLogin: Login;
     declare readonly analystLogin: Login;
-    declare readonly appliedMigrations: pulumi.Output<string[]>;
+    /** Versions recorded in the warehouse's migrations table. */
+    declare readonly appliedMigrations: pulumi.Output<number[]>;
     /** Resolves once the schema is current and every grant is in place. */
     declare readonly ready: pulumi.Output<string>;
 
@@ -112,7 +113,7 @@ export class Warehouse extends pulumi.ComponentResource {
             grant("analyst-read", { ...onWarehouse, role: analyst.role.name, objectType: "table", objects: [...warehouseTables.star, ...warehouseTables.statistics], privileges: ["SELECT"] }),
         ];
 
-        this.ready = pulumi.all([migrations.versions, ...grants.map((g) => g.id)]).apply(() => "ready");
+        this.ready = pulumi.all(grants.map((g) => g.id)).apply(() => "ready");
         // Each login resolves only once what its user needs exists, so consumers wait for it.
         this.airflowLogin = availableAfter(airflow.login, airflowDb.name);
         this.writerLogin = availableAfter(writer.login, this.ready);

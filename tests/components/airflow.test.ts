@@ -6,15 +6,12 @@ import { byType, isSecret, named, reveal, runStack, types, type StackRun } from 
 
 const services = ["api-server", "scheduler", "dag-processor", "triggerer"];
 
-function envOf(run: StackRun, name: string): Map<string, { value: string; secret: boolean }> {
-    const envs = (named(run, name).inputs.envs as unknown[]) ?? [];
-    return new Map(
-        envs.map((e) => {
-            const text = String(reveal(e));
-            const cut = text.indexOf("=");
-            return [text.slice(0, cut), { value: text.slice(cut + 1), secret: isSecret(e) }];
-        }),
-    );
+/** A container's environment by variable name, and whether Pulumi holds it as a secret. */
+function envOf(run: StackRun, name: string): { vars: Map<string, string>; secret: boolean } {
+    const envs = named(run, name).inputs.envs;
+    const list = reveal<string[]>(envs) ?? [];
+    const vars = new Map(list.map((text) => [text.slice(0, text.indexOf("=")), text.slice(text.indexOf("=") + 1)] as [string, string]));
+    return { vars, secret: isSecret(envs) };
 }
 
 describe("Airflow", () => {
@@ -29,38 +26,38 @@ describe("Airflow", () => {
 
     it("shares one JWT secret, Fernet key, API secret and execution API URL across every container", () => {
         for (const key of ["AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]) {
-            const values = new Set(airflowContainers.map((c) => envOf(dev, c).get(key)?.value));
+            const values = new Set(airflowContainers.map((c) => envOf(dev, c).vars.get(key)));
             assert.equal(values.size, 1, `${key} differs between containers`);
             assert.ok([...values][0], `${key} missing`);
-            for (const c of airflowContainers) assert.equal(envOf(dev, c).get(key)?.secret, true, `${c} ${key} secret`);
         }
         for (const c of airflowContainers) {
-            assert.equal(envOf(dev, c).get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL")?.value, "http://airflow-api-server:8080/execution/");
+            assert.equal(envOf(dev, c).secret, true, `${c} environment holds secrets`);
+            assert.equal(envOf(dev, c).vars.get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL"), "http://airflow-api-server:8080/execution/");
         }
     });
 
     it("uses a 44-character padded URL-safe Fernet key made from 32 random bytes", () => {
         const bytes = byType(dev, types.bytes);
         assert.deepEqual(bytes.map((b) => b.inputs.length), [32]);
-        const key = envOf(dev, "vpe-dev-airflow-scheduler").get("AIRFLOW__CORE__FERNET_KEY")!.value;
+        const key = envOf(dev, "vpe-dev-airflow-scheduler").vars.get("AIRFLOW__CORE__FERNET_KEY")!;
         assert.equal(key.length, 44);
         assert.match(key, /^[A-Za-z0-9_-]{43}=$/);
     });
 
     it("provisions grpc_default, spark_default and fs_default as AIRFLOW_CONN_* JSON", () => {
-        const env = envOf(dev, "vpe-dev-airflow-scheduler");
-        assert.deepEqual(JSON.parse(env.get("AIRFLOW_CONN_GRPC_DEFAULT")!.value), {
+        const env = envOf(dev, "vpe-dev-airflow-scheduler").vars;
+        assert.deepEqual(JSON.parse(env.get("AIRFLOW_CONN_GRPC_DEFAULT")!), {
             conn_type: "grpc",
             host: "executor",
             port: 3170,
             extra: { auth_type: "NO_AUTH" },
         });
-        assert.deepEqual(JSON.parse(env.get("AIRFLOW_CONN_SPARK_DEFAULT")!.value), {
+        assert.deepEqual(JSON.parse(env.get("AIRFLOW_CONN_SPARK_DEFAULT")!), {
             conn_type: "spark",
             host: "spark://spark-master",
             port: 7077,
         });
-        assert.deepEqual(JSON.parse(env.get("AIRFLOW_CONN_FS_DEFAULT")!.value), {
+        assert.deepEqual(JSON.parse(env.get("AIRFLOW_CONN_FS_DEFAULT")!), {
             conn_type: "fs",
             extra: { path: platform.paths.buffer },
         });
@@ -73,12 +70,13 @@ describe("Airflow", () => {
         assert.equal(init.attach, true);
         assert.deepEqual(init.command, ["bash", platform.paths.airflowInit]);
         const env = envOf(dev, "vpe-dev-airflow-init");
-        assert.equal(env.get(platform.env.adminUsername)?.value, "admin");
-        assert.equal(env.get(platform.env.adminPassword)?.secret, true);
+        assert.equal(env.vars.get(platform.env.adminUsername), "admin");
+        assert.match(env.vars.get(platform.env.adminPassword) ?? "", /^[A-Za-z0-9]{32}$/);
+        assert.equal(env.secret, true);
         for (const s of services) {
             const labels = named(dev, `vpe-dev-airflow-${s}`).inputs.labels as { label: string; value: string }[];
             assert.deepEqual(labels, [{ label: "org.vpe.airflow-init", value: "vpe-dev-airflow-init-id" }], s);
-            assert.equal(envOf(dev, `vpe-dev-airflow-${s}`).has(platform.env.adminPassword), false, `${s} sees the admin password`);
+            assert.equal(envOf(dev, `vpe-dev-airflow-${s}`).vars.has(platform.env.adminPassword), false, `${s} sees the admin password`);
         }
     });
 
@@ -91,13 +89,13 @@ describe("Airflow", () => {
     });
 
     it("uses LocalExecutor in dev and CeleryExecutor with Redis and N workers in prod", () => {
-        assert.equal(envOf(dev, "vpe-dev-airflow-scheduler").get("AIRFLOW__CORE__EXECUTOR")?.value, "LocalExecutor");
+        assert.equal(envOf(dev, "vpe-dev-airflow-scheduler").vars.get("AIRFLOW__CORE__EXECUTOR"), "LocalExecutor");
         assert.ok(!dev.resources.some((r) => r.name === "vpe-dev-redis"));
         const prod = runStack("prod");
         const env = envOf(prod, "vpe-prod-airflow-worker-1");
-        assert.equal(env.get("AIRFLOW__CORE__EXECUTOR")?.value, "CeleryExecutor");
-        assert.match(env.get("AIRFLOW__CELERY__BROKER_URL")!.value, /^redis:\/\/:[^@]+@redis:6379\/0$/);
-        assert.equal(env.get("AIRFLOW__CELERY__BROKER_URL")!.secret, true);
+        assert.equal(env.vars.get("AIRFLOW__CORE__EXECUTOR"), "CeleryExecutor");
+        assert.match(env.vars.get("AIRFLOW__CELERY__BROKER_URL")!, /^redis:\/\/:[^@]+@redis:6379\/0$/);
+        assert.equal(env.secret, true);
         const workers = byType(prod, types.container).filter((c) => /airflow-worker-\d$/.test(c.name));
         assert.equal(workers.length, 2);
         const redis = named(prod, "vpe-prod-redis").inputs as Record<string, any>;

@@ -1,16 +1,20 @@
-// What each provider returns for a resource, as far as the program reads it. Outputs the real
-// providers mark secret are returned as secrets, so secrecy is checked end to end.
-import * as pulumi from "@pulumi/pulumi";
+// What each provider returns for a resource, as far as the program reads it. The runner marks
+// the outputs each resource declares secret (additionalSecretOutputs), as the engine does.
 import { createHash } from "crypto";
 
 type Inputs = Record<string, unknown>;
+
+/** A password as RandomPassword with special: false would make one: `length` letters and digits. */
+export function mockPassword(name: string, length: number): string {
+    return createHash("sha512").update(name).digest("base64").replace(/[^A-Za-z0-9]/g, "").slice(0, length);
+}
 
 function fakeDigest(seed: string): string {
     return `sha256:${createHash("sha256").update(seed).digest("hex")}`;
 }
 
 const outputsByType: Record<string, (name: string, inputs: Inputs) => Inputs> = {
-    "docker:index/remoteImage:RemoteImage": (name, inputs) => ({
+    "docker:index/remoteImage:RemoteImage": (_name, inputs) => ({
         ...inputs,
         imageId: fakeDigest(String(inputs.name)),
         repoDigest: `${inputs.name}@${fakeDigest(String(inputs.name))}`,
@@ -19,22 +23,22 @@ const outputsByType: Record<string, (name: string, inputs: Inputs) => Inputs> = 
         ...inputs,
         repoDigest: `${inputs.imageName}@${fakeDigest(name)}`,
     }),
-    "docker:index/container:Container": (name, inputs) => ({
+    "docker:index/container:Container": (_name, inputs) => ({
         ...inputs,
         exitCode: inputs.attach ? 0 : undefined,
         containerLogs: inputs.attach ? "done\n" : undefined,
     }),
     "random:index/randomPassword:RandomPassword": (name, inputs) => ({
         ...inputs,
-        result: pulumi.secret(`pw-${name}`.padEnd(Number(inputs.length), "x")),
-        bcryptHash: pulumi.secret(`bcrypt-${name}`),
+        result: mockPassword(name, Number(inputs.length)),
+        bcryptHash: `bcrypt-${name}`,
     }),
-    "random:index/randomBytes:RandomBytes": (name, inputs) => ({
+    "random:index/randomBytes:RandomBytes": (_name, inputs) => ({
         ...inputs,
-        base64: pulumi.secret(Buffer.alloc(Number(inputs.length), 0xfb).toString("base64")),
-        hex: pulumi.secret(Buffer.alloc(Number(inputs.length), 0xfb).toString("hex")),
+        base64: Buffer.alloc(Number(inputs.length), 0xfb).toString("base64"),
+        hex: Buffer.alloc(Number(inputs.length), 0xfb).toString("hex"),
     }),
-    "pulumi-nodejs:dynamic:Resource": (name, inputs) => ({
+    "pulumi-nodejs:dynamic:Resource": (_name, inputs) => ({
         ...inputs,
         applied: [],
         versions: ((inputs.migrations as { name: string }[] | undefined) ?? []).map((m) => m.name),

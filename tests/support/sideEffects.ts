@@ -1,8 +1,9 @@
 // Records calls through which a program could change the world outside Pulumi's resources:
 // writing files, spawning processes, opening network connections.
-import * as childProcess from "child_process";
-import * as fs from "fs";
-import * as net from "net";
+// The modules themselves, not TypeScript's read-only import namespaces, so calls can be wrapped.
+import childProcess = require("child_process");
+import fs = require("fs");
+import net = require("net");
 
 type Patchable = Record<string, unknown>;
 

@@ -28,6 +28,7 @@ interface RegisterRequest {
     getReplaceonchangesList(): string[];
     getDependenciesList(): string[];
     getIgnorechangesList(): string[];
+    getAdditionalsecretoutputsList(): string[];
 }
 
 export interface RegisteredResource {
@@ -55,10 +56,15 @@ export interface StackRun {
     evaluationMs: number;
 }
 
+const secretSig = { key: "4dabf18193072939515e22adb298388d", value: "1b47061264138c4ac30d75fd1eb44270" };
+
 class RecordingMonitor extends MockMonitor {
     readonly options = new Map<string, RegisteredResource["options"]>();
+    /** Outputs the provider schema marks secret, which the engine (not the SDK) wraps. */
+    readonly secretOutputs = new Map<string, string[]>();
 
     override async registerResource(req: RegisterRequest, callback: (err: unknown, res: unknown) => void) {
+        this.secretOutputs.set(`${req.getType()}::${req.getName()}`, req.getAdditionalsecretoutputsList());
         return super.registerResource(req, (err: unknown, res: unknown) => {
             if (!err && res) {
                 const urn = (res as { getUrn(): string }).getUrn();
@@ -93,6 +99,9 @@ async function main(): Promise<void> {
                 options: undefined as never,
             });
             const state = mockOutputs(args.type, args.name, args.inputs);
+            for (const key of monitor.secretOutputs.get(`${args.type}::${args.name}`) ?? []) {
+                if (key in state) state[key] = { [secretSig.key]: secretSig.value, value: state[key] };
+            }
             if (request.failingContainers.includes(args.name)) {
                 Object.assign(state, { exitCode: 3, containerLogs: "migration failed\n" });
             }
@@ -103,6 +112,7 @@ async function main(): Promise<void> {
         },
     });
     pulumi.runtime.setMockOptions(monitor as never, "vpe", request.stack, request.preview);
+    enableMockedEngineFeatures();
     pulumi.runtime.setAllConfig({ ...stackConfig(request.stack), ...request.overrides });
 
     const sideEffects = recordSideEffects();
@@ -132,6 +142,16 @@ async function main(): Promise<void> {
         resource.options = monitor.options.get(resource.urn)!;
     }
     fs.writeSync(1, JSON.stringify(run));
+}
+
+/** What setMocks switches on after setMockOptions resets it: secrets and resource references. */
+function enableMockedEngineFeatures(): void {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const store = require("@pulumi/pulumi/runtime/state").getStore();
+    store.supportsSecrets = true;
+    store.supportsResourceReferences = true;
+    store.supportsDeletedWith = true;
+    store.supportsAliasSpecs = true;
 }
 
 /** Waits until no new resource has been registered for a few event-loop turns. */
