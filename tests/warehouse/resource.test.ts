@@ -4,15 +4,14 @@
 // real PostgreSQL.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import * as pulumi from "@pulumi/pulumi";
 import type { MigrationFile } from "../../warehouse/migrate";
 import { PostgresServer, startPostgres } from "../support/postgres";
-import { count, tableExists, withClient } from "./support";
+import { count, tableExists, tempDir, withClient } from "./support";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const requireFromString = require("require-from-string") as (code: string) => { handler(): DynamicProvider };
@@ -114,7 +113,7 @@ describe("WarehouseMigrations", () => {
     });
 
     it("runs in plain node, as in Pulumi's dynamic-provider host", async () => {
-        const dir = mkdtempSync(join(tmpdir(), "vpe-provider-"));
+        const dir = tempDir("vpe-provider-");
         writeFileSync(join(dir, "provider.js"), serialized);
         const inputs = await inputsFor();
         writeFileSync(join(dir, "inputs.json"), JSON.stringify(inputs));

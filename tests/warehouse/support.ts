@@ -1,14 +1,21 @@
 // Helpers shared by the warehouse tests.
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, ClientConfig } from "pg";
 
 export const MIGRATIONS_DIR = join(__dirname, "..", "..", "warehouse", "migrations");
 
+/** A temp directory, removed when the test process exits. */
+export function tempDir(prefix: string): string {
+    const dir = mkdtempSync(join(tmpdir(), prefix));
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+    return dir;
+}
+
 /** A temp directory holding the given migration files. */
 export function migrationDir(files: Record<string, string>): string {
-    const dir = mkdtempSync(join(tmpdir(), "vpe-migrations-"));
+    const dir = tempDir("vpe-migrations-");
     for (const [name, sql] of Object.entries(files)) {
         writeFileSync(join(dir, name), sql);
     }
