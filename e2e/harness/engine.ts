@@ -79,11 +79,18 @@ interface Request {
     getAdditionalsecretoutputsList(): string[];
     getPropertydependenciesMap(): { forEach(cb: (value: { getUrnsList(): string[] }, key: string) => void): void };
     getImportid(): string;
-    getAliasesList(): unknown[];
+    getAliasesList(): Alias[];
     getDeletedwith(): string;
     getReplaceWithList(): string[];
     hasReplacementTrigger(): boolean;
     getCustomtimeouts(): { getCreate(): string; getUpdate(): string; getDelete(): string } | undefined;
+}
+
+interface Alias {
+    getUrn(): string;
+    getSpec():
+        | { getName(): string; getType(): string; getStack(): string; getProject(): string; getParenturn(): string; getNoparent(): boolean }
+        | undefined;
 }
 
 type Callback = (err: Error | null, resp?: unknown) => void;
@@ -238,10 +245,36 @@ export class Engine {
         }
     }
 
-    private urnFor(type: string, name: string, parent: string): string {
+    private urnFor(type: string, name: string, parent: string, stack = this.options.stack, project = this.project.name): string {
         const parentType = parent === "" ? "" : parent.split("::")[2];
         const qualified = parentType === "" || parentType === stackType ? type : `${parentType}$${type}`;
-        return `urn:pulumi:${this.options.stack}::${this.project.name}::${qualified}::${name}`;
+        return `urn:pulumi:${stack}::${project}::${qualified}::${name}`;
+    }
+
+    /** A resource found in state under one of its aliases (e.g. an SDK type rename) is adopted. */
+    private adoptAlias(req: Request, urn: string): void {
+        if (this.old.has(urn)) {
+            return;
+        }
+        for (const alias of req.getAliasesList()) {
+            const spec = alias.getSpec();
+            const aliasUrn =
+                alias.getUrn() ||
+                (spec &&
+                    this.urnFor(
+                        spec.getType() || req.getType(),
+                        spec.getName() || req.getName(),
+                        spec.getNoparent() ? "" : spec.getParenturn() || req.getParent(),
+                        spec.getStack() || this.options.stack,
+                        spec.getProject() || this.project.name,
+                    ));
+            const found = aliasUrn ? this.old.get(aliasUrn) : undefined;
+            if (aliasUrn && found) {
+                this.old.delete(aliasUrn);
+                this.old.set(urn, { ...found, urn });
+                return;
+            }
+        }
     }
 
     private context(urn: string, name: string, provider?: ProviderConfig): HandlerContext {
@@ -279,7 +312,6 @@ export class Engine {
         const timeouts = req.getCustomtimeouts();
         const unsupported: [boolean, string][] = [
             [req.getImportid() !== "", "import"],
-            [req.getAliasesList().length > 0, "aliases"],
             [req.getDeletedwith() !== "", "deletedWith"],
             [req.getReplaceWithList().length > 0, "replaceWith"],
             [req.hasReplacementTrigger(), "replacementTrigger"],
@@ -310,6 +342,7 @@ export class Engine {
 
     private async registerUrn(req: Request, urn: string, type: string, name: string) {
         this.rejectUnsupportedOptions(req, urn);
+        this.adoptAlias(req, urn);
         const wire = req.getObject()?.toJavaScript() ?? {};
         const propertyDependencies: Record<string, string[]> = {};
         req.getPropertydependenciesMap().forEach((v, k) => (propertyDependencies[k] = v.getUrnsList()));

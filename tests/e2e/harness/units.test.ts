@@ -1,0 +1,130 @@
+// Unit tests of the harness's pure parts: the fidelity rule, diffing, wire format, config.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { genericDiff } from "../../../e2e/harness/engine";
+import { UnimplementedInputError, assertImplemented, unimplementedPaths } from "../../../e2e/harness/fidelity";
+import { containerHandler, parseGoDuration } from "../../../e2e/harness/handlers/container";
+import { generatePassword } from "../../../e2e/harness/handlers/random";
+import { applyOverrides } from "../../../e2e/harness/stackConfig";
+import { plainProps, secret, sigKey, wireOutputs, isSecret, resourceSig } from "../../../e2e/harness/wire";
+
+describe("fidelity rule", () => {
+    const declared = ["name", "healthcheck.tests[]", "healthcheck.interval", "ports[].internal", "ports[].ip", "labels{}"];
+
+    it("accepts declared deep paths, lists and free-form maps", () => {
+        const inputs = {
+            name: "x",
+            healthcheck: { tests: ["CMD", "true"], interval: "1s" },
+            ports: [{ internal: 80, ip: "127.0.0.1" }],
+            labels: { anything: "goes", "a.b": "c" },
+        };
+        assert.deepEqual(unimplementedPaths(inputs, declared), []);
+    });
+
+    it("names every undeclared path, including nested ones", () => {
+        const inputs = {
+            name: "x",
+            healthcheck: { tests: ["CMD"], startPeriod: "5s" },
+            ports: [{ internal: 80, protocol: "udp" }],
+            privileged: true,
+        };
+        assert.deepEqual(unimplementedPaths(inputs, declared), ["healthcheck.startPeriod", "ports[].protocol", "privileged"]);
+    });
+
+    it("ignores unset (undefined/null) inputs", () => {
+        assert.deepEqual(unimplementedPaths({ name: "x", privileged: undefined, shmSize: null }, declared), []);
+    });
+
+    it("fails with an error naming resource, type and input path", () => {
+        assert.throws(
+            () => assertImplemented("urn:pulumi:s::p::docker:index/container:Container::web", "docker:index/container:Container", { privileged: true }, declared),
+            (err: unknown) =>
+                err instanceof UnimplementedInputError &&
+                err.message.includes("urn:pulumi:s::p::docker:index/container:Container::web") &&
+                err.message.includes("docker:index/container:Container") &&
+                err.message.includes("privileged"),
+        );
+    });
+
+    it("checks the unwrapped value of secret inputs", () => {
+        const wire = { name: secret("x"), healthcheck: secret({ tests: ["CMD"], retries: 3 }) };
+        assert.deepEqual(unimplementedPaths(plainProps(wire), declared), ["healthcheck.retries"]);
+    });
+});
+
+describe("diff semantics", () => {
+    it("unchanged inputs (defaults applied) are the same", () => {
+        const olds = { name: "a", image: "i", restart: "no" };
+        assert.equal(genericDiff(containerHandler, olds, { name: "a", image: "i" }).verdict, "same");
+    });
+
+    it("a ForceNew container input replaces", () => {
+        const result = genericDiff(containerHandler, { name: "a", image: "i1" }, { name: "a", image: "i2" });
+        assert.deepEqual(result, { verdict: "replace", changed: ["image"] });
+    });
+
+    it("an updatable container input updates in place", () => {
+        const result = genericDiff(containerHandler, { name: "a", restart: "no" }, { name: "a", restart: "always" });
+        assert.deepEqual(result, { verdict: "update", changed: ["restart"] });
+    });
+
+    it("a healthcheck edit is an in-place update (kreuzwerker #988), not a replace", () => {
+        const result = genericDiff(containerHandler, { healthcheck: { tests: ["CMD", "a"] } }, { healthcheck: { tests: ["CMD", "b"] } });
+        assert.equal(result.verdict, "update");
+    });
+});
+
+describe("wire format", () => {
+    it("unwraps secrets and resource references for providers", () => {
+        const wire = { a: secret("s"), b: [secret(1)], c: { [sigKey]: resourceSig, urn: "urn:x", id: "id-1" } };
+        assert.deepEqual(plainProps(wire), { a: "s", b: [1], c: "id-1" });
+    });
+
+    it("marks provider-secret outputs and outputs of secret inputs as secret", () => {
+        const out = wireOutputs({ result: "pw", length: 20, name: "n" }, ["result"], { name: secret("n"), length: 20 });
+        assert.ok(isSecret(out.result));
+        assert.ok(isSecret(out.name));
+        assert.equal(out.length, 20);
+    });
+});
+
+describe("Go durations", () => {
+    it("parses compound durations to nanoseconds", () => {
+        assert.equal(parseGoDuration("1m30s", "f"), 90e9);
+        assert.equal(parseGoDuration("500ms", "f"), 500e6);
+        assert.equal(parseGoDuration("0", "f"), 0);
+    });
+
+    it("rejects malformed durations naming the field", () => {
+        assert.throws(() => parseGoDuration("10 s", "healthcheck.interval"), /healthcheck\.interval/);
+        assert.throws(() => parseGoDuration("10", "healthcheck.timeout"), /healthcheck\.timeout/);
+    });
+});
+
+describe("random password", () => {
+    it("honours length, disabled classes and minimums", () => {
+        for (let i = 0; i < 20; i++) {
+            const pw = generatePassword({ length: 12, special: false, minUpper: 3, minNumeric: 2 });
+            assert.equal(pw.length, 12);
+            assert.match(pw, /^[A-Za-z0-9]+$/);
+            assert.ok((pw.match(/[A-Z]/g) ?? []).length >= 3);
+            assert.ok((pw.match(/[0-9]/g) ?? []).length >= 2);
+        }
+    });
+
+    it("rejects minimums longer than the password", () => {
+        assert.throws(() => generatePassword({ length: 2, minUpper: 3 }), /length/);
+    });
+});
+
+describe("config overrides", () => {
+    it("sets plain keys in the project namespace and edits structured values by path", () => {
+        const config = applyOverrides({ "vpe:postgres": '{"hostPort":5432}' }, ["postgres.hostPort=5433", "flag=true"], "vpe");
+        assert.deepEqual(JSON.parse(config["vpe:postgres"]), { hostPort: 5433 });
+        assert.equal(config["vpe:flag"], "true");
+    });
+
+    it("rejects a malformed override", () => {
+        assert.throws(() => applyOverrides({}, ["novalue"], "vpe"), /key=value/);
+    });
+});
