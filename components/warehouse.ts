@@ -4,11 +4,15 @@ import { platform } from "../platform";
 import { WarehouseMigrations, readMigrationFiles } from "../warehouse/migrationsResource";
 import { urlSafePassword } from "./postgres";
 
-/** Warehouse tables by who may touch them; a test keeps this in step with the migrations. */
+/**
+ * Warehouse relations by who may touch them; a test keeps this in step with the migrations.
+ * Loaders only insert into staging: the SECURITY DEFINER triggers build the star schema.
+ */
 export const warehouseTables = {
     staging: ["event", "data"],
     star: ["location", "datetime", "weather_data", "soil", "landslide_event"],
     statistics: ["event_stats_country_year"],
+    views: ["landslide_event_country_year"],
 };
 
 export const roleNames = {
@@ -106,11 +110,13 @@ export class Warehouse extends pulumi.ComponentResource {
             grant("public-warehouse-db", { database: warehouseDb.name, role: "public", objectType: "database", privileges: [] }),
             grant("writer-connect", { database: warehouseDb.name, role: writer.role.name, objectType: "database", privileges: ["CONNECT"] }),
             grant("analyst-connect", { database: warehouseDb.name, role: analyst.role.name, objectType: "database", privileges: ["CONNECT"] }),
-            grant("writer-staging", { ...onWarehouse, role: writer.role.name, objectType: "table", objects: warehouseTables.staging, privileges: ["SELECT", "INSERT", "UPDATE"] }),
-            grant("writer-star", { ...onWarehouse, role: writer.role.name, objectType: "table", objects: warehouseTables.star, privileges: ["SELECT", "INSERT", "UPDATE"] }),
+            grant("writer-staging", { ...onWarehouse, role: writer.role.name, objectType: "table", objects: warehouseTables.staging, privileges: ["SELECT", "INSERT"] }),
+            grant("writer-read", { ...onWarehouse, role: writer.role.name, objectType: "table", objects: [...warehouseTables.star, ...warehouseTables.views], privileges: ["SELECT"] }),
+            // The Spark job replaces the statistics with TRUNCATE + INSERT, keeping the table.
             grant("writer-statistics", { ...onWarehouse, role: writer.role.name, objectType: "table", objects: warehouseTables.statistics, privileges: ["SELECT", "INSERT", "DELETE", "TRUNCATE"] }),
-            grant("writer-sequences", { ...onWarehouse, role: writer.role.name, objectType: "sequence", objects: [], privileges: ["USAGE", "SELECT"] }),
-            grant("analyst-read", { ...onWarehouse, role: analyst.role.name, objectType: "table", objects: [...warehouseTables.star, ...warehouseTables.statistics], privileges: ["SELECT"] }),
+            // Identity columns of the staging tables draw from sequences.
+            grant("writer-sequences", { ...onWarehouse, role: writer.role.name, objectType: "sequence", objects: [], privileges: ["USAGE"] }),
+            grant("analyst-read", { ...onWarehouse, role: analyst.role.name, objectType: "table", objects: [...warehouseTables.star, ...warehouseTables.statistics, ...warehouseTables.views], privileges: ["SELECT"] }),
         ];
 
         this.ready = pulumi.all(grants.map((g) => g.id)).apply(() => "ready");
