@@ -99,10 +99,6 @@ build_standin() {
   rm -rf "$context" "$log"
 }
 
-build_debian() {
-  "$repo_root/scripts/debian-base.sh" >/dev/null
-}
-
 provide() {
   local key=$1 tag state start
   tag=$(platform_value images "$key")
@@ -119,12 +115,13 @@ provide() {
   [ "$key" = conda ] && die "unavailable: $tag (no conda channel; the dev stack builds the" \
     "executor with venv) - it was requested and could not be pulled"
   [ "$state" = stray ] && echo "replacing an unlabelled local image: $tag" >&2
-  start=$SECONDS
   if [ "$key" = debian ]; then
-    build_debian
+    start=$SECONDS
+    "$repo_root/scripts/debian-base.sh" >/dev/null
   else
     # Stand-ins build FROM the debian one: provide it first unless a usable one is present.
     [ "$(image_state "$(platform_value images debian)")" = kept ] || provide debian
+    start=$SECONDS
     build_standin "$key" "$tag"
   fi
   echo "built: $tag ($((SECONDS - start)) s, $(image_size "$tag"))"
