@@ -314,9 +314,21 @@ function validateGrant(g: Props): void {
     }
 }
 
+/**
+ * The provider's revoke: on listed tables/sequences/functions only the declared privileges are
+ * revoked (so column-level grants survive); otherwise everything on the object.
+ */
+function revokeStatement(g: Props): string {
+    const objectLevel = ["TABLE", "SEQUENCE", "FUNCTION", "PROCEDURE", "ROUTINE"].includes(str(g.objectType).toUpperCase());
+    const privileges = (g.privileges ?? []) as string[];
+    const objects = (g.objects ?? []) as string[];
+    const what = objectLevel && objects.length > 0 && privileges.length > 0 ? privileges.join(",") : "ALL PRIVILEGES";
+    return `REVOKE ${what} ON ${grantTarget(g)} FROM ${id(str(g.role))}`;
+}
+
 function grantStatements(g: Props, revokeFrom: Props): string[] {
     const privileges = (g.privileges ?? []) as string[];
-    const statements = [`REVOKE ALL PRIVILEGES ON ${grantTarget(revokeFrom)} FROM ${id(str(revokeFrom.role))}`];
+    const statements = [revokeStatement(revokeFrom)];
     if (privileges.length > 0) {
         const grantOption = g.withGrantOption === true ? " WITH GRANT OPTION" : "";
         statements.push(`GRANT ${privileges.join(",")} ON ${grantTarget(g)} TO ${id(str(g.role))}${grantOption}`);
@@ -349,7 +361,7 @@ export const grantHandler: Handler = {
         return { ...news };
     },
     async delete(ctx, _id, g) {
-        await inTransaction(ctx, str(g.database), [`REVOKE ALL PRIVILEGES ON ${grantTarget(g)} FROM ${id(str(g.role))}`]);
+        await inTransaction(ctx, str(g.database), [revokeStatement(g)]);
     },
 };
 
