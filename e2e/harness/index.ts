@@ -26,16 +26,17 @@ const cli = path.join(__dirname, "cli.ts");
 async function runCli(command: string, options: HarnessOptions): Promise<Summary> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "vpe-harness-"));
     const summaryFile = path.join(dir, "summary.json");
-    const args = [cli, command, "--stack", options.stack, "--project", options.projectDir, "--summary", summaryFile];
+    const projectDir = path.resolve(options.projectDir);
+    const args = [cli, command, "--stack", options.stack, "--project", projectDir, "--summary", summaryFile];
     if (options.statePath) {
-        args.push("--state", options.statePath);
+        args.push("--state", path.resolve(options.statePath));
     }
     for (const c of options.config ?? []) {
         args.push("--config", c);
     }
     try {
         const { code, stdout } = await new Promise<{ code: number; stdout: string }>((resolve, reject) => {
-            const child = spawn(tsx, args, { cwd: options.projectDir, stdio: ["ignore", "pipe", options.logStream ?? "inherit"] });
+            const child = spawn(tsx, args, { cwd: projectDir, stdio: ["ignore", "pipe", options.logStream ?? "inherit"] });
             let out = "";
             child.stdout.on("data", (d: Buffer) => (out += d.toString()));
             child.on("error", reject);
