@@ -2,13 +2,10 @@
 
 from datetime import datetime, timedelta
 
-from airflow.providers.grpc.operators.grpc import GrpcOperator
 from airflow.sdk import DAG
 from executor_pb2 import PingRequest
-from executor_pb2_grpc import PingServiceStub
 
-from vpe_dags.executor import push_ping_reply
-from vpe_dags.platform import connection_id
+from vpe_dags.executor import PingServiceOperator, push_ping_reply
 
 with DAG(
     dag_id="ping_grpc",
@@ -18,11 +15,9 @@ with DAG(
     catchup=False,
     tags=["vpe", "executor"],
 ):
-    GrpcOperator(
+    PingServiceOperator(
         task_id="ping",
-        stub_class=PingServiceStub,
         call_func="ping",
-        grpc_conn_id=connection_id("grpc"),
         data={"request": PingRequest(message="ping from Airflow")},
         response_callback=push_ping_reply,
         execution_timeout=timedelta(minutes=2),

@@ -52,8 +52,30 @@ def push_command_result(response: ExeResult, context: Any) -> None:
     )
 
 
-class ExecutorCommandOperator(GrpcOperator):
-    """GrpcOperator running one registry command through PingService.command.
+class PingServiceOperator(GrpcOperator):
+    """GrpcOperator bound to the executor's PingService on the platform's gRPC connection.
+
+    GrpcOperator lists `stub_class` among its template fields, and Airflow 3's templater calls
+    every callable template field as `value(context=..., jinja_env=...)`: a stub class would be
+    instantiated with those keywords and the task would fail before any call. The stub class is
+    a constant here, so it is left out of the template fields.
+    """
+
+    template_fields: Sequence[str] = tuple(
+        field for field in GrpcOperator.template_fields if field != "stub_class"
+    )
+
+    def __init__(self, *, call_func: str, **kwargs: Any) -> None:
+        super().__init__(
+            stub_class=PingServiceStub,
+            call_func=call_func,
+            grpc_conn_id=connection_id("grpc"),
+            **kwargs,
+        )
+
+
+class ExecutorCommandOperator(PingServiceOperator):
+    """PingService.command running one registry command of the executor.
 
     GrpcOperator renders templates inside `data` only down to the dict, never inside a protobuf
     message, so the ExeTask is built at run time from the rendered `command_args` and
@@ -61,7 +83,7 @@ class ExecutorCommandOperator(GrpcOperator):
     """
 
     template_fields: Sequence[str] = (
-        *GrpcOperator.template_fields,
+        *PingServiceOperator.template_fields,
         "command_args",
         "executor_run_id",
     )
@@ -76,9 +98,7 @@ class ExecutorCommandOperator(GrpcOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            stub_class=PingServiceStub,
             call_func="command",
-            grpc_conn_id=connection_id("grpc"),
             response_callback=push_command_result,
             execution_timeout=execution_timeout,
             **kwargs,
@@ -88,9 +108,7 @@ class ExecutorCommandOperator(GrpcOperator):
         self.executor_run_id = executor_run_id
 
     def request(self) -> ExeTask:
-        return ExeTask(
-            command=self.command, args=self.command_args, run_id=self.executor_run_id
-        )
+        return ExeTask(command=self.command, args=self.command_args, run_id=self.executor_run_id)
 
     def execute(self, context: Any) -> None:
         self.data = {"request": self.request()}

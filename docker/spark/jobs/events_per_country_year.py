@@ -76,7 +76,13 @@ def events_per_country_year(events: DataFrame, locations: DataFrame, days: DataF
 
 def main() -> None:
     warehouse = warehouse_from_env()
-    spark = SparkSession.builder.appName("events_per_country_year").getOrCreate()
+    # A few thousand rows at most: the default 200 shuffle partitions would cost more in task
+    # scheduling on a 1-core worker than the aggregation itself.
+    spark = (
+        SparkSession.builder.appName("events_per_country_year")
+        .config("spark.sql.shuffle.partitions", "4")
+        .getOrCreate()
+    )
     try:
         stats = events_per_country_year(
             read_table(spark, warehouse, "landslide_event", "location_id", "datetime_id"),

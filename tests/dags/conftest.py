@@ -1,0 +1,92 @@
+"""Fixtures for the DAG and Spark-job tests: real Airflow 3 configured in a temporary home.
+
+Airflow reads its configuration when first imported, so the environment is set here, at
+import time, before any test module imports airflow: a throwaway AIRFLOW_HOME with a SQLite
+metadata database, this repository's dags/ folder and docker/platform.json. The executor's
+gRPC stubs are generated from docker/proto/executor.proto into a temporary folder on sys.path,
+as the Airflow image does at build time.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS = REPO / "dags"
+PLATFORM_FILE = REPO / "docker" / "platform.json"
+PROTO = REPO / "docker" / "proto" / "executor.proto"
+
+_HOME = Path(tempfile.mkdtemp(prefix="vpe-airflow-home-"))
+_STUBS = _HOME / "stubs"
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow.db'}",
+        "VPE_PLATFORM_FILE": str(PLATFORM_FILE),
+    }
+)
+
+
+def _generate_stubs() -> None:
+    _STUBS.mkdir()
+    subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO.parent}",
+         f"--python_out={_STUBS}", f"--grpc_python_out={_STUBS}", PROTO.name],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    sys.path[:0] = [str(_STUBS), str(DAGS)]
+
+
+_generate_stubs()
+
+
+def pytest_sessionfinish() -> None:
+    shutil.rmtree(_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata database (dag.test needs one)."""
+    subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        check=True, capture_output=True, env=os.environ.copy(),
+    )  # fmt: skip
+    return _HOME / "airflow.db"
+
+
+@pytest.fixture(scope="session")
+def dagbag() -> Any:
+    from airflow.models.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS), include_examples=False)
+
+
+def provision_connections(
+    monkeypatch: pytest.MonkeyPatch,
+    platform: dict[str, Any],
+    *,
+    grpc_address: tuple[str, int],
+    buffer: Path | str,
+) -> None:
+    """Set AIRFLOW_CONN_* variables in the JSON form the stack provisions (components/airflow.ts)."""
+    ids = platform["connections"]
+    aliases, ports = platform["aliases"], platform["ports"]
+    values = {
+        ids["grpc"]: {"conn_type": "grpc", "host": grpc_address[0], "port": grpc_address[1],
+                      "extra": {"auth_type": "NO_AUTH"}},
+        ids["spark"]: {"conn_type": "spark", "host": f"spark://{aliases['sparkMaster']}",
+                       "port": ports["sparkMaster"]},
+        ids["fs"]: {"conn_type": "fs", "extra": {"path": str(buffer)}},
+    }  # fmt: skip
+    for conn_id, value in values.items():
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(value))

@@ -1,0 +1,149 @@
+"""DAG files import cleanly and declare the designed graph, connections and gRPC calls."""
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import executor_pb2
+import executor_pb2_grpc
+import pytest
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.providers.grpc.operators.grpc import GrpcOperator
+from airflow.providers.standard.sensors.filesystem import FileSensor
+from conftest import DAGS, REPO, provision_connections
+from vpe_dags.executor import EXTRACT_CATALOG, IMPORT_EVENTS, ExecutorCommandOperator
+
+SERVICE = executor_pb2.DESCRIPTOR.services_by_name["PingService"]
+INGESTION_EDGES = {
+    ("extract_catalog", "wait_for_events"),
+    ("wait_for_events", "import_events"),
+    ("import_events", "events_per_country_year"),
+}
+
+
+def edges(dag: Any) -> set[tuple[str, str]]:
+    return {(task.task_id, down) for task in dag.tasks for down in task.downstream_task_ids}
+
+
+def test_every_dag_file_imports_without_errors(dagbag: Any) -> None:
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == {"ping_grpc", "ingestion"}
+
+
+def test_helper_package_is_not_parsed_as_dags(dagbag: Any) -> None:
+    parsed = {Path(stat.file).name for stat in dagbag.dagbag_stats}
+    assert parsed == {"ping_grpc.py", "ingestion.py"}
+
+
+def test_ingestion_graph(dagbag: Any) -> None:
+    dag = dagbag.dags["ingestion"]
+    assert {task.task_id for task in dag.tasks} == {a for edge in INGESTION_EDGES for a in edge}
+    assert edges(dag) == INGESTION_EDGES
+    assert isinstance(dag.get_task("wait_for_events"), FileSensor)
+    assert isinstance(dag.get_task("events_per_country_year"), SparkSubmitOperator)
+    assert dag.max_active_runs == 1
+
+
+def test_ping_graph(dagbag: Any) -> None:
+    dag = dagbag.dags["ping_grpc"]
+    assert [task.task_id for task in dag.tasks] == ["ping"]
+    assert isinstance(dag.get_task("ping"), GrpcOperator)
+
+
+def used_connection_ids(task: Any) -> dict[str, str]:
+    # SparkSubmitOperator keeps its connection id in a private attribute.
+    kinds = {"grpc_conn_id": "grpc", "fs_conn_id": "fs", "_conn_id": "spark"}
+    return {kind: getattr(task, attr) for attr, kind in kinds.items() if hasattr(task, attr)}
+
+
+def test_connections_are_the_provisioned_ones(dagbag: Any, platform: dict[str, Any]) -> None:
+    seen = set()
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            for kind, conn_id in used_connection_ids(task).items():
+                assert conn_id == platform["connections"][kind], (dag.dag_id, task.task_id)
+                seen.add(kind)
+    assert seen == set(platform["connections"])
+
+
+def grpc_tasks(dagbag: Any) -> list[Any]:
+    return [t for d in dagbag.dags.values() for t in d.tasks if isinstance(t, GrpcOperator)]
+
+
+def test_grpc_calls_use_the_proto_methods_and_messages(dagbag: Any) -> None:
+    tasks = grpc_tasks(dagbag)
+    assert {t.task_id for t in tasks} == {"ping", "extract_catalog", "import_events"}
+    for task in tasks:
+        assert task.stub_class is executor_pb2_grpc.PingServiceStub
+        method = SERVICE.methods_by_name[task.call_func]
+        request = task.request() if isinstance(task, ExecutorCommandOperator) else task.data["request"]
+        assert request.DESCRIPTOR is method.input_type, task.task_id
+        assert task.response_callback is not None, task.task_id
+
+
+def render(task: Any, ds: str) -> None:
+    context = {
+        "ds": ds,
+        "run_id": f"scheduled__{ds}",
+        "dag": task.dag,
+        "task": task,
+        "ti": SimpleNamespace(try_number=1),
+    }
+    task.render_template_fields(context)
+
+
+@pytest.mark.parametrize(("task_id", "command"), [("extract_catalog", EXTRACT_CATALOG),
+                                                  ("import_events", IMPORT_EVENTS)])  # fmt: skip
+def test_commands_carry_the_logical_date_and_a_traceable_run_id(
+    dagbag: Any, task_id: str, command: str
+) -> None:
+    task = dagbag.dags["ingestion"].get_task(task_id)
+    render(task, "2024-05-01")
+    request = task.request()
+    assert request.command == command
+    assert list(request.args) == ["--date", "2024-05-01"]
+    assert request.run_id == f"ingestion.scheduled__2024-05-01.{task_id}.1"
+
+
+def test_registry_knows_the_commands() -> None:
+    # The executor's registry is the authority on command names.
+    registry = (REPO / "docker" / "executor" / "tasks.toml").read_text()
+    for command in (EXTRACT_CATALOG, IMPORT_EVENTS):
+        assert f"[tasks.{command}]" in registry
+
+
+def test_sensor_waits_for_the_extracted_events_file(
+    dagbag: Any, platform: dict[str, Any]
+) -> None:
+    sensor = dagbag.dags["ingestion"].get_task("wait_for_events")
+    render(sensor, "2024-05-01")
+    assert sensor.filepath == platform["bufferFiles"]["events"].format(date="2024-05-01")
+    assert sensor.mode == "poke"
+    assert 0 < sensor.poke_interval <= 30
+    assert 0 < sensor.timeout <= 3600
+
+
+def test_spark_submit_command_fits_one_small_worker(
+    dagbag: Any, platform: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    provision_connections(monkeypatch, platform, grpc_address=("executor", 1), buffer=tmp_path)
+    task = dagbag.dags["ingestion"].get_task("events_per_country_year")
+    jobs, jars = platform["paths"]["jobs"], platform["paths"]["jars"]
+    assert task.application == f"{jobs}/events_per_country_year.py"
+    assert (REPO / "docker" / "spark" / "jobs" / Path(task.application).name).is_file()
+    command = task._get_hook()._build_spark_submit_command(task.application)
+    options = dict(zip(command[1:-1:2], command[2:-1:2], strict=True))
+    assert command[0] == "spark-submit"
+    assert command[-1] == task.application
+    master = f"spark://{platform['aliases']['sparkMaster']}:{platform['ports']['sparkMaster']}"
+    assert options["--master"] == master
+    assert options["--jars"] == f"{jars}/postgresql-{platform['versions']['postgresJdbc']}.jar"
+    assert options["--executor-memory"] == "512m"
+    assert options["--executor-cores"] == "1"
+    assert options["--total-executor-cores"] == "1"
+    # Client mode: PySpark cannot run its driver in the cluster on a standalone master.
+    assert "--deploy-mode" not in options
+
+
+def test_dags_folder_is_the_tested_one() -> None:
+    assert Path(DAGS, "ingestion.py").is_file()
