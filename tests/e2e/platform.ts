@@ -1,0 +1,142 @@
+// What a user does to check the running platform: Docker inspection, Airflow's REST API, SQL.
+import { execFileSync } from "node:child_process";
+import { Client } from "pg";
+
+export const dockerClient = "/usr/bin/docker";
+
+export function docker(...args: string[]): string {
+    return execFileSync(dockerClient, args, { encoding: "utf8", maxBuffer: 32 * 1024 * 1024 }).trim();
+}
+
+export interface ContainerState {
+    name: string;
+    running: boolean;
+    health?: string;
+    restartCount: number;
+    pid: number;
+    ports: { containerPort: string; hostIp: string; hostPort: string }[];
+}
+
+export function inspectContainers(prefix: string): ContainerState[] {
+    const ids = docker("ps", "-aq", "--filter", `name=^${prefix}-`).split("\n").filter(Boolean);
+    if (ids.length === 0) return [];
+    const raw = JSON.parse(docker("inspect", ...ids)) as any[];
+    return raw.map((c) => ({
+        name: String(c.Name).replace(/^\//, ""),
+        running: c.State.Running,
+        health: c.State.Health?.Status,
+        restartCount: c.RestartCount,
+        pid: c.State.Pid,
+        ports: Object.entries((c.HostConfig.PortBindings ?? {}) as Record<string, { HostIp: string; HostPort: string }[]>).flatMap(
+            ([containerPort, bindings]) => (bindings ?? []).map((b) => ({ containerPort, hostIp: b.HostIp, hostPort: b.HostPort })),
+        ),
+    }));
+}
+
+/** Ends a waitFor at once instead of being retried. */
+export class FatalError extends Error {}
+
+export async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined, intervalMs = 2000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let lastError: unknown;
+    while (Date.now() < deadline) {
+        try {
+            const value = await probe();
+            if (value !== undefined) return value;
+        } catch (err) {
+            if (err instanceof FatalError) throw err;
+            lastError = err;
+        }
+        await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+    throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${lastError ? `: ${lastError}` : ""}`);
+}
+
+export interface DagRun {
+    dag_run_id: string;
+    state: string;
+    start_date?: string;
+    end_date?: string;
+}
+
+export interface TaskInstance {
+    task_id: string;
+    state: string | null;
+    try_number: number;
+    duration?: number | null;
+}
+
+/** Airflow 3's public REST API, authenticated with a token from the FAB auth manager. */
+export class AirflowApi {
+    private token?: string;
+
+    constructor(
+        private readonly baseUrl: string,
+        private readonly username: string,
+        private readonly password: string,
+    ) {}
+
+    async health(): Promise<Record<string, { status: string }>> {
+        const res = await fetch(`${this.baseUrl}/api/v2/monitor/health`);
+        if (!res.ok) throw new Error(`health: HTTP ${res.status}`);
+        return (await res.json()) as Record<string, { status: string }>;
+    }
+
+    private async authorize(): Promise<string> {
+        if (!this.token) {
+            const res = await fetch(`${this.baseUrl}/auth/token`, {
+                method: "POST",
+                headers: { "content-type": "application/json" },
+                body: JSON.stringify({ username: this.username, password: this.password }),
+            });
+            if (!res.ok) throw new Error(`token: HTTP ${res.status} ${await res.text()}`);
+            this.token = ((await res.json()) as { access_token: string }).access_token;
+        }
+        return this.token;
+    }
+
+    async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+        const res = await fetch(`${this.baseUrl}/api/v2${path}`, {
+            method,
+            headers: { authorization: `Bearer ${await this.authorize()}`, "content-type": "application/json" },
+            body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${await res.text()}`);
+        return (await res.json()) as T;
+    }
+
+    async trigger(dagId: string, logicalDate: string): Promise<string> {
+        await waitFor(`DAG ${dagId} to be parsed`, 180_000, () => this.call("GET", `/dags/${dagId}`));
+        await this.call("PATCH", `/dags/${dagId}`, { is_paused: false });
+        const run = await this.call<DagRun>("POST", `/dags/${dagId}/dagRuns`, {
+            dag_run_id: `e2e_${dagId}_${logicalDate.replace(/[^0-9]/g, "")}_${Date.now()}`,
+            logical_date: logicalDate,
+        });
+        return run.dag_run_id;
+    }
+
+    taskInstances(dagId: string, runId: string): Promise<{ task_instances: TaskInstance[] }> {
+        return this.call("GET", `/dags/${dagId}/dagRuns/${encodeURIComponent(runId)}/taskInstances`);
+    }
+
+    async waitForRun(dagId: string, runId: string, timeoutMs: number): Promise<DagRun> {
+        return waitFor(`${dagId} run ${runId}`, timeoutMs, async () => {
+            const run = await this.call<DagRun>("GET", `/dags/${dagId}/dagRuns/${encodeURIComponent(runId)}`);
+            if (run.state === "failed") {
+                const tis = await this.taskInstances(dagId, runId);
+                throw new FatalError(`${dagId} run failed: ${JSON.stringify(tis.task_instances.map((t) => [t.task_id, t.state, t.try_number]))}`);
+            }
+            return run.state === "success" ? run : undefined;
+        }, 3000);
+    }
+}
+
+export async function query<T = Record<string, unknown>>(url: string, sql: string): Promise<T[]> {
+    const client = new Client({ connectionString: url });
+    await client.connect();
+    try {
+        return (await client.query(sql)).rows as T[];
+    } finally {
+        await client.end();
+    }
+}
