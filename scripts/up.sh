@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# From a fresh clone to a running stack: `scripts/up.sh [dev|prod]`.
+# Needs Docker and the Pulumi CLI. State stays in ./.pulumi (no Pulumi account); the secrets
+# passphrase is generated once into ./.pulumi/passphrase (keep it: it decrypts the state's secrets).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stack=${1:-dev}
+[ -f "Pulumi.$stack.yaml" ] || { echo "up: no Pulumi.$stack.yaml (stacks: dev, prod)" >&2; exit 2; }
+command -v pulumi >/dev/null || { echo "up: the Pulumi CLI is required (https://www.pulumi.com/docs/install/)" >&2; exit 1; }
+docker info >/dev/null 2>&1 || { echo "up: no Docker engine answers; start Docker first" >&2; exit 1; }
+
+[ -d node_modules ] || npm ci --no-audit --no-fund
+mkdir -p .pulumi
+if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
+  if [ ! -s .pulumi/passphrase ]; then
+    (umask 077 && head -c 32 /dev/urandom | base64 >.pulumi/passphrase)
+  fi
+  export PULUMI_CONFIG_PASSPHRASE_FILE=$PWD/.pulumi/passphrase
+fi
+pulumi stack select --create "$stack" >/dev/null
+pulumi up --yes --stack "$stack"
+pulumi stack output --stack "$stack"
