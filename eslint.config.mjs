@@ -15,7 +15,7 @@ export default tseslint.config(
     },
     {
         // Dynamic providers are serialized into state and must load modules at call time.
-        files: ["warehouse/migrationsResource.ts", "tests/e2e/harness/fixtures/**/*.ts"],
+        files: ["tests/e2e/harness/fixtures/**/*.ts"],
         rules: { "@typescript-eslint/no-require-imports": "off" },
     },
     {

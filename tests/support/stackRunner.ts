@@ -146,6 +146,7 @@ async function main(): Promise<void> {
 
 /** What setMocks switches on after setMockOptions resets it: secrets and resource references. */
 function enableMockedEngineFeatures(): void {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- internal module without types
     const store = require("@pulumi/pulumi/runtime/state").getStore();
     store.supportsSecrets = true;
     store.supportsResourceReferences = true;
