@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.providers.standard.sensors.filesystem import FileSensor
 from airflow.sdk import DAG
-
 from vpe_dags.executor import EXTRACT_CATALOG, IMPORT_EVENTS, ExecutorCommandOperator
 from vpe_dags.platform import buffer_file, connection_id, value
 

@@ -4,7 +4,6 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
 from executor_pb2 import PingRequest
-
 from vpe_dags.executor import PingServiceOperator, push_ping_reply
 
 with DAG(

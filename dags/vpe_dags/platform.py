@@ -27,7 +27,9 @@ def platform() -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise PlatformError(f"{PLATFORM_FILE_ENV}={path}: cannot load platform.json: {exc}") from exc
+        raise PlatformError(
+            f"{PLATFORM_FILE_ENV}={path}: cannot load platform.json: {exc}"
+        ) from exc
     if not isinstance(data, dict):
         raise PlatformError(f"{PLATFORM_FILE_ENV}={path}: platform.json must hold a JSON object")
     return data

@@ -78,7 +78,7 @@ def provision_connections(
     grpc_address: tuple[str, int],
     buffer: Path | str,
 ) -> None:
-    """Set AIRFLOW_CONN_* variables in the JSON form the stack provisions (components/airflow.ts)."""
+    """AIRFLOW_CONN_* variables in the JSON form the stack provisions (components/airflow.ts)."""
     ids = platform["connections"]
     aliases, ports = platform["aliases"], platform["ports"]
     values = {

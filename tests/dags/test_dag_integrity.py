@@ -76,7 +76,9 @@ def test_grpc_calls_use_the_proto_methods_and_messages(dagbag: Any) -> None:
     for task in tasks:
         assert task.stub_class is executor_pb2_grpc.PingServiceStub
         method = SERVICE.methods_by_name[task.call_func]
-        request = task.request() if isinstance(task, ExecutorCommandOperator) else task.data["request"]
+        request = (
+            task.request() if isinstance(task, ExecutorCommandOperator) else task.data["request"]
+        )
         assert request.DESCRIPTOR is method.input_type, task.task_id
         assert task.response_callback is not None, task.task_id
 
@@ -112,9 +114,7 @@ def test_registry_knows_the_commands() -> None:
         assert f"[tasks.{command}]" in registry
 
 
-def test_sensor_waits_for_the_extracted_events_file(
-    dagbag: Any, platform: dict[str, Any]
-) -> None:
+def test_sensor_waits_for_the_extracted_events_file(dagbag: Any, platform: dict[str, Any]) -> None:
     sensor = dagbag.dags["ingestion"].get_task("wait_for_events")
     render(sensor, "2024-05-01")
     assert sensor.filepath == platform["bufferFiles"]["events"].format(date="2024-05-01")

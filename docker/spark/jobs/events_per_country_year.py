@@ -53,7 +53,9 @@ def warehouse_from_env() -> Warehouse:
         values[key] = os.environ.get(variable, "")
         if not values[key]:
             raise SystemExit(f"environment variable {variable} (platform.json env.{key}) is empty")
-    return Warehouse(values["warehouseJdbcUrl"], values["warehouseUser"], values["warehousePassword"])
+    return Warehouse(
+        values["warehouseJdbcUrl"], values["warehouseUser"], values["warehousePassword"]
+    )
 
 
 def read_table(spark: SparkSession, warehouse: Warehouse, table: str, *columns: str) -> DataFrame:
