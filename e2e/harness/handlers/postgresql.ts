@@ -61,17 +61,29 @@ async function inTransaction(ctx: HandlerContext, database: string | undefined, 
     }
 }
 
-async function query<T>(ctx: HandlerContext, database: string | undefined, sql: string, params: unknown[] = []): Promise<T[]> {
-    const client = await connect(ctx, database);
-    try {
-        return (await client.query(sql, params)).rows as T[];
-    } finally {
-        await client.end();
-    }
-}
-
 const id = escapeIdentifier;
 const str = (v: unknown) => v as string;
+
+/**
+ * The provider's advisory locks: concurrent GRANTs touching one role or database would
+ * otherwise fail with "tuple concurrently updated" (Pulumi runs resources in parallel).
+ */
+function lockRole(role: string): string[] {
+    return [
+        "SET LOCAL statement_timeout = 0",
+        `SELECT pg_advisory_xact_lock(oid::bigint) FROM pg_roles WHERE rolname = ${escapeLiteral(role)}`,
+        "SELECT pg_advisory_xact_lock(member::bigint) FROM pg_auth_members JOIN pg_roles ON roleid = pg_roles.oid " +
+            `WHERE rolname = ${escapeLiteral(role)}`,
+    ];
+}
+
+function lockDatabase(database: string): string[] {
+    return [`SELECT pg_advisory_xact_lock(oid::bigint) FROM pg_database WHERE datname = ${escapeLiteral(database)}`];
+}
+
+function grantLocks(g: Props): string[] {
+    return [...lockRole(str(g.role)), ...(g.objectType === "database" ? lockDatabase(str(g.database)) : [])];
+}
 
 export const postgresqlProviderHandler: Handler = {
     type: "pulumi:providers:postgresql",
@@ -164,16 +176,17 @@ export const roleHandler: Handler = {
         return { ...news };
     },
     async delete(ctx, _id, r) {
+        // One transaction in the provider's database, as the provider does (owned objects in
+        // other databases are not reassigned).
         const role = id(str(r.name));
+        const statements = [...lockRole(str(r.name))];
         if (r.skipReassignOwned !== true) {
-            const dbs = await query<{ datname: string }>(ctx, undefined, "SELECT datname FROM pg_database WHERE datallowconn");
-            for (const { datname } of dbs) {
-                await inTransaction(ctx, datname, [`REASSIGN OWNED BY ${role} TO CURRENT_USER`, `DROP OWNED BY ${role}`]);
-            }
+            statements.push(`REASSIGN OWNED BY ${role} TO CURRENT_USER`, `DROP OWNED BY ${role}`);
         }
         if (r.skipDropRole !== true) {
-            await inTransaction(ctx, undefined, [`DROP ROLE IF EXISTS ${role}`]);
+            statements.push(`DROP ROLE ${role}`);
         }
+        await inTransaction(ctx, undefined, statements);
     },
 };
 
@@ -328,7 +341,7 @@ function revokeStatement(g: Props): string {
 
 function grantStatements(g: Props, revokeFrom: Props): string[] {
     const privileges = (g.privileges ?? []) as string[];
-    const statements = [revokeStatement(revokeFrom)];
+    const statements = [...grantLocks(g), revokeStatement(revokeFrom)];
     if (privileges.length > 0) {
         const grantOption = g.withGrantOption === true ? " WITH GRANT OPTION" : "";
         statements.push(`GRANT ${privileges.join(",")} ON ${grantTarget(g)} TO ${id(str(g.role))}${grantOption}`);
@@ -361,7 +374,7 @@ export const grantHandler: Handler = {
         return { ...news };
     },
     async delete(ctx, _id, g) {
-        await inTransaction(ctx, str(g.database), [revokeStatement(g)]);
+        await inTransaction(ctx, str(g.database), [...grantLocks(g), revokeStatement(g)]);
     },
 };
 
@@ -381,7 +394,7 @@ async function applyDefaultPrivileges(ctx: HandlerContext, p: Props, revokeFrom:
         throw new Error("withGrantOption: cannot be true for role 'public'");
     }
     const privileges = (p.privileges ?? []) as string[];
-    const statements = [defaultPrivilegesRevoke(revokeFrom)];
+    const statements = [...lockRole(str(p.owner)), defaultPrivilegesRevoke(revokeFrom)];
     if (privileges.length > 0) {
         const grantOption = p.withGrantOption === true ? " WITH GRANT OPTION" : "";
         statements.push(
@@ -407,6 +420,6 @@ export const defaultPrivilegesHandler: Handler = {
         return { ...news };
     },
     async delete(ctx, _id, p) {
-        await inTransaction(ctx, str(p.database), [defaultPrivilegesRevoke(p)]);
+        await inTransaction(ctx, str(p.database), [...lockRole(str(p.owner)), defaultPrivilegesRevoke(p)]);
     },
 };

@@ -45,8 +45,11 @@ describe("postgresql handlers on a PostgreSQL the stack creates", () => {
     });
 
     after(async () => {
-        await destroy(options('dbPrivileges=["CONNECT"]')).catch(() => undefined);
-        fs.rmSync(dir, { recursive: true, force: true });
+        try {
+            await destroy(options('dbPrivileges=["CONNECT"]'));
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
     });
 
     it("creates role, database, schema and exact grants; re-applies nothing; updates a grant's set", async () => {
