@@ -56,7 +56,7 @@ function containerId(name: string): string {
     return docker("inspect", "-f", "{{.Id}}", name);
 }
 
-function exists(kind: "container" | "volume" | "network", name: string): boolean {
+function exists(kind: "container" | "volume" | "network" | "image", name: string): boolean {
     try {
         docker(kind, "inspect", name);
         return true;
@@ -77,11 +77,18 @@ async function expectFailure(run: Promise<unknown>, pattern: RegExp): Promise<De
 }
 
 after(async () => {
+    const failures: string[] = [];
     for (const p of projects) {
-        await destroy(p.options("protect=false")).catch(() => undefined);
-        await purgeRetained(p.options()).catch(() => undefined);
+        for (const step of [() => destroy(p.options("protect=false")), () => purgeRetained(p.options())]) {
+            await step().catch((err: Error) => failures.push(`${p.prefix}: ${err.message}`));
+        }
+        // The provider's Image delete leaves the image in the engine's store; tests remove theirs.
+        if (exists("image", `${p.prefix}-image:latest`)) {
+            docker("rmi", `${p.prefix}-image:latest`);
+        }
         fs.rmSync(p.dir, { recursive: true, force: true });
     }
+    assert.deepEqual(failures, [], "cleanup left resources behind");
 });
 
 describe("harness on the real Docker engine", () => {
