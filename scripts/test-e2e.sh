@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The real-engine end-to-end suite: a Docker engine (started here if needed), the upstream images
-# (pulled, or built as local stand-ins where no registry is reachable), then the test itself.
+# The real-engine suites: a Docker engine (started here if needed), the upstream images (pulled,
+# or built as local stand-ins where no registry is reachable) and their contract tests, the
+# harness's own tests, then the whole dev stack end to end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-docker.sh >/dev/null
-scripts/provide-images.sh debian postgres airflow
+e2e/standins/run-tests.sh
+node --import tsx --test --test-concurrency=1 tests/e2e/harness/*.test.ts
 exec node --import tsx --test --test-concurrency=1 tests/e2e/*.e2e.test.ts
