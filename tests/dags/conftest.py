@@ -24,7 +24,7 @@ PLATFORM_FILE = REPO / "docker" / "platform.json"
 PROTO = REPO / "docker" / "proto" / "executor.proto"
 
 _HOME = Path(tempfile.mkdtemp(prefix="vpe-airflow-home-"))
-_STUBS = _HOME / "stubs"
+STUBS = _HOME / "stubs"
 os.environ.update(
     {
         "AIRFLOW_HOME": str(_HOME),
@@ -38,13 +38,13 @@ os.environ.update(
 
 
 def _generate_stubs() -> None:
-    _STUBS.mkdir()
+    STUBS.mkdir()
     subprocess.run(
         [sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTO.parent}",
-         f"--python_out={_STUBS}", f"--grpc_python_out={_STUBS}", PROTO.name],
+         f"--python_out={STUBS}", f"--grpc_python_out={STUBS}", PROTO.name],
         check=True, capture_output=True,
     )  # fmt: skip
-    sys.path[:0] = [str(_STUBS), str(DAGS)]
+    sys.path[:0] = [str(STUBS), str(DAGS)]
 
 
 _generate_stubs()
@@ -66,9 +66,10 @@ def airflow_db() -> Path:
 
 @pytest.fixture(scope="session")
 def dagbag() -> Any:
-    from airflow.models.dagbag import DagBag
+    # What the dag-processor and the task runner use: it puts the bundle (dags/) on sys.path.
+    from airflow.models.dagbag import BundleDagBag
 
-    return DagBag(dag_folder=str(DAGS), include_examples=False)
+    return BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS)
 
 
 def provision_connections(

@@ -1,5 +1,8 @@
 """DAG files import cleanly and declare the designed graph, connections and gRPC calls."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -10,7 +13,7 @@ import pytest
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.providers.grpc.operators.grpc import GrpcOperator
 from airflow.providers.standard.sensors.filesystem import FileSensor
-from conftest import DAGS, REPO, provision_connections
+from conftest import DAGS, REPO, STUBS, provision_connections
 from vpe_dags.executor import EXTRACT_CATALOG, IMPORT_EVENTS, ExecutorCommandOperator
 
 SERVICE = executor_pb2.DESCRIPTOR.services_by_name["PingService"]
@@ -28,6 +31,24 @@ def edges(dag: Any) -> set[tuple[str, str]]:
 def test_every_dag_file_imports_without_errors(dagbag: Any) -> None:
     assert dagbag.import_errors == {}
     assert set(dagbag.dag_ids) == {"ping_grpc", "ingestion"}
+
+
+def test_dag_folder_parses_in_a_fresh_interpreter() -> None:
+    # The conftest puts dags/ on this process's sys.path for the tests' own imports; the
+    # dag-processor has only what BundleDagBag adds, so check that in a clean interpreter.
+    script = (
+        "import sys; from pathlib import Path; from airflow.models.dagbag import BundleDagBag\n"
+        "assert sys.argv[1] not in sys.path\n"
+        "bag = BundleDagBag(dag_folder=sys.argv[1], bundle_path=Path(sys.argv[1]))\n"
+        "assert not bag.import_errors, bag.import_errors\n"
+        "print(sorted(bag.dag_ids))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(STUBS)}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(DAGS)], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "['ingestion', 'ping_grpc']"
 
 
 def test_helper_package_is_not_parsed_as_dags(dagbag: Any) -> None:

@@ -73,9 +73,9 @@ def executor_factory(
 
 
 def fresh_dag(dag_id: str) -> Any:
-    from airflow.models.dagbag import DagBag
+    from airflow.models.dagbag import BundleDagBag
 
-    dag = DagBag(dag_folder=str(DAGS), include_examples=False).dags[dag_id]
+    dag = BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS).dags[dag_id]
     for task in dag.tasks:
         task.retries = 0  # dag.test would otherwise wait out the retry delay
     return dag
