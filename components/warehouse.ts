@@ -108,7 +108,8 @@ export class Warehouse extends pulumi.ComponentResource {
             // New databases let PUBLIC connect; only the named roles may.
             grant("public-airflow-db", { database: airflowDb.name, role: "public", objectType: "database", privileges: [] }),
             grant("public-warehouse-db", { database: warehouseDb.name, role: "public", objectType: "database", privileges: [] }),
-            grant("writer-connect", { database: warehouseDb.name, role: writer.role.name, objectType: "database", privileges: ["CONNECT"] }),
+            // The importer stages each file in a temporary table before inserting it.
+            grant("writer-connect", { database: warehouseDb.name, role: writer.role.name, objectType: "database", privileges: ["CONNECT", "TEMPORARY"] }),
             grant("analyst-connect", { database: warehouseDb.name, role: analyst.role.name, objectType: "database", privileges: ["CONNECT"] }),
             grant("writer-staging", { ...onWarehouse, role: writer.role.name, objectType: "table", objects: warehouseTables.staging, privileges: ["SELECT", "INSERT"] }),
             grant("writer-read", { ...onWarehouse, role: writer.role.name, objectType: "table", objects: [...warehouseTables.star, ...warehouseTables.views], privileges: ["SELECT"] }),
@@ -120,10 +121,9 @@ export class Warehouse extends pulumi.ComponentResource {
         ];
 
         this.ready = pulumi.all(grants.map((g) => g.id)).apply(() => "ready");
-        // Each login resolves only once what its user needs exists, so consumers wait for it.
-        this.airflowLogin = availableAfter(airflow.login, airflowDb.name);
-        this.writerLogin = availableAfter(writer.login, this.ready);
-        this.analystLogin = availableAfter(analyst.login, this.ready);
+        this.airflowLogin = loginAfter(roleNames.airflow, airflow.password, airflowDb.name);
+        this.writerLogin = loginAfter(roleNames.writer, writer.password, this.ready);
+        this.analystLogin = loginAfter(roleNames.analyst, analyst.password, this.ready);
         this.appliedMigrations = migrations.versions;
         this.registerOutputs({ appliedMigrations: this.appliedMigrations });
     }
@@ -135,15 +135,15 @@ export class Warehouse extends pulumi.ComponentResource {
             { name: roleName, login: true, password: password.result },
             opts,
         );
-        const login: Login = { user: roleName, password: availableAfter({ user: roleName, password: password.result }, role.name).password };
-        return { role, login };
+        return { role, password: password.result };
     }
 }
 
-function availableAfter(login: { user: string; password: pulumi.Input<string> }, prerequisite: pulumi.Input<string>): Login {
+/** A login whose password resolves only once what its user needs exists, so consumers wait. */
+function loginAfter(user: string, password: pulumi.Output<string>, prerequisite: pulumi.Input<string>): Login {
     return {
-        user: login.user,
-        password: pulumi.secret(pulumi.all([prerequisite, login.password]).apply(([, password]) => password)),
+        user,
+        password: pulumi.secret(pulumi.all([prerequisite, password]).apply(([, value]) => value)),
     };
 }
 
