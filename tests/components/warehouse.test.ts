@@ -61,6 +61,8 @@ describe("Warehouse", () => {
         const privileges = (role: string, objectType: string) =>
             grants.filter((g) => g.role === role && g.objectType === objectType);
         assert.deepEqual(privileges("public", "database").map((g) => g.privileges), [[], []], "PUBLIC may still connect");
+        assert.deepEqual(privileges(roleNames.writer, "database").map((g) => g.privileges), [["CONNECT", "TEMPORARY"]]);
+        assert.deepEqual(privileges(roleNames.analyst, "database").map((g) => g.privileges), [["CONNECT"]]);
         const analystTables = privileges(roleNames.analyst, "table");
         assert.equal(analystTables.length, 1);
         assert.deepEqual(analystTables[0].privileges, ["SELECT"]);
