@@ -70,7 +70,11 @@ export class Airflow extends pulumi.ComponentResource {
         const prefix = args.namePrefix;
         const image = localImage(
             `${prefix}-airflow-image`,
-            { namePrefix: prefix, service: "airflow", args: { AIRFLOW_IMAGE: platform.images.airflow } },
+            {
+                namePrefix: prefix,
+                service: "airflow",
+                args: { AIRFLOW_IMAGE: platform.images.airflow, PLATFORM_FILE: platform.paths.platformFile },
+            },
             { parent: this },
         );
         const jwtSecret = urlSafePassword(`${prefix}-airflow-jwt-secret`, this);

@@ -24,7 +24,11 @@ export class Spark extends pulumi.ComponentResource {
         super("vpe:platform:Spark", name, {}, opts);
         const image = localImage(
             `${args.namePrefix}-spark-image`,
-            { namePrefix: args.namePrefix, service: "spark", args: { DEBIAN_IMAGE: platform.images.debian } },
+            {
+                namePrefix: args.namePrefix,
+                service: "spark",
+                args: { DEBIAN_IMAGE: platform.images.debian, SPARK_HOME: platform.paths.sparkHome },
+            },
             { parent: this },
         );
         const logs = { volumeName: args.logVolume, containerPath: platform.paths.logs };

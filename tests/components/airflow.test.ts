@@ -21,7 +21,7 @@ describe("Airflow", () => {
     it("builds docker/airflow on the pinned official image", () => {
         const image = named(dev, "vpe-dev-airflow-image").inputs as Record<string, any>;
         assert.equal(image.build.dockerfile, "docker/airflow/Dockerfile");
-        assert.equal(image.build.args.AIRFLOW_IMAGE, platform.images.airflow);
+        assert.deepEqual(image.build.args, { AIRFLOW_IMAGE: platform.images.airflow, PLATFORM_FILE: platform.paths.platformFile });
     });
 
     it("shares one JWT secret, Fernet key, API secret and execution API URL across every container", () => {

@@ -13,7 +13,7 @@ describe("Spark", () => {
         const image = named(run, "vpe-prod-spark-image").inputs as Record<string, any>;
         assert.equal(image.build.context, "docker");
         assert.equal(image.build.dockerfile, "docker/spark/Dockerfile");
-        assert.equal(image.build.args.DEBIAN_IMAGE, platform.images.debian);
+        assert.deepEqual(image.build.args, { DEBIAN_IMAGE: platform.images.debian, SPARK_HOME: platform.paths.sparkHome });
         assert.equal(image.skipPush, true);
     });
 
