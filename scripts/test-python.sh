@@ -16,4 +16,6 @@ fi
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-exec .venv/bin/python -m pytest -q -p no:cacheprovider tests/executor tests/dags "$@"
+# Two sessions: both suites import helpers from their own conftest module by name.
+.venv/bin/python -m pytest -q -p no:cacheprovider tests/executor "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider tests/dags "$@"
