@@ -13,6 +13,10 @@ const sparkMemory = z
 const postgresSchema = z.strictObject({
     hostPort: hostPort.default(5432),
     memoryMb: z.number().int().min(256).optional(),
+    sharedBuffers: z
+        .string()
+        .regex(/^[1-9][0-9]*(kB|MB|GB)$/, { message: 'must be a PostgreSQL size such as "128MB" or "1GB"' })
+        .default("128MB"),
 });
 
 const executorSchema = z.strictObject({

@@ -48,6 +48,7 @@ const warehouse = new Warehouse(prefix, {
     internalHost: postgres.internalHost,
     internalPort: postgres.internalPort,
     migrationsDir: path.join(projectRoot, "warehouse", "migrations"),
+    retainData,
 });
 
 const internal = { host: postgres.internalHost, port: postgres.internalPort };

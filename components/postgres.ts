@@ -20,6 +20,21 @@ export function urlSafePassword(name: string, parent: pulumi.Resource): random.R
 }
 
 /**
+ * Starts the image's entrypoint with the given `-c` settings. On a data directory kept from an
+ * earlier stack (destroy keeps it), the admin password is first set to this stack's generated one
+ * in single-user mode, read from the environment, so it never appears in a command line or log.
+ */
+export const startScript = [
+    "set -euo pipefail",
+    'if [ -s "$PGDATA/PG_VERSION" ]; then',
+    `  printf "ALTER ROLE \"%s\" PASSWORD '%s'\n" "$POSTGRES_USER" "$POSTGRES_PASSWORD" | postgres --single -D "$PGDATA" postgres >/dev/null`,
+    "fi",
+    "settings=()",
+    'for setting in "$@"; do settings+=(-c "$setting"); done',
+    'exec docker-entrypoint.sh postgres "${settings[@]}"',
+].join("\n");
+
+/**
  * PostgreSQL for Airflow's metadata and the warehouse. Its data lives in a named volume that
  * outlives the container; it is published on the bind address because the postgresql provider
  * connects from the machine running `pulumi up`.
@@ -61,6 +76,7 @@ export class Postgres extends pulumi.ComponentResource {
                     pulumi.interpolate`POSTGRES_PASSWORD=${password.result}`,
                     `PGDATA=${platform.paths.postgresData}`,
                 ],
+                command: ["bash", "-c", startScript, "vpe-postgres", `shared_buffers=${args.config.sharedBuffers}`],
                 volumes: [{ volumeName: dataVolume.name, containerPath: platform.paths.postgresData }],
                 ports: [publish(args.bindAddress, platform.ports.postgres, args.config.hostPort)],
                 memoryMb: args.config.memoryMb,

@@ -33,6 +33,11 @@ export interface WarehouseArgs {
     internalPort: number;
     /** Folder of versioned SQL migration files. */
     migrationsDir: string;
+    /**
+     * Keep databases and roles when the stack is destroyed: deleting them would DROP the data
+     * (and DROP OWNED for a role) even though the data volume is kept.
+     */
+    retainData: boolean;
 }
 
 export interface Login {
@@ -71,20 +76,21 @@ export class Warehouse extends pulumi.ComponentResource {
             { parent: this },
         );
         const child = { parent: this, provider };
+        const kept = { ...child, retainOnDelete: args.retainData };
 
-        const airflow = this.loginRole(prefix, roleNames.airflow, child);
-        const writer = this.loginRole(prefix, roleNames.writer, child);
-        const analyst = this.loginRole(prefix, roleNames.analyst, child);
+        const airflow = this.loginRole(prefix, roleNames.airflow, kept);
+        const writer = this.loginRole(prefix, roleNames.writer, kept);
+        const analyst = this.loginRole(prefix, roleNames.analyst, kept);
 
         const airflowDb = new postgresql.Database(
             `${prefix}-db-${platform.databases.airflow}`,
             { name: platform.databases.airflow, owner: airflow.role.name },
-            child,
+            kept,
         );
         const warehouseDb = new postgresql.Database(
             `${prefix}-db-${platform.databases.warehouse}`,
             { name: platform.databases.warehouse, owner: args.adminUser },
-            child,
+            kept,
         );
 
         const migrations = new WarehouseMigrations(

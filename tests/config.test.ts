@@ -38,6 +38,7 @@ describe("stack config", () => {
         ["malformed memory size", { "vpe:spark": '{"workerMemory": "1 GB"}' }, "vpe:spark.workerMemory: must be a Spark memory size"],
         ["port out of range", { "vpe:airflow": '{"hostPort": 70000}' }, "vpe:airflow.hostPort:"],
         ["privileged port", { "vpe:postgres": '{"hostPort": 80}' }, "vpe:postgres.hostPort: must be 1024 or above"],
+        ["malformed PostgreSQL size", { "vpe:postgres": '{"sharedBuffers": "128M"}' }, "vpe:postgres.sharedBuffers: must be a PostgreSQL size"],
         ["bad bind address", { "vpe:bindAddress": "localhost:80" }, "vpe:bindAddress: must be an IPv4 address"],
         ["bad name prefix", { "vpe:namePrefix": "Vpe_Dev" }, "vpe:namePrefix: must be"],
         ["unknown executor", { "vpe:airflow": '{"executor": "KubernetesExecutor"}' }, "vpe:airflow.executor:"],

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { startScript } from "../../components/postgres";
 import { platform } from "../../platform";
 import { isSecret, named, reveal, runStack, types } from "../support/stack";
 
@@ -34,6 +35,14 @@ describe("Postgres", () => {
         assert.ok(envs.some((e) => /^POSTGRES_PASSWORD=[A-Za-z0-9]{32}$/.test(e)));
         const generated = named(run, "vpe-dev-postgres-admin-password").inputs;
         assert.equal(generated.special, false, "URL-breaking characters");
+    });
+
+    it("starts the image's entrypoint with the configured settings, syncing the admin password on kept data", () => {
+        assert.deepEqual(container.command, ["bash", "-c", startScript, "vpe-postgres", "shared_buffers=128MB"]);
+        assert.match(startScript, /postgres --single/);
+        assert.doesNotMatch(startScript, /PASSWORD='?[A-Za-z0-9]{8}/, "a literal password in the script");
+        const tuned = runStack("dev", { overrides: { "vpe:postgres": '{"hostPort": 15432, "sharedBuffers": "256MB"}' } });
+        assert.equal((named(tuned, "vpe-dev-postgres").inputs as { command: string[] }).command[4], "shared_buffers=256MB");
     });
 
     it("honours a configured memory limit", () => {

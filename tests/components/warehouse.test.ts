@@ -34,6 +34,16 @@ describe("Warehouse", () => {
         ]);
     });
 
+    it("keeps databases and roles on destroy unless the user asks to delete data", () => {
+        for (const r of [...byType(run, types.pgRole), ...byType(run, types.pgDatabase)]) {
+            assert.equal(r.options.retainOnDelete, true, `${r.name} would be dropped by destroy`);
+        }
+        const purge = runStack("dev", { overrides: { "vpe:deleteDataOnDestroy": "true" } });
+        for (const r of [...byType(purge, types.pgRole), ...byType(purge, types.pgDatabase)]) {
+            assert.equal(r.options.retainOnDelete, false, r.name);
+        }
+    });
+
     it("creates one login role per consumer with a generated secret password", () => {
         const roles = byType(run, types.pgRole);
         assert.deepEqual(roles.map((r) => r.inputs.name).sort(), Object.values(roleNames).sort());

