@@ -622,6 +622,12 @@ export class Engine {
         const targets = (this.state.retained ?? []).map((r) => ({ ...r, retainOnDelete: false, protect: false }));
         const failed: ResourceState[] = [];
         for (const res of targets.reverse()) {
+            if (!res.type.startsWith("docker:")) {
+                // Roles and databases live inside a retained data volume, which goes with it;
+                // their provider (the server) is gone after destroy.
+                this.log(`${res.urn}: forgotten with the engine objects that held it`);
+                continue;
+            }
             try {
                 await this.deleteViaHandler(res);
                 this.record(res.urn, "delete");
