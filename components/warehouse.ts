@@ -107,8 +107,14 @@ export class Warehouse extends pulumi.ComponentResource {
             { parent: this },
         );
 
-        const grant = (suffix: string, grantArgs: postgresql.GrantArgs) =>
-            new postgresql.Grant(`${prefix}-grant-${suffix}`, grantArgs, { ...child, dependsOn: [migrations] });
+        // One grant at a time: GRANTs to different roles on the same tables rewrite the same
+        // catalog rows, and the provider run in parallel fails with "tuple concurrently updated".
+        let previous: pulumi.Resource = migrations;
+        const grant = (suffix: string, grantArgs: postgresql.GrantArgs) => {
+            const created = new postgresql.Grant(`${prefix}-grant-${suffix}`, grantArgs, { ...child, dependsOn: [previous] });
+            previous = created;
+            return created;
+        };
         const onWarehouse = { database: warehouseDb.name, schema: "public" };
         const grants = [
             // New databases let PUBLIC connect; only the named roles may.

@@ -65,9 +65,12 @@ describe("Warehouse", () => {
     });
 
     it("grants after the schema exists, least privilege per role", () => {
-        for (const g of grants) {
-            assert.ok(g.resource.options.dependencies.some((d) => d.endsWith("::vpe-dev-warehouse-migrations")), `${g.resource.name} does not wait for the migrations`);
-        }
+        // Grants run one after another, the first after the migrations.
+        const [first, ...rest] = grants;
+        assert.ok(first.resource.options.dependencies.some((d) => d.endsWith("::vpe-dev-warehouse-migrations")), "the first grant does not wait for the migrations");
+        rest.forEach((g, i) => {
+            assert.ok(g.resource.options.dependencies.includes(grants[i].resource.urn), `${g.resource.name} runs beside ${grants[i].resource.name}`);
+        });
         const privileges = (role: string, objectType: string) =>
             grants.filter((g) => g.role === role && g.objectType === objectType);
         assert.deepEqual(privileges("public", "database").map((g) => g.privileges), [[], []], "PUBLIC may still connect");
