@@ -48,6 +48,11 @@ async function bringUp(label: string, extraConfig: string[] = []): Promise<Summa
 async function runDag(dagId: string, logicalDate: string, timeoutMs = 900_000) {
     const started = performance.now();
     const runId = await airflow.trigger(dagId, logicalDate);
+    return finishRun(dagId, runId, started, timeoutMs);
+}
+
+/** Waits for a triggered run to succeed and records its duration and tasks in the report. */
+async function finishRun(dagId: string, runId: string, started: number, timeoutMs = 900_000) {
     await airflow.waitForRun(dagId, runId, timeoutMs);
     const tis = (await airflow.taskInstances(dagId, runId)).task_instances;
     (report.dagRuns as Record<string, unknown>)[runId] = {
@@ -202,6 +207,7 @@ describe(`the ${stack} stack on a real Docker engine`, { timeout: 75 * 60_000 },
     it("restarts a killed executor, and the retried task succeeds", async () => {
         const executorName = `${prefix}-executor`;
         const before = inspectContainers(prefix).find((c) => c.name === executorName)!;
+        const started = performance.now();
         const runId = await airflow.trigger("ingestion", "2024-06-02T00:00:00Z");
         // Crash the executor (SIGKILL to its process, not `docker stop`) again and again until the
         // first try of extract_catalog has ended: that try cannot reach it, and Airflow retries.
@@ -216,8 +222,8 @@ describe(`the ${stack} stack on a real Docker engine`, { timeout: 75 * 60_000 },
             const ended = ti && (ti.try_number > 1 || ["up_for_retry", "success", "failed"].includes(String(ti.state)));
             return ended ? ti : undefined;
         }, 200);
-        await airflow.waitForRun("ingestion", runId, 900_000);
-        const ti = (await airflow.taskInstances("ingestion", runId)).task_instances.find((t) => t.task_id === "extract_catalog")!;
+        const { tis } = await finishRun("ingestion", runId, started);
+        const ti = tis.find((t) => t.task_id === "extract_catalog")!;
         const afterKill = await waitFor("executor healthy again", 120_000, () => {
             const c = inspectContainers(prefix).find((x) => x.name === executorName)!;
             return c.health === "healthy" ? c : undefined;
