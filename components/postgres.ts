@@ -27,7 +27,7 @@ export function urlSafePassword(name: string, parent: pulumi.Resource): random.R
 export const startScript = [
     "set -euo pipefail",
     'if [ -s "$PGDATA/PG_VERSION" ]; then',
-    `  printf "ALTER ROLE \"%s\" PASSWORD '%s'\n" "$POSTGRES_USER" "$POSTGRES_PASSWORD" | postgres --single -D "$PGDATA" postgres >/dev/null`,
+    `  printf "ALTER ROLE \\"%s\\" PASSWORD '%s'\\n" "$POSTGRES_USER" "$POSTGRES_PASSWORD" | postgres --single -D "$PGDATA" postgres >/dev/null`,
     "fi",
     "settings=()",
     'for setting in "$@"; do settings+=(-c "$setting"); done',
