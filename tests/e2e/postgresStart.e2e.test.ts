@@ -1,0 +1,46 @@
+// The PostgreSQL container's start script on the real image: settings reach the server, and a
+// data volume kept from an earlier stack accepts the new stack's admin password, not the old one.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { after, describe, it } from "node:test";
+import { startScript } from "../../components/postgres";
+import { platform } from "../../platform";
+import { docker, dockerClient, query, waitFor } from "./platform";
+
+const volume = "vpe-test-postgres-start";
+const hostPort = 25999;
+
+function start(name: string, password: string, sharedBuffers: string): void {
+    docker(
+        "run", "-d", "--name", name, "-p", `127.0.0.1:${hostPort}:${platform.ports.postgres}`,
+        "--user", `${platform.users.postgres.uid}:${platform.users.postgres.gid}`,
+        "-e", "POSTGRES_USER=postgres", "-e", `POSTGRES_PASSWORD=${password}`,
+        "-v", `${volume}:${platform.paths.postgresData}`,
+        platform.images.postgres, "bash", "-c", startScript, "vpe-postgres", `shared_buffers=${sharedBuffers}`,
+    );
+}
+
+const url = (password: string) => `postgresql://postgres:${password}@127.0.0.1:${hostPort}/postgres`;
+
+describe("PostgreSQL start script", () => {
+    after(() => {
+        docker("rm", "-f", "vpe-test-pg-first", "vpe-test-pg-second");
+        docker("volume", "rm", "-f", volume);
+    });
+
+    it("applies settings, and moves a kept cluster to the new admin password", async () => {
+        start("vpe-test-pg-first", "firstPassword1", "64MB");
+        await waitFor("first server", 60_000, () => query(url("firstPassword1"), "SELECT 1"), 500);
+        await query(url("firstPassword1"), "CREATE TABLE kept AS SELECT 42 AS answer");
+        docker("kill", "vpe-test-pg-first"); // a crash, so the second start also recovers
+        docker("rm", "vpe-test-pg-first");
+
+        start("vpe-test-pg-second", "secondPassword2", "96MB");
+        const [row] = await waitFor("second server", 60_000, () => query<{ answer: number; sb: string }>(url("secondPassword2"), "SELECT answer, current_setting('shared_buffers') AS sb FROM kept"), 500);
+        assert.deepEqual(row, { answer: 42, sb: "96MB" });
+        await assert.rejects(query(url("firstPassword1"), "SELECT 1"), /password authentication failed/);
+        const logs = spawnSync(dockerClient, ["logs", "vpe-test-pg-second"], { encoding: "utf8" });
+        assert.match(logs.stderr + logs.stdout, /database system is ready to accept connections/);
+        assert.doesNotMatch(logs.stderr + logs.stdout, /secondPassword2|firstPassword1/);
+    });
+});
