@@ -45,8 +45,6 @@ const warehouse = new Warehouse(prefix, {
     port: postgres.port,
     adminUser: postgres.adminUser,
     adminPassword: postgres.adminPassword,
-    internalHost: postgres.internalHost,
-    internalPort: postgres.internalPort,
     migrationsDir: path.join(projectRoot, "warehouse", "migrations"),
     retainData,
 });

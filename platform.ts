@@ -1,13 +1,10 @@
 // Typed view of docker/platform.json, the one source of truth for values shared by the
 // TypeScript program, the Python services and the Dockerfiles (as build args).
-import * as path from "path";
 import platformJson from "./docker/platform.json";
 
 export const platform = platformJson;
-export type Platform = typeof platform;
 
 export const projectRoot = __dirname;
-export const dockerContext = path.join(projectRoot, "docker");
 
 /** `uid:gid` string for a platform user, as Docker's `user` input expects. */
 export function userSpec(user: { uid: number; gid: number }): string {

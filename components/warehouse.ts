@@ -28,9 +28,6 @@ export interface WarehouseArgs {
     port: pulumi.Input<number>;
     adminUser: string;
     adminPassword: pulumi.Input<string>;
-    /** PostgreSQL as seen from containers on the stack network. */
-    internalHost: string;
-    internalPort: number;
     /** Folder of versioned SQL migration files. */
     migrationsDir: string;
     /**

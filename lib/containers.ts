@@ -122,7 +122,7 @@ export function oneShotContainer(
 }
 
 /** Throws, naming the container and quoting its last output, unless it exited 0. */
-export function requireSuccess(
+function requireSuccess(
     name: string,
     id: string,
     exitCode: number | undefined,
