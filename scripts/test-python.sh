@@ -10,7 +10,7 @@ wanted=$(cat "${requirements[@]}" docker/airflow/constraints.txt | sha256sum | c
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   echo "test-python: installing pinned test requirements into .venv" >&2
   python3 -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check $(printf -- '-r %s ' "${requirements[@]}")
+  .venv/bin/pip install --quiet --disable-pip-version-check -r "${requirements[0]}" -r "${requirements[1]}"
   echo "$wanted" >"$stamp"
 fi
 

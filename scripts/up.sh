@@ -11,6 +11,8 @@ docker info >/dev/null 2>&1 || { echo "up: no Docker engine answers; start Docke
 
 [ -d node_modules ] || npm ci --no-audit --no-fund
 mkdir -p .pulumi
+# Same folder as Pulumi.yaml's backend.url, made absolute for the CLI.
+export PULUMI_BACKEND_URL=${PULUMI_BACKEND_URL:-file://$PWD/.pulumi}
 if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
   if [ ! -s .pulumi/passphrase ]; then
     (umask 077 && head -c 32 /dev/urandom | base64 >.pulumi/passphrase)
