@@ -32,6 +32,13 @@ describe("Executor", () => {
         assert.equal(published.outputs.executorHostAddress.value, "127.0.0.1:13170");
     });
 
+    it("honours the concurrency limit and memory limit configured for prod", () => {
+        const prod = named(runStack("prod"), "vpe-prod-executor").inputs as Record<string, any>;
+        assert.equal(prod.memory, 4096);
+        assert.ok(reveal<string[]>(prod.envs).includes(`${platform.env.executorMaxConcurrent}=8`));
+        assert.equal(container.memory, undefined);
+    });
+
     it("checks health with the gRPC health protocol", () => {
         assert.deepEqual(container.healthcheck.tests, ["CMD", `${platform.paths.envs}/server/bin/python`, "-m", "vpe_executor.health"]);
     });
