@@ -4,8 +4,8 @@ import * as random from "@pulumi/random";
 import type { AirflowConfig } from "../config";
 import { type Healthcheck, oneShotContainer, publish, serviceContainer } from "../lib/containers";
 import { localImage } from "../lib/images";
+import { urlSafePassword } from "../lib/secrets";
 import { platform, userSpec } from "../platform";
-import { urlSafePassword } from "./postgres";
 
 export interface AirflowArgs {
     namePrefix: string;

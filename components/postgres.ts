@@ -1,8 +1,8 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
 import type { PostgresConfig } from "../config";
 import { publish, serviceContainer } from "../lib/containers";
+import { urlSafePassword } from "../lib/secrets";
 import { platform, userSpec } from "../platform";
 
 export interface PostgresArgs {
@@ -12,11 +12,6 @@ export interface PostgresArgs {
     config: PostgresConfig;
     /** Keep the data volume when the stack is destroyed. */
     retainData: boolean;
-}
-
-/** Generated passwords contain only characters that are safe inside connection URLs. */
-export function urlSafePassword(name: string, parent: pulumi.Resource): random.RandomPassword {
-    return new random.RandomPassword(name, { length: 32, special: false }, { parent });
 }
 
 /**

@@ -1,8 +1,8 @@
 import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
+import { urlSafePassword } from "../lib/secrets";
 import { platform } from "../platform";
 import { WarehouseMigrations, readMigrationFiles } from "../warehouse/migrationsResource";
-import { urlSafePassword } from "./postgres";
 
 /**
  * Warehouse relations by who may touch them; a test keeps this in step with the migrations.

@@ -69,6 +69,9 @@ async function warehouseCounts(): Promise<Record<string, number>> {
     return Object.fromEntries(rows.map((r) => [r.t, Number(r.n)]));
 }
 
+/** PostgreSQL, the executor, the Spark master, the four Airflow services, and the workers. */
+const expectedServices = 7 + config.spark.workers;
+
 function serviceContainers() {
     return inspectContainers(prefix).filter((c) => !c.name.endsWith("-init"));
 }
@@ -123,8 +126,7 @@ describe(`the ${stack} stack on a real Docker engine`, { timeout: 75 * 60_000 },
         const summary = await bringUp("coldBringUpSeconds");
         recordImages(summary);
         const containers = serviceContainers();
-        const expected = 7 + config.spark.workers; // postgres, executor, spark master, 4 Airflow services
-        assert.equal(containers.length, expected, containers.map((c) => c.name).join(", "));
+        assert.equal(containers.length, expectedServices, containers.map((c) => c.name).join(", "));
         for (const c of containers) assert.equal(c.health, "healthy", `${c.name} is ${c.health}`);
     });
 
@@ -265,7 +267,7 @@ describe(`the ${stack} stack on a real Docker engine`, { timeout: 75 * 60_000 },
         await purgeRetained(harness);
         await bringUp("warmBringUpSeconds");
         const containers = serviceContainers();
-        assert.equal(containers.length, 7 + config.spark.workers);
+        assert.equal(containers.length, expectedServices);
         for (const c of containers) assert.equal(c.health, "healthy", `${c.name} is ${c.health}`);
     });
 });
