@@ -153,17 +153,17 @@ export class Airflow extends pulumi.ComponentResource {
             );
         const httpCheck = (port: number, path: string): Healthcheck => ({
             test: ["CMD", "curl", "-fsS", "-o", "/dev/null", `http://localhost:${port}${path}`],
-            interval: "15s",
-            timeout: "10s",
+            intervalSeconds: 15,
+            timeoutSeconds: 10,
             retries: 10,
-            startPeriod: "60s",
+            startPeriodSeconds: 60,
         });
         const jobCheck = (jobType: string): Healthcheck => ({
             test: ["CMD-SHELL", `airflow jobs check --job-type ${jobType} --local`],
-            interval: "30s",
-            timeout: "30s",
+            intervalSeconds: 30,
+            timeoutSeconds: 30,
             retries: 5,
-            startPeriod: "60s",
+            startPeriodSeconds: 60,
         });
 
         service(
@@ -178,10 +178,10 @@ export class Airflow extends pulumi.ComponentResource {
         for (let i = 1; i <= args.config.celeryWorkers; i++) {
             service(`${platform.aliases.airflowWorker}-${i}`, ["celery", "worker"], {
                 test: ["CMD-SHELL", `celery --app ${celeryApp} inspect ping -d "celery@$HOSTNAME"`],
-                interval: "30s",
-                timeout: "30s",
+                intervalSeconds: 30,
+                timeoutSeconds: 30,
                 retries: 5,
-                startPeriod: "60s",
+                startPeriodSeconds: 60,
             });
         }
 

@@ -21,7 +21,8 @@ export interface ExecutorArgs {
 export class Executor extends pulumi.ComponentResource {
     /** host:port on the stack network. */
     declare readonly address: string;
-    declare readonly hostAddress: string | undefined;
+    /** host:port on the host, or null when unpublished (a stack output of undefined warns on every up). */
+    declare readonly hostAddress: string | null;
 
     constructor(name: string, args: ExecutorArgs, opts?: pulumi.ComponentResourceOptions) {
         super("vpe:platform:Executor", name, {}, opts);
@@ -66,7 +67,7 @@ export class Executor extends pulumi.ComponentResource {
                 memoryMb: args.config.memoryMb,
                 healthcheck: {
                     test: ["CMD", `${platform.paths.envs}/server/bin/python`, "-m", "vpe_executor.health"],
-                    startPeriod: "20s",
+                    startPeriodSeconds: 20,
                 },
                 // In-flight tasks get this long to finish after SIGTERM.
                 stopTimeoutSeconds: 60,
@@ -75,7 +76,7 @@ export class Executor extends pulumi.ComponentResource {
         );
         this.address = `${platform.aliases.executor}:${port}`;
         this.hostAddress =
-            args.config.hostPort === undefined ? undefined : `${args.bindAddress}:${args.config.hostPort}`;
+            args.config.hostPort === undefined ? null : `${args.bindAddress}:${args.config.hostPort}`;
         this.registerOutputs({ address: this.address });
     }
 }

@@ -54,7 +54,7 @@ export class Spark extends pulumi.ComponentResource {
                 ports: [publish(args.bindAddress, platform.ports.sparkMasterUi, args.config.masterUiHostPort)],
                 healthcheck: {
                     test: ["CMD", "curl", "-fsS", "-o", "/dev/null", `http://localhost:${platform.ports.sparkMasterUi}/json/`],
-                    startPeriod: "20s",
+                    startPeriodSeconds: 20,
                 },
             },
             { parent: this },
@@ -78,7 +78,7 @@ export class Spark extends pulumi.ComponentResource {
                     volumes: [logs],
                     healthcheck: {
                         test: ["CMD", "curl", "-fsS", "-o", "/dev/null", `http://localhost:${platform.ports.sparkWorkerUi}/json/`],
-                        startPeriod: "20s",
+                        startPeriodSeconds: 20,
                     },
                 },
                 { parent: this, dependsOn: [master] },

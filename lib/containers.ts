@@ -1,14 +1,15 @@
 // Container policies shared by every component, so each service gets the same lifecycle.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { goDuration } from "./durations";
 
 export interface Healthcheck {
     /** Docker healthcheck test, starting with CMD or CMD-SHELL. */
     test: string[];
-    interval?: string;
-    timeout?: string;
+    intervalSeconds?: number;
+    timeoutSeconds?: number;
     retries?: number;
-    startPeriod?: string;
+    startPeriodSeconds?: number;
 }
 
 export interface ServiceContainerArgs {
@@ -60,10 +61,10 @@ export function serviceContainer(
             networksAdvanced: [{ name: args.network, aliases: [args.alias] }],
             healthcheck: {
                 tests: args.healthcheck.test,
-                interval: args.healthcheck.interval ?? "10s",
-                timeout: args.healthcheck.timeout ?? "5s",
+                interval: goDuration(args.healthcheck.intervalSeconds ?? 10),
+                timeout: goDuration(args.healthcheck.timeoutSeconds ?? 5),
                 retries: args.healthcheck.retries ?? 5,
-                startPeriod: args.healthcheck.startPeriod ?? "10s",
+                startPeriod: goDuration(args.healthcheck.startPeriodSeconds ?? 10),
             },
             restart: "unless-stopped",
             wait: true,

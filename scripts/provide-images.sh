@@ -77,6 +77,22 @@ configure_standin() {
   esac
 }
 
+# The stand-in's inputs (its folder, extra context files, build args) as one hash, stored as a
+# label: a stand-in built from other inputs (say, an older constraints.txt) is rebuilt.
+standin_inputs() {
+  local key=$1 f
+  configure_standin "$key"
+  {
+    (cd "$standins/$key" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+    for f in "${context_files[@]}"; do sha256sum <"$f"; done
+    printf '%s\n' "${build_args[@]}"
+  } | sha256sum | cut -d' ' -f1
+}
+
+image_label() {
+  "$docker" image inspect --format "{{if .Config.Labels}}{{index .Config.Labels \"$2\"}}{{end}}" "$1" 2>/dev/null
+}
+
 # The airflow stand-in needs the project's constraints file, which lives outside its folder:
 # a throwaway context holds both without duplicating the file in git.
 build_standin() {
@@ -91,6 +107,7 @@ build_standin() {
     cp "$f" "$context/"
   done
   if ! DOCKER_BUILDKIT=1 "$docker" build --progress=plain --label "$label=true" \
+      --label "$label.inputs=$(standin_inputs "$key")" \
       "${build_args[@]}" -t "$tag" "$context" >"$log" 2>&1; then
     rm -rf "$context"
     tail -40 "$log" >&2
@@ -104,8 +121,14 @@ provide() {
   tag=$(platform_value images "$key")
   state=$(image_state "$tag")
   if [ "$state" = kept ] && ! $force; then
-    echo "present: $tag"
-    return
+    # A pulled image, or the debootstrapped base, is kept as it is; a stand-in only while its
+    # inputs are unchanged.
+    if [ "$key" = debian ] || [ "$(image_label "$tag" "$label")" != true ] \
+        || [ "$(image_label "$tag" "$label.inputs")" = "$(standin_inputs "$key")" ]; then
+      echo "present: $tag"
+      return
+    fi
+    echo "rebuilding: $tag (its stand-in inputs changed)" >&2
   fi
   start=$SECONDS
   if try_pull "$tag"; then

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseConfig } from "../config";
+import { formatGoDuration, parseGoDuration } from "../e2e/harness/handlers/container";
 import { platform } from "../platform";
 import { byType, isSecret, named, reveal, runStack, types, type StackRun } from "./support/stack";
 import { mockPassword } from "./support/mockProviders";
@@ -12,7 +13,7 @@ type Container = {
     attach?: boolean;
     restart?: string;
     wait?: boolean;
-    healthcheck?: { tests: string[] };
+    healthcheck?: { tests: string[]; interval?: string; timeout?: string; startPeriod?: string; startInterval?: string };
     networksAdvanced?: { name: string; aliases?: string[] }[];
     ports?: { internal: number; external: number; ip: string }[];
     envs?: unknown[];
@@ -31,6 +32,12 @@ for (const stack of ["dev", "prod"]) {
         it("evaluates without error", () => {
             assert.equal(run.error, undefined);
             console.log(`# ${stack}: ${run.resources.length} resources evaluated in ${run.evaluationMs.toFixed(0)} ms`);
+        });
+
+        it("exports no undefined value (Pulumi warns about each one on every up)", () => {
+            const undefinedOutputs = Object.entries(run.outputs).filter(([, o]) => o.known && o.value === undefined).map(([k]) => k);
+            assert.deepEqual(undefinedOutputs, []);
+            assert.equal(run.outputs.executorHostAddress.value, config.executor.hostPort === undefined ? null : `${config.bindAddress}:${config.executor.hostPort}`);
         });
 
         it("declares the expected resource graph", () => {
@@ -85,6 +92,17 @@ for (const stack of ["dev", "prod"]) {
                 assert.ok(nets[0].aliases?.length, `${inputs.name} has no alias`);
                 assert.deepEqual(resource.options.replaceOnChanges, ["healthcheck"], `${inputs.name} replaceOnChanges`);
                 assert.equal(resource.options.deleteBeforeReplace, true, `${inputs.name} deleteBeforeReplace`);
+            }
+        });
+
+        it("writes every healthcheck duration as the provider stores it, so an unchanged up is a no-op", () => {
+            for (const { inputs } of containers(run)) {
+                const { interval, timeout, startPeriod, startInterval } = inputs.healthcheck ?? {};
+                for (const [field, value] of Object.entries({ interval, timeout, startPeriod, startInterval })) {
+                    if (value === undefined) continue;
+                    const stored = formatGoDuration(parseGoDuration(value, field));
+                    assert.equal(value, stored, `${inputs.name} healthcheck.${field} "${value}" is stored as "${stored}"`);
+                }
             }
         });
 

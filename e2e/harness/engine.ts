@@ -52,6 +52,8 @@ export interface Summary {
     /** Measured figures per URN (buildSeconds, imageBytes). */
     metrics: Record<string, Record<string, number>>;
     errors: string[];
+    /** Warnings the program logged (the CLI prints each one as `warning: ...`). */
+    warnings: string[];
     seconds: number;
 }
 
@@ -151,6 +153,7 @@ export class Engine {
     private readonly ops = new Map<string, Op>();
     private readonly metrics: Record<string, Record<string, number>> = {};
     private readonly errors: string[] = [];
+    private readonly warnings: string[] = [];
     private stackOutputs: Props = {};
     private preview = false;
     private inflight = 0;
@@ -205,6 +208,12 @@ export class Engine {
         pulumi.runtime.setAllConfig(config);
         const onRejection = (err: unknown) => this.recordSdkError(err);
         process.on("unhandledRejection", onRejection);
+        // With no engine connection the SDK's log.warn writes here; the CLI would show each one.
+        const consoleWarn = console.warn;
+        console.warn = (...args: unknown[]) => {
+            this.warnings.push(args.map(String).join(" ").replace(/^warning: \[runtime\] /, ""));
+            consoleWarn(...args);
+        };
         const program = runInPulumiStack(async () => {
             // eslint-disable-next-line @typescript-eslint/no-require-imports
             const exported = require(this.project.main);
@@ -215,6 +224,7 @@ export class Engine {
         );
         await this.settle(program);
         process.off("unhandledRejection", onRejection);
+        console.warn = consoleWarn;
         if (this.errors.length > 0) {
             // Dependents of a failed resource never register (the real engine stops the program
             // here too); their pending promises are expected, not leaks worth reporting.
@@ -405,12 +415,14 @@ export class Engine {
         if (previous.initError !== undefined) {
             return { verdict: "replace", changed: ["(initialization error)"], op: "replace" };
         }
-        for (const p of req.getIgnorechangesList()) {
-            setPath(news, p, getPath(olds, p));
-        }
         const oldOutputs = plainProps(previous.outputs);
-        const result = (handler.diff && (await handler.diff(ctx, previous.id ?? "", olds, news, oldOutputs))) || genericDiff(handler, olds, news);
-        if (result.verdict === "update" && matchesReplaceOnChanges(req.getReplaceonchangesList(), olds, news, result.changed)) {
+        const stored = handler.stored ? handler.stored(olds, oldOutputs) : olds;
+        for (const p of req.getIgnorechangesList()) {
+            setPath(news, p, getPath(stored, p));
+        }
+        const result =
+            (handler.diff && (await handler.diff(ctx, previous.id ?? "", stored, news, oldOutputs))) || genericDiff(handler, stored, news);
+        if (result.verdict === "update" && matchesReplaceOnChanges(req.getReplaceonchangesList(), stored, news, result.changed)) {
             return { ...result, verdict: "replace", op: "replace" };
         }
         return { ...result, op: result.verdict === "same" ? "same" : result.verdict };
@@ -682,6 +694,7 @@ export class Engine {
             outputs: this.stackOutputs,
             metrics: this.metrics,
             errors: [...this.errors],
+            warnings: [...this.warnings],
             seconds: (Date.now() - started) / 1000,
         };
         return summary;

@@ -1,194 +1,70 @@
-// The whole dev stack on a real Docker engine: the real program and Pulumi.dev.yaml, applied by
-// the harness (e2e/harness), checked as a user would, with faults, then torn down.
+// Both shipped stacks on a real Docker engine: the real program and its Pulumi.<stack>.yaml,
+// applied by the real Pulumi CLI when one is on PATH, else by the harness (VPE_E2E_ENGINE forces
+// one), checked as a user would, with faults; then both at once; then torn down.
 // Run alone: npm run test:e2e. Writes reports/e2e-report.{json,md}.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { parseConfig } from "../../config";
-import { changed, destroy, outputValues, purgeRetained, up, type Summary } from "../../e2e/harness";
+import { selectEngine } from "../../e2e/engines";
 import { platform } from "../../platform";
-import { stackConfig, projectRoot } from "../support/stackConfig";
-import { AirflowApi, docker, inspectContainers, query, waitFor } from "./platform";
+import { projectRoot } from "../support/stackConfig";
+import { docker, inspectContainers, provideImages, query, waitFor } from "./platform";
+import { changedOps, PlatformStack } from "./platformStack";
 
-const stack = "dev";
-const config = parseConfig(stackConfig(stack), stack);
-const prefix = config.namePrefix;
-const statePath = path.join(projectRoot, ".e2e", "state", `${stack}.json`);
-const harness = { projectDir: projectRoot, stack, statePath };
+const engineName = selectEngine();
+const dev = new PlatformStack("dev");
+// The conda executor image cannot be built here (no conda channel): until environments are
+// locked uv projects (issue 9), prod's executor runs the venv format. The report says so.
+const prod = new PlatformStack("prod", ["vpe:executor.environmentFormat=venv"]);
+const stacks = [dev, prod];
 const reportDir = path.join(projectRoot, "reports");
+const report: Record<string, unknown> = { startedAt: new Date().toISOString() };
+const ingestionDate = "2024-06-01T00:00:00Z";
 
-const report: Record<string, unknown> = { stack, startedAt: new Date().toISOString(), images: {}, dagRuns: {} };
-let outputs: Record<string, any> = {};
-let airflow: AirflowApi;
-let adminUrl = "";
-
-function recordImages(summary: Summary): void {
-    for (const [urn, metrics] of Object.entries(summary.metrics)) {
-        if (metrics.buildSeconds !== undefined) {
-            (report.images as Record<string, unknown>)[urn.split("::").pop()!] = {
-                buildSeconds: Number(metrics.buildSeconds.toFixed(1)),
-                sizeMB: Number(((metrics.imageBytes ?? 0) / 1e6).toFixed(1)),
-            };
-        }
-    }
+function removeProjectImages(prefix: string): void {
+    const images = docker("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", `reference=${prefix}/*`).split("\n").filter(Boolean);
+    for (const image of images) docker("rmi", "-f", image);
 }
 
-async function bringUp(label: string, extraConfig: string[] = []): Promise<Summary> {
-    const started = performance.now();
-    const summary = await up({ ...harness, config: extraConfig });
-    const seconds = (performance.now() - started) / 1000;
-    report[label] = Number(seconds.toFixed(1));
-    outputs = outputValues(summary) as Record<string, any>;
-    airflow = new AirflowApi(outputs.airflowUrl, outputs.airflowAdminUser, outputs.airflowAdminPassword);
-    adminUrl = `postgresql://${outputs.postgresAdminUser}:${outputs.postgresAdminPassword}@${outputs.postgresHost}:${outputs.postgresPort}/${platform.databases.warehouse}`;
-    return summary;
+function assertAllHealthy(s: PlatformStack): void {
+    const containers = s.serviceContainers();
+    assert.equal(containers.length, s.expectedServices, containers.map((c) => c.name).join(", "));
+    for (const c of containers) assert.equal(c.health, "healthy", `${c.name} is ${c.health}`);
 }
 
-async function runDag(dagId: string, logicalDate: string, timeoutMs = 900_000) {
-    const started = performance.now();
-    const runId = await airflow.trigger(dagId, logicalDate);
-    return finishRun(dagId, runId, started, timeoutMs);
-}
-
-/** Waits for a triggered run to succeed and records its duration and tasks in the report. */
-async function finishRun(dagId: string, runId: string, started: number, timeoutMs = 900_000) {
-    await airflow.waitForRun(dagId, runId, timeoutMs);
-    const tis = (await airflow.taskInstances(dagId, runId)).task_instances;
-    (report.dagRuns as Record<string, unknown>)[runId] = {
-        dagId,
-        seconds: Number(((performance.now() - started) / 1000).toFixed(1)),
-        tasks: Object.fromEntries(tis.map((t) => [t.task_id, { state: t.state, tries: t.try_number, seconds: t.duration }])),
-    };
-    return { runId, tis };
-}
-
-async function warehouseCounts(): Promise<Record<string, number>> {
-    const tables = ["event", "location", "datetime", "landslide_event", "event_stats_country_year"];
-    const rows = await query<{ t: string; n: string }>(adminUrl, tables.map((t) => `SELECT '${t}' AS t, count(*) AS n FROM ${t}`).join(" UNION ALL "));
-    return Object.fromEntries(rows.map((r) => [r.t, Number(r.n)]));
-}
-
-/** PostgreSQL, the executor, the Spark master, the four Airflow services, and the workers. */
-const expectedServices = 7 + config.spark.workers;
-
-function serviceContainers() {
-    return inspectContainers(prefix).filter((c) => !c.name.endsWith("-init"));
-}
-
-function writeReport(): void {
-    fs.mkdirSync(reportDir, { recursive: true });
-    report.finishedAt = new Date().toISOString();
-    fs.writeFileSync(path.join(reportDir, "e2e-report.json"), JSON.stringify(report, null, 2));
-    const lines = [
-        `# End-to-end report (${stack}), ${report.startedAt}`,
-        "",
-        `- cold bring-up to all healthy (no project image cached): ${report.coldBringUpSeconds ?? "n/a"} s`,
-        `- warm bring-up to all healthy (images cached, fresh volumes): ${report.warmBringUpSeconds ?? "n/a"} s`,
-        `- second apply of unchanged inputs: ${report.noopApplySeconds ?? "n/a"} s`,
-        "",
-        "| image | build s (cold) | size MB |",
-        "|---|---|---|",
-        ...Object.entries(report.images as Record<string, { buildSeconds: number; sizeMB: number }>).map(([n, i]) => `| ${n} | ${i.buildSeconds} | ${i.sizeMB} |`),
-        "",
-        "| DAG run | seconds | tasks (state, tries, seconds) |",
-        "|---|---|---|",
-        ...Object.entries(report.dagRuns as Record<string, { dagId: string; seconds: number; tasks: Record<string, { state: string; tries: number; seconds: number }> }>).map(
-            ([id, r]) => `| ${r.dagId} ${id} | ${r.seconds} | ${Object.entries(r.tasks).map(([t, s]) => `${t}: ${s.state}, ${s.tries}, ${s.seconds?.toFixed?.(1)}`).join("; ")} |`,
-        ),
-    ];
-    fs.writeFileSync(path.join(reportDir, "e2e-report.md"), lines.join("\n") + "\n");
-}
-
-async function teardown(): Promise<void> {
-    if (fs.existsSync(statePath)) {
-        await destroy(harness).catch((err) => console.error(`destroy failed: ${err}`));
-        await purgeRetained(harness).catch((err) => console.error(`purge failed: ${err}`));
-    }
-}
-
-describe(`the ${stack} stack on a real Docker engine`, { timeout: 75 * 60_000 }, () => {
-    before(async () => {
-        await teardown(); // leftovers of an interrupted run
-        // Cold: no image of the project's own cached, no build cache (upstream stand-ins stay).
-        for (const image of docker("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", `reference=${prefix}/*`).split("\n").filter(Boolean)) {
-            docker("rmi", "-f", image);
-        }
-        docker("builder", "prune", "-af");
+async function airflowHealthy(s: PlatformStack) {
+    return waitFor(`${s.stack}: Airflow components healthy`, 180_000, async () => {
+        const h = await s.airflow.health();
+        return ["metadatabase", "scheduler", "triggerer", "dag_processor"].every((k) => h[k]?.status === "healthy") ? h : undefined;
     });
+}
 
-    after(async () => {
-        writeReport();
-        await teardown();
-    });
-
-    it("comes up cold with every container healthy", async () => {
-        const summary = await bringUp("coldBringUpSeconds");
-        recordImages(summary);
-        const containers = serviceContainers();
-        assert.equal(containers.length, expectedServices, containers.map((c) => c.name).join(", "));
-        for (const c of containers) assert.equal(c.health, "healthy", `${c.name} is ${c.health}`);
-    });
-
+/** The checks every stack gets after a cold bring-up: health, connections, Spark, ports. */
+function platformChecks(s: PlatformStack): void {
     it("reports a green Airflow health endpoint", async () => {
-        const health = await waitFor("Airflow components healthy", 180_000, async () => {
-            const h = await airflow.health();
-            return ["metadatabase", "scheduler", "triggerer", "dag_processor"].every((k) => h[k]?.status === "healthy") ? h : undefined;
-        });
-        assert.equal(health.metadatabase.status, "healthy");
+        assert.equal((await airflowHealthy(s)).metadatabase.status, "healthy");
     });
 
     it("resolves the three provisioned connections inside Airflow", () => {
         for (const id of Object.values(platform.connections)) {
-            const json = docker("exec", `${prefix}-airflow-scheduler`, "airflow", "connections", "get", id, "-o", "json");
-            const [conn] = JSON.parse(json) as { conn_id: string; conn_type: string }[];
+            const json = docker("exec", `${s.prefix}-airflow-scheduler`, "airflow", "connections", "get", id, "-o", "json");
+            const [conn] = JSON.parse(json) as { conn_id: string }[];
             assert.equal(conn.conn_id, id);
         }
     });
 
     it("has the configured number of alive Spark workers", async () => {
-        const master = await waitFor("Spark workers registered", 120_000, async () => {
-            const m = (await (await fetch(`${outputs.sparkUiUrl}/json/`)).json()) as { aliveworkers: number };
-            return m.aliveworkers === config.spark.workers ? m : undefined;
+        const master = await waitFor(`${s.stack}: Spark workers registered`, 120_000, async () => {
+            const m = (await (await fetch(`${s.outputs.sparkUiUrl}/json/`)).json()) as { aliveworkers: number };
+            return m.aliveworkers === s.config.spark.workers ? m : undefined;
         });
-        assert.equal(master.aliveworkers, config.spark.workers);
-    });
-
-    it("runs ping_grpc through Airflow", async () => {
-        await runDag("ping_grpc", "2024-06-01T00:00:00Z", 300_000);
-    });
-
-    it("runs ingestion end to end: catalog -> buffer -> warehouse -> Spark statistics", async () => {
-        await runDag("ingestion", "2024-06-01T00:00:00Z");
-        const counts = await warehouseCounts();
-        report.warehouseCounts = counts;
-        assert.equal(counts.event, 956);
-        assert.equal(counts.landslide_event, 956);
-        assert.equal(counts.location, 956);
-        assert.ok(counts.event_stats_country_year > 0);
-        const [total] = await query<{ n: string }>(adminUrl, "SELECT sum(events) AS n FROM event_stats_country_year");
-        assert.equal(Number(total.n), 956, "the Spark statistic counts every event");
-    });
-
-    it("keeps Airflow and executor logs on the log volume with the ownership and mode the stack set", () => {
-        const script = [
-            "cd /v && stat -c '%n %u:%g %a' . airflow executor spark",
-            "echo files:$(find airflow -type f | wc -l):$(find executor -type f -name '*.log' | wc -l)",
-            "echo world-writable:$(find . -perm -0002 ! -type l | wc -l)",
-        ].join("; ");
-        const out = docker("run", "--rm", "-v", `${outputs.logVolumeName}:/v:ro`, platform.images.debian, "sh", "-c", script);
-        for (const dir of [".", "airflow", "executor", "spark"]) {
-            assert.match(out, new RegExp(`^${dir.replace(".", "\\.")} 50000:0 2775$`, "m"), out);
-        }
-        const [, airflowFiles, executorLogs] = out.match(/files:(\d+):(\d+)/)!.map(Number);
-        assert.ok(airflowFiles > 0, "no Airflow task logs");
-        assert.ok(executorLogs > 0, "no executor run logs");
-        assert.match(out, /world-writable:0/);
+        assert.equal(master.aliveworkers, s.config.spark.workers);
     });
 
     it("answers only on the configured ports, and only on 127.0.0.1", () => {
-        const bindings = inspectContainers(prefix).flatMap((c) => c.ports.map((p) => ({ ...p, name: c.name })));
-        const expected = [config.postgres.hostPort, config.airflow.hostPort, config.spark.masterUiHostPort].map(String).sort();
+        const bindings = inspectContainers(s.prefix).flatMap((c) => c.ports.map((p) => ({ ...p, name: c.name })));
+        const expected = [s.config.postgres.hostPort, s.config.airflow.hostPort, s.config.spark.masterUiHostPort].map(String).sort();
         assert.deepEqual(bindings.map((b) => b.hostPort).sort(), expected);
         for (const b of bindings) assert.equal(b.hostIp, "127.0.0.1", `${b.name} binds ${b.hostIp}`);
         // What actually listens on the host for the engine's port forwarding:
@@ -201,73 +77,207 @@ describe(`the ${stack} stack on a real Docker engine`, { timeout: 75 * 60_000 },
         }
     });
 
-    it("changes nothing on a second apply of unchanged inputs", async () => {
-        const summary = await bringUp("noopApplySeconds");
-        assert.deepEqual(changed(summary), {});
+    it("runs ping_grpc through Airflow", async () => {
+        await s.runDag("ping_grpc", ingestionDate, 300_000);
     });
 
+    it("runs ingestion end to end, each task where the executor config puts it", async () => {
+        const { tis } = await s.runDag("ingestion", ingestionDate);
+        const counts = await s.warehouseCounts();
+        s.report.warehouseCounts = counts;
+        assert.equal(counts.event, 956);
+        assert.equal(counts.landslide_event, 956);
+        assert.equal(counts.location, 956);
+        assert.ok(counts.event_stats_country_year > 0);
+        const [total] = await query<{ n: string }>(s.adminUrl, "SELECT sum(events) AS n FROM event_stats_country_year");
+        assert.equal(Number(total.n), 956, "the Spark statistic counts every event");
+        const celery = s.config.airflow.executor === "CeleryExecutor";
+        const workers = new RegExp(`^${platform.aliases.airflowWorker}-[1-${s.config.airflow.celeryWorkers}]$`);
+        for (const ti of tis) {
+            if (celery) assert.match(String(ti.hostname), workers, `${ti.task_id} ran on ${ti.hostname}, not a Celery worker`);
+            else assert.equal(ti.hostname, platform.aliases.airflowScheduler, `${ti.task_id} ran on ${ti.hostname}`);
+        }
+    });
+
+    it("keeps Airflow and executor logs on the log volume with the ownership and mode the stack set", () => {
+        const script = [
+            "cd /v && stat -c '%n %u:%g %a' . airflow executor spark",
+            "echo files:$(find airflow -type f | wc -l):$(find executor -type f -name '*.log' | wc -l)",
+            "echo world-writable:$(find . -perm -0002 ! -type l | wc -l)",
+        ].join("; ");
+        const out = docker("run", "--rm", "-v", `${s.outputs.logVolumeName}:/v:ro`, platform.images.debian, "sh", "-c", script);
+        for (const dir of [".", "airflow", "executor", "spark"]) {
+            assert.match(out, new RegExp(`^${dir.replace(".", "\\.")} 50000:0 2775$`, "m"), out);
+        }
+        const [, airflowFiles, executorLogs] = out.match(/files:(\d+):(\d+)/)!.map(Number);
+        assert.ok(airflowFiles > 0, "no Airflow task logs");
+        assert.ok(executorLogs > 0, "no executor run logs");
+        assert.match(out, /world-writable:0/);
+    });
+
+    it("changes nothing, recreates no container and prints no warning on a second up of unchanged code", async () => {
+        const ids = s.containerIds();
+        const deployment = await s.up("noopApply");
+        assert.deepEqual(changedOps(deployment), {});
+        assert.deepEqual(s.containerIds(), ids, "a container was recreated");
+        assert.deepEqual(deployment.warnings, []);
+    });
+}
+
+function writeReport(): void {
+    fs.mkdirSync(reportDir, { recursive: true });
+    report.finishedAt = new Date().toISOString();
+    report.stacks = Object.fromEntries(stacks.map((s) => [s.stack, s.report]));
+    fs.writeFileSync(path.join(reportDir, "e2e-report.json"), JSON.stringify(report, null, 2));
+    const engine = report.engine as { name: string; version: string } | undefined;
+    const lines = [`# End-to-end report, ${report.startedAt}`, "", `Engine: **${engine?.name ?? "n/a"}**, ${engine?.version ?? ""}`, ""];
+    for (const s of stacks) {
+        const seconds = s.report.seconds;
+        lines.push(
+            `## ${s.stack}${s.overrides.length ? ` (suite overrides: ${s.overrides.join(", ")})` : ""}`,
+            "",
+            `- cold bring-up to all healthy (no project image cached): ${seconds.coldBringUp ?? "n/a"} s`,
+            `- warm bring-up to all healthy (images cached, fresh volumes): ${seconds.warmBringUp ?? "n/a"} s`,
+            `- second apply of unchanged code: ${seconds.noopApply ?? "n/a"} s`,
+            ...(seconds.postgresReplace === undefined ? [] : [`- PostgreSQL container replacement: ${seconds.postgresReplace} s`]),
+            "",
+            "| image | build s (cold) | size MB |",
+            "|---|---|---|",
+            ...Object.entries(s.report.images).map(([n, i]) => `| ${n} | ${i.buildSeconds} | ${i.sizeMB} |`),
+            "",
+            "| DAG run | seconds | tasks (state, tries, seconds, host) |",
+            "|---|---|---|",
+            ...Object.entries(s.report.dagRuns).map(
+                ([id, r]) =>
+                    `| ${r.dagId} ${id} | ${r.seconds} | ${Object.entries(r.tasks)
+                        .map(([t, x]) => `${t}: ${x.state}, ${x.tries}, ${x.seconds?.toFixed?.(1)}, ${x.hostname}`)
+                        .join("; ")} |`,
+            ),
+            "",
+        );
+    }
+    fs.writeFileSync(path.join(reportDir, "e2e-report.md"), lines.join("\n"));
+}
+
+before(async () => {
+    provideImages();
+    for (const s of stacks) {
+        await s.open(engineName);
+        await s.teardown(); // leftovers of an interrupted run
+    }
+    report.engine = { name: dev.engine.name, version: dev.engine.version };
+    console.log(`# end-to-end engine: ${dev.engine.version}`);
+});
+
+after(async () => {
+    writeReport();
+    for (const s of stacks) await s.teardown();
+});
+
+describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () => {
+    before(() => {
+        // Cold: no image of the project's own cached, no build cache (upstream stand-ins stay).
+        removeProjectImages(dev.prefix);
+        docker("builder", "prune", "-af");
+    });
+
+    it("comes up cold with every container healthy", async () => {
+        await dev.up("coldBringUp");
+        assertAllHealthy(dev);
+    });
+
+    platformChecks(dev);
+
     it("restarts a killed executor, and the retried task succeeds", async () => {
-        const executorName = `${prefix}-executor`;
-        const before = inspectContainers(prefix).find((c) => c.name === executorName)!;
+        const executorName = `${dev.prefix}-executor`;
+        const before = inspectContainers(dev.prefix).find((c) => c.name === executorName)!;
         const started = performance.now();
-        const runId = await airflow.trigger("ingestion", "2024-06-02T00:00:00Z");
+        const runId = await dev.airflow.trigger("ingestion", "2024-06-02T00:00:00Z");
         // Crash the executor (SIGKILL to its process, not `docker stop`) again and again until the
         // first try of extract_catalog has ended: that try cannot reach it, and Airflow retries.
         let kills = 0;
         await waitFor("first try of extract_catalog to end", 300_000, async () => {
-            const current = inspectContainers(prefix).find((c) => c.name === executorName)!;
+            const current = inspectContainers(dev.prefix).find((c) => c.name === executorName)!;
             if (current.running && current.pid > 0) {
                 process.kill(current.pid, "SIGKILL");
                 kills++;
             }
-            const ti = (await airflow.taskInstances("ingestion", runId)).task_instances.find((t) => t.task_id === "extract_catalog");
+            const ti = (await dev.airflow.taskInstances("ingestion", runId)).task_instances.find((t) => t.task_id === "extract_catalog");
             const ended = ti && (ti.try_number > 1 || ["up_for_retry", "success", "failed"].includes(String(ti.state)));
             return ended ? ti : undefined;
         }, 200);
-        const { tis } = await finishRun("ingestion", runId, started);
+        const { tis } = await dev.finishRun("ingestion", runId, started);
         const ti = tis.find((t) => t.task_id === "extract_catalog")!;
         const afterKill = await waitFor("executor healthy again", 120_000, () => {
-            const c = inspectContainers(prefix).find((x) => x.name === executorName)!;
+            const c = inspectContainers(dev.prefix).find((x) => x.name === executorName)!;
             return c.health === "healthy" ? c : undefined;
         });
-        report.executorFault = { kills, restarts: afterKill.restartCount - before.restartCount, extractTries: ti.try_number };
+        dev.report.executorFault = { kills, restarts: afterKill.restartCount - before.restartCount, extractTries: ti.try_number };
         assert.ok(afterKill.restartCount > before.restartCount, "Docker did not restart the executor");
         assert.ok(ti.try_number >= 2, `extract_catalog was not retried (try ${ti.try_number})`);
         assert.equal(ti.state, "success");
     });
 
     it("replaces the PostgreSQL container without losing a row", async () => {
-        const before = await warehouseCounts();
-        const postgres = { ...config.postgres, sharedBuffers: "192MB" };
-        const summary = await bringUp("postgresReplaceSeconds", [`vpe:postgres=${JSON.stringify(postgres)}`]);
-        const ops = changed(summary);
-        const replaced = Object.entries(ops).filter(([urn, op]) => op === "replace" && urn.endsWith(`::${prefix}-postgres`));
+        const before = await dev.warehouseCounts();
+        const deployment = await dev.up("postgresReplace", ["vpe:postgres.sharedBuffers=192MB"]);
+        const ops = changedOps(deployment);
+        const replaced = Object.entries(ops).filter(([urn, op]) => op === "replace" && urn.endsWith(`::${dev.prefix}-postgres`));
         assert.equal(replaced.length, 1, `expected the postgres container to be replaced: ${JSON.stringify(ops)}`);
-        assert.deepEqual(await warehouseCounts(), before);
-        const [setting] = await query<{ shared_buffers: string }>(adminUrl, "SHOW shared_buffers");
+        assert.deepEqual(await dev.warehouseCounts(), before);
+        const [setting] = await query<{ shared_buffers: string }>(dev.adminUrl, "SHOW shared_buffers");
         assert.equal(setting.shared_buffers, "192MB");
     });
 
     it("keeps the data volumes and their rows through destroy", async () => {
-        const before = await warehouseCounts();
-        await destroy(harness);
-        assert.deepEqual(serviceContainers(), [], "containers left after destroy");
-        const volumes = docker("volume", "ls", "-q", "--filter", `name=^${prefix}-`).split("\n").sort();
-        assert.deepEqual(volumes, [`${prefix}-buffer`, `${prefix}-logs`, `${prefix}-postgres-data`]);
+        const before = await dev.warehouseCounts();
+        await dev.engine.destroy();
+        assert.deepEqual(dev.serviceContainers(), [], "containers left after destroy");
+        const volumes = docker("volume", "ls", "-q", "--filter", `name=^${dev.prefix}-`).split("\n").sort();
+        assert.deepEqual(volumes, [`${dev.prefix}-buffer`, `${dev.prefix}-logs`, `${dev.prefix}-postgres-data`]);
         // Read the kept cluster with a throwaway server on the volume (socket only, local trust).
         const count = docker(
             "run", "--rm", "--user", `${platform.users.postgres.uid}:${platform.users.postgres.gid}`,
-            "-v", `${prefix}-postgres-data:${platform.paths.postgresData}`, "--entrypoint", "bash", platform.images.postgres, "-c",
+            "-v", `${dev.prefix}-postgres-data:${platform.paths.postgresData}`, "--entrypoint", "bash", platform.images.postgres, "-c",
             `pg_ctl start -w -s -D "$PGDATA" -o "-c listen_addresses=" >/dev/null && psql -U postgres -d ${platform.databases.warehouse} -Atc "SELECT count(*) FROM landslide_event"; pg_ctl stop -s -D "$PGDATA" -m fast`,
         );
         assert.equal(Number(count), before.landslide_event);
     });
 
     it("comes up warm (images cached) after the data is purged", async () => {
-        await purgeRetained(harness);
-        await bringUp("warmBringUpSeconds");
-        const containers = serviceContainers();
-        assert.equal(containers.length, expectedServices);
-        for (const c of containers) assert.equal(c.health, "healthy", `${c.name} is ${c.health}`);
+        await dev.engine.purgeRetained();
+        await dev.up("warmBringUp");
+        assertAllHealthy(dev);
+    });
+});
+
+describe(`the prod stack on the same engine, beside dev`, { timeout: 60 * 60_000 }, () => {
+    before(() => removeProjectImages(prod.prefix));
+
+    it("comes up cold with CeleryExecutor, Redis, its Celery workers and Spark workers, all healthy", async () => {
+        await prod.up("coldBringUp");
+        assertAllHealthy(prod);
+        const names = prod.serviceContainers().map((c) => c.name);
+        assert.ok(names.includes(`${prod.prefix}-redis`));
+        for (let i = 1; i <= prod.config.airflow.celeryWorkers; i++) assert.ok(names.includes(`${prod.prefix}-airflow-worker-${i}`));
+    });
+
+    platformChecks(prod);
+
+    it("runs beside the dev stack, both healthy and both answering", async () => {
+        for (const s of stacks) {
+            assertAllHealthy(s);
+            await airflowHealthy(s);
+        }
+        await Promise.all(stacks.map((s) => s.runDag("ping_grpc", "2024-06-03T00:00:00Z", 300_000)));
+    });
+
+    it("comes up warm (images cached) after destroy and purge", async () => {
+        await prod.engine.destroy();
+        assert.deepEqual(prod.serviceContainers(), [], "containers left after destroy");
+        await prod.engine.purgeRetained();
+        await prod.up("warmBringUp");
+        assertAllHealthy(prod);
+        assertAllHealthy(dev);
     });
 });

@@ -1,5 +1,6 @@
 // What a user does to check the running platform: Docker inspection, Airflow's REST API, SQL.
 import { execFileSync } from "node:child_process";
+import * as path from "node:path";
 import { Client } from "pg";
 
 export const dockerClient = "/usr/bin/docker";
@@ -8,7 +9,19 @@ export function docker(...args: string[]): string {
     return execFileSync(dockerClient, args, { encoding: "utf8", maxBuffer: 32 * 1024 * 1024 }).trim();
 }
 
+const repoRoot = path.resolve(__dirname, "..", "..");
+
+/**
+ * Makes the named upstream images (keys of platform.json "images") available on the engine,
+ * pulled or built as stand-ins: every test creates what it uses, even on a machine that never
+ * ran the suite.
+ */
+export function provideImages(...keys: string[]): void {
+    execFileSync(path.join(repoRoot, "scripts", "provide-images.sh"), keys, { stdio: ["ignore", "ignore", "inherit"] });
+}
+
 export interface ContainerState {
+    id: string;
     name: string;
     running: boolean;
     health?: string;
@@ -22,6 +35,7 @@ export function inspectContainers(prefix: string): ContainerState[] {
     if (ids.length === 0) return [];
     const raw = JSON.parse(docker("inspect", ...ids)) as any[];
     return raw.map((c) => ({
+        id: String(c.Id),
         name: String(c.Name).replace(/^\//, ""),
         running: c.State.Running,
         health: c.State.Health?.Status,
@@ -64,6 +78,8 @@ export interface TaskInstance {
     state: string | null;
     try_number: number;
     duration?: number | null;
+    /** The host (container) the task ran on: the scheduler with LocalExecutor, a worker with Celery. */
+    hostname?: string;
 }
 
 /** Airflow 3's public REST API, authenticated with a token from the FAB auth manager. */

@@ -2,10 +2,10 @@
 // data volume kept from an earlier stack accepts the new stack's admin password, not the old one.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { after, describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import { startScript } from "../../components/postgres";
 import { platform } from "../../platform";
-import { docker, dockerClient, query, waitFor } from "./platform";
+import { docker, dockerClient, provideImages, query, waitFor } from "./platform";
 
 const volume = "vpe-test-postgres-start";
 const hostPort = 25999;
@@ -23,6 +23,7 @@ function start(name: string, password: string, sharedBuffers: string): void {
 const url = (password: string) => `postgresql://postgres:${password}@127.0.0.1:${hostPort}/postgres`;
 
 describe("PostgreSQL start script", () => {
+    before(() => provideImages("postgres"));
     after(() => {
         docker("rm", "-f", "vpe-test-pg-first", "vpe-test-pg-second");
         docker("volume", "rm", "-f", volume);

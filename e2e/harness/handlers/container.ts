@@ -1,7 +1,8 @@
 // docker Container, following the Terraform docker provider's resource (create, read-after-create,
 // update, delete) on the Docker Engine API. Almost every input is ForceNew; the few updatable
 // ones are applied by ContainerUpdate, or only recorded, exactly as the provider does
-// (healthcheck edits are not applied in place: kreuzwerker #988).
+// (healthcheck edits are not applied in place: kreuzwerker #988). Like the provider, it stores
+// the healthcheck read back from the engine, so a non-canonical duration diffs on every run.
 import { DockerApi, DockerApiError } from "../dockerApi";
 import type { Props } from "../wire";
 import { dockerFor, inspectImage, labelMap } from "./dockerObjects";
@@ -70,6 +71,38 @@ export function parseGoDuration(text: string, field: string): number {
     return Math.round(total);
 }
 
+/** Go's time.Duration.String() of a nanosecond count: what the provider stores for a healthcheck duration. */
+export function formatGoDuration(ns: number): string {
+    const fraction = (value: number, digits: number) => {
+        const text = String(value).padStart(digits, "0").replace(/0+$/, "");
+        return text === "" ? "" : `.${text}`;
+    };
+    if (ns === 0) {
+        return "0s";
+    }
+    if (ns < 1e3) {
+        return `${ns}ns`;
+    }
+    if (ns < 1e6) {
+        return `${Math.floor(ns / 1e3)}${fraction(ns % 1e3, 3)}µs`;
+    }
+    if (ns < 1e9) {
+        return `${Math.floor(ns / 1e6)}${fraction(ns % 1e6, 6)}ms`;
+    }
+    const totalSeconds = Math.floor(ns / 1e9);
+    const seconds = `${totalSeconds % 60}${fraction(ns % 1e9, 9)}s`;
+    const totalMinutes = Math.floor(totalSeconds / 60);
+    if (totalMinutes === 0) {
+        return seconds;
+    }
+    const minutes = `${totalMinutes % 60}m${seconds}`;
+    const hours = Math.floor(totalMinutes / 60);
+    return hours === 0 ? minutes : `${hours}h${minutes}`;
+}
+
+/** The schema's defaults for healthcheck fields the program leaves unset. */
+const healthcheckDefaults = { interval: "0s", timeout: "0s", startPeriod: "0s", startInterval: "0s", retries: 0 };
+
 interface Port {
     internal: number;
     external?: number;
@@ -96,10 +129,19 @@ interface Healthcheck {
     retries?: number;
 }
 
+interface EngineHealthcheck {
+    Test: string[];
+    Interval?: number;
+    Timeout?: number;
+    StartPeriod?: number;
+    StartInterval?: number;
+    Retries?: number;
+}
+
 interface ContainerInspect {
     Id: string;
     Name: string;
-    Config: { Tty: boolean };
+    Config: { Tty: boolean; Healthcheck?: EngineHealthcheck };
     State: { Running: boolean; ExitCode: number; FinishedAt: string; Health?: { Status: string } };
     NetworkSettings: {
         Bridge: string;
@@ -245,9 +287,29 @@ async function readAfterCreate(docker: DockerApi, id: string, inputs: Props, cre
     }
 }
 
+/**
+ * The healthcheck as the provider's read stores it: read back from the engine, durations in Go's
+ * format. The next diff compares the program's value with this, not with the previous input.
+ */
+function storedHealthcheck(h: EngineHealthcheck | undefined): Props | undefined {
+    if (h === undefined) {
+        return undefined;
+    }
+    return {
+        tests: h.Test,
+        interval: formatGoDuration(h.Interval ?? 0),
+        timeout: formatGoDuration(h.Timeout ?? 0),
+        startPeriod: formatGoDuration(h.StartPeriod ?? 0),
+        startInterval: formatGoDuration(h.StartInterval ?? 0),
+        retries: h.Retries ?? 0,
+    };
+}
+
 function outputsOf(inputs: Props, info: ContainerInspect, logs: string | undefined): Props {
+    const healthcheck = storedHealthcheck(info.Config.Healthcheck);
     return {
         ...inputs,
+        ...(healthcheck && inputs.healthcheck !== undefined ? { healthcheck } : {}),
         name: info.Name.replace(/^\//, ""),
         exitCode: info.State.Running ? undefined : info.State.ExitCode,
         containerLogs: logs,
@@ -362,7 +424,11 @@ export const containerHandler: Handler = {
     defaults,
     autoName: "name",
     async check(_ctx, news) {
-        return { ...defaults, ...news };
+        const healthcheck = news.healthcheck === undefined ? {} : { healthcheck: { ...healthcheckDefaults, ...(news.healthcheck as Props) } };
+        return { ...defaults, ...news, ...healthcheck };
+    },
+    stored(olds, oldOutputs) {
+        return oldOutputs.healthcheck === undefined ? olds : { ...olds, healthcheck: oldOutputs.healthcheck };
     },
     async create(ctx, inputs) {
         const docker = dockerFor(ctx);
@@ -409,7 +475,9 @@ export const containerHandler: Handler = {
         if (ignored.length > 0) {
             ctx.log(`${ignored.join(", ")} changed: recorded in state only, as the provider does not apply them in place`);
         }
-        return { ...oldOutputs, ...news };
+        // The provider's read after update stores the engine's healthcheck, which an update never changes.
+        const stored = oldOutputs.healthcheck === undefined ? {} : { healthcheck: oldOutputs.healthcheck };
+        return { ...oldOutputs, ...news, ...stored };
     },
     async delete(ctx, id, inputs) {
         await removeContainer(dockerFor(ctx), id, { ...defaults, ...inputs });

@@ -66,6 +66,11 @@ export interface Handler {
     secretOutputs?: readonly string[];
     /** Input normalisation the provider's Check performs (may read the filesystem). */
     check?(ctx: HandlerContext, news: Props, olds: Props | undefined): Promise<Props>;
+    /**
+     * The previous inputs as the provider's diff sees them: with the values its read stored in
+     * state (e.g. normalised by the engine) in place of what the program sent. Default: the inputs.
+     */
+    stored?(olds: Props, oldOutputs: Props): Props;
     /** A provider-specific diff; when absent the engine compares inputs. */
     diff?(ctx: HandlerContext, id: string, olds: Props, news: Props, oldOutputs: Props): Promise<DiffResult | undefined>;
     create(ctx: HandlerContext, inputs: Props): Promise<CreateResult>;

@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { after, describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import {
     DeploymentError,
     type HarnessOptions,
@@ -17,6 +17,8 @@ import {
     purgeRetained,
     up,
 } from "../../../e2e/harness";
+import { platform } from "../../../platform";
+import { provideImages } from "../platform";
 
 const repo = path.resolve(__dirname, "..", "..", "..");
 const fixture = path.join(__dirname, "fixtures", "basic");
@@ -41,7 +43,7 @@ function project(): Project {
     fs.cpSync(fixture, dir, { recursive: true });
     const markerDir = path.join(dir, "markers");
     fs.mkdirSync(markerDir);
-    const base = [`prefix=${prefix}`, `markerDir=${markerDir}`];
+    const base = [`prefix=${prefix}`, `markerDir=${markerDir}`, `image=${platform.images.debian}`];
     const p = {
         dir,
         prefix,
@@ -75,6 +77,8 @@ async function expectFailure(run: Promise<unknown>, pattern: RegExp): Promise<De
     }
     assert.fail(`expected a failure matching ${pattern}`);
 }
+
+before(() => provideImages("debian"));
 
 after(async () => {
     const failures: string[] = [];
@@ -152,6 +156,20 @@ describe("harness on the real Docker engine", () => {
         assert.deepEqual(changed(summary), { [serverUrn]: "update" });
         assert.equal(containerId(`${p.prefix}-server`), before);
         assert.equal(docker("inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", before), "always");
+    });
+
+    it("diffs a healthcheck against what the provider stored: \"60s\" is stored as \"1m0s\" and replaces on every up", async () => {
+        const p = project();
+        await up(p.options("startPeriod=60s", "replaceOnHealthcheck=true"));
+        const first = containerId(`${p.prefix}-server`);
+        const again = await up(p.options("startPeriod=60s", "replaceOnHealthcheck=true"));
+        assert.deepEqual(changed(again), { [serverUrn]: "replace" }, "the real engine replaces here");
+        assert.notEqual(containerId(`${p.prefix}-server`), first);
+
+        await up(p.options("startPeriod=1m0s", "replaceOnHealthcheck=true"));
+        const canonical = containerId(`${p.prefix}-server`);
+        assert.deepEqual(changed(await up(p.options("startPeriod=1m0s", "replaceOnHealthcheck=true"))), {});
+        assert.equal(containerId(`${p.prefix}-server`), canonical, "the canonical spelling is a no-op");
     });
 
     it("deletes resources the program no longer declares", async () => {

@@ -5,9 +5,11 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import { createServer } from "node:net";
 import * as path from "node:path";
-import { after, describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import { Client } from "pg";
 import { changed, destroy, outputValues, up } from "../../../e2e/harness";
+import { platform } from "../../../platform";
+import { provideImages } from "../platform";
 
 const repo = path.resolve(__dirname, "..", "..", "..");
 const prefix = `h5pg${randomBytes(3).toString("hex")}`;
@@ -35,12 +37,14 @@ async function sql<T>(port: number, user: string, password: string, database: st
     }
 }
 
+before(() => provideImages("postgres"));
+
 describe("postgresql handlers on a PostgreSQL the stack creates", () => {
     let port = 0;
     const options = (...config: string[]) => ({
         projectDir: dir,
         stack: "test",
-        config: [`prefix=${prefix}`, `port=${port}`, ...config],
+        config: [`prefix=${prefix}`, `port=${port}`, `image=${platform.images.postgres}`, ...config],
         logStream: "ignore" as const,
     });
 

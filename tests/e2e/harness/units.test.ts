@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { genericDiff } from "../../../e2e/harness/engine";
 import { UnimplementedInputError, assertImplemented, unimplementedPaths } from "../../../e2e/harness/fidelity";
-import { containerHandler, parseGoDuration } from "../../../e2e/harness/handlers/container";
+import { containerHandler, formatGoDuration, parseGoDuration } from "../../../e2e/harness/handlers/container";
 import { generatePassword } from "../../../e2e/harness/handlers/random";
 import { applyOverrides } from "../../../e2e/harness/stackConfig";
 import { plainProps, secret, sigKey, wireOutputs, isSecret, resourceSig } from "../../../e2e/harness/wire";
@@ -93,6 +93,33 @@ describe("Go durations", () => {
         assert.equal(parseGoDuration("1m30s", "f"), 90e9);
         assert.equal(parseGoDuration("500ms", "f"), 500e6);
         assert.equal(parseGoDuration("0", "f"), 0);
+    });
+
+    it("formats nanoseconds as Go's Duration.String() does (what the provider stores)", () => {
+        const cases: [number, string][] = [
+            [0, "0s"],
+            [10e9, "10s"],
+            [60e9, "1m0s"],
+            [90e9, "1m30s"],
+            [3600e9, "1h0m0s"],
+            [3661.5e9, "1h1m1.5s"],
+            [500e6, "500ms"],
+            [1.5e6, "1.5ms"],
+            [2e3, "2µs"],
+            [7, "7ns"],
+        ];
+        for (const [ns, text] of cases) {
+            assert.equal(formatGoDuration(ns), text, `${ns} ns`);
+        }
+    });
+
+    it("a stored healthcheck in Go form makes a non-canonical program value a change", () => {
+        const olds = { healthcheck: { tests: ["CMD", "true"], startPeriod: "60s" } };
+        const outputs = { healthcheck: { tests: ["CMD", "true"], interval: "0s", timeout: "0s", startPeriod: "1m0s", startInterval: "0s", retries: 0 } };
+        const stored = containerHandler.stored!(olds, outputs);
+        const news = (program: string) => ({ healthcheck: { tests: ["CMD", "true"], interval: "0s", timeout: "0s", startPeriod: program, startInterval: "0s", retries: 0 } });
+        assert.deepEqual(genericDiff(containerHandler, stored, news("60s")).changed, ["healthcheck"]);
+        assert.equal(genericDiff(containerHandler, stored, news("1m0s")).verdict, "same");
     });
 
     it("rejects malformed durations naming the field", () => {

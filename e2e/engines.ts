@@ -1,0 +1,311 @@
+// The two ways the end-to-end suite applies a stack: the real Pulumi CLI, through the Automation
+// API, whenever a `pulumi` CLI is on PATH; the harness (e2e/harness) where none can run. Both
+// answer the same questions, so one suite makes the same assertions on either.
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { type ConfigValue, type EngineEvent, LocalWorkspace, type OpType, type Stack } from "@pulumi/pulumi/automation";
+import * as harness from "./harness";
+
+export type EngineName = "harness" | "pulumi";
+export type Op = harness.Op;
+
+export interface Deployment {
+    /** What happened to each resource (for a preview: what would happen), by URN. */
+    ops: Record<string, Op>;
+    /** Stack outputs with secrets revealed, for assertions (never log them). */
+    outputs: Record<string, any>;
+    /** Warnings printed during the run. */
+    warnings: string[];
+    /** Images built in this run, by URN. */
+    images: Record<string, { buildSeconds: number; sizeBytes: number }>;
+    seconds: number;
+}
+
+export interface StackEngine {
+    readonly name: EngineName;
+    /** What ran, with versions, for the report. */
+    readonly version: string;
+    /** `pulumi up`; `config` holds `project:key[.path]=value` overrides for this run only. */
+    up(config?: readonly string[]): Promise<Deployment>;
+    preview(config?: readonly string[]): Promise<Deployment>;
+    destroy(): Promise<void>;
+    /** Removes what destroy kept on the engine (data volumes): test clean-up, not a Pulumi operation. */
+    purgeRetained(): Promise<void>;
+}
+
+export interface StackEngineOptions {
+    /** The folder holding Pulumi.yaml. */
+    projectDir: string;
+    stack: string;
+    /** A folder of the engine's own for this stack: state, passphrase, working copy. */
+    workDir: string;
+    /** The stack's name prefix: what purgeRetained removes on the Docker engine. */
+    namePrefix: string;
+}
+
+const dockerClient = "/usr/bin/docker";
+
+/** The `pulumi` executable on PATH, if any. */
+export function pulumiCli(searchPath = process.env.PATH ?? ""): string | undefined {
+    return searchPath
+        .split(path.delimiter)
+        .filter(Boolean)
+        .map((dir) => path.join(dir, "pulumi"))
+        .find((file) => {
+            try {
+                fs.accessSync(file, fs.constants.X_OK);
+                return fs.statSync(file).isFile();
+            } catch {
+                return false;
+            }
+        });
+}
+
+/** VPE_E2E_ENGINE=pulumi|harness forces an engine; unset, the real CLI is used when present. */
+export function selectEngine(env: NodeJS.ProcessEnv = process.env): EngineName {
+    const wanted = env.VPE_E2E_ENGINE ?? "";
+    const cli = pulumiCli(env.PATH);
+    switch (wanted) {
+        case "":
+            return cli ? "pulumi" : "harness";
+        case "harness":
+            return "harness";
+        case "pulumi":
+            if (!cli) {
+                throw new Error(
+                    "VPE_E2E_ENGINE=pulumi: no `pulumi` executable on PATH. Install the Pulumi CLI with the docker, " +
+                        "postgresql and random provider plugins (versions in package.json), or unset VPE_E2E_ENGINE to use the harness.",
+                );
+            }
+            return "pulumi";
+        default:
+            throw new Error(`VPE_E2E_ENGINE: expected "pulumi" or "harness", got ${JSON.stringify(wanted)}`);
+    }
+}
+
+export async function openStack(engine: EngineName, options: StackEngineOptions): Promise<StackEngine> {
+    fs.mkdirSync(options.workDir, { recursive: true });
+    return engine === "pulumi" ? PulumiEngine.open(options) : new HarnessEngine(options);
+}
+
+function sdkVersion(): string {
+    return (JSON.parse(fs.readFileSync(require.resolve("@pulumi/pulumi/package.json"), "utf8")) as { version: string }).version;
+}
+
+function imageSize(name: string): number {
+    return Number(execFileSync(dockerClient, ["image", "inspect", "--format", "{{.Size}}", name], { encoding: "utf8" }).trim());
+}
+
+class HarnessEngine implements StackEngine {
+    readonly name = "harness";
+    readonly version = `harness (e2e/harness) on @pulumi/pulumi ${sdkVersion()}`;
+    private readonly statePath: string;
+
+    constructor(private readonly options: StackEngineOptions) {
+        this.statePath = path.join(options.workDir, "state.json");
+    }
+
+    private harnessOptions(config: readonly string[] = []): harness.HarnessOptions {
+        return { projectDir: this.options.projectDir, stack: this.options.stack, statePath: this.statePath, config };
+    }
+
+    async up(config?: readonly string[]): Promise<Deployment> {
+        return this.deployment(await harness.up(this.harnessOptions(config)));
+    }
+
+    async preview(config?: readonly string[]): Promise<Deployment> {
+        return this.deployment(await harness.preview(this.harnessOptions(config)));
+    }
+
+    async destroy(): Promise<void> {
+        if (fs.existsSync(this.statePath)) {
+            await harness.destroy(this.harnessOptions());
+        }
+    }
+
+    async purgeRetained(): Promise<void> {
+        if (fs.existsSync(this.statePath)) {
+            await harness.purgeRetained(this.harnessOptions());
+        }
+    }
+
+    private deployment(summary: harness.Summary): Deployment {
+        const images: Deployment["images"] = {};
+        for (const [urn, figures] of Object.entries(summary.metrics)) {
+            if (figures.buildSeconds !== undefined) {
+                images[urn] = { buildSeconds: figures.buildSeconds, sizeBytes: figures.imageBytes ?? 0 };
+            }
+        }
+        return {
+            ops: summary.ops,
+            outputs: harness.outputValues(summary) as Record<string, any>,
+            warnings: summary.warnings,
+            images,
+            seconds: summary.seconds,
+        };
+    }
+}
+
+/** The engine's step kinds, folded into the four a test asks about. */
+function foldOp(op: OpType): Op {
+    switch (op) {
+        case "create":
+        case "update":
+        case "delete":
+        case "same":
+            return op;
+        case "replace":
+        case "create-replacement":
+        case "delete-replaced":
+        case "discard-replaced":
+        case "read-replacement":
+        case "import-replacement":
+            return "replace";
+        default:
+            return "same";
+    }
+}
+
+/** Files of the project the program does not read: left out of the working copy. */
+const notCopied = new Set(["node_modules", ".git", ".venv", ".e2e", ".pulumi", "reports", "build"]);
+
+/**
+ * The real Pulumi CLI on a working copy of the project (the CLI writes the stack's encryption
+ * salt and any config override into Pulumi.<stack>.yaml, which must not touch the checkout),
+ * with a local file backend and a generated passphrase in the engine's own folder.
+ */
+class PulumiEngine implements StackEngine {
+    readonly name = "pulumi";
+
+    private constructor(
+        private readonly stack: Stack,
+        readonly version: string,
+        private readonly options: StackEngineOptions,
+    ) {}
+
+    static async open(options: StackEngineOptions): Promise<PulumiEngine> {
+        const project = path.join(options.workDir, "project");
+        const backend = path.join(options.workDir, "state");
+        PulumiEngine.copyProject(options.projectDir, project, options.stack);
+        fs.mkdirSync(backend, { recursive: true });
+        const passphraseFile = path.join(options.workDir, "passphrase");
+        if (!fs.existsSync(passphraseFile)) {
+            fs.writeFileSync(passphraseFile, randomBytes(24).toString("base64url"), { mode: 0o600 });
+        }
+        const envVars = {
+            PULUMI_BACKEND_URL: `file://${backend}`,
+            PULUMI_CONFIG_PASSPHRASE: fs.readFileSync(passphraseFile, "utf8"),
+            PULUMI_SKIP_UPDATE_CHECK: "true",
+        };
+        const stack = await LocalWorkspace.createOrSelectStack({ stackName: options.stack, workDir: project }, { envVars });
+        const cli = execFileSync(pulumiCli()!, ["version"], { encoding: "utf8" }).trim();
+        const plugins = execFileSync(pulumiCli()!, ["plugin", "ls", "--json"], { encoding: "utf8", env: { ...process.env, ...envVars } });
+        const listed = (JSON.parse(plugins) as { name: string; kind: string; version: string }[])
+            .filter((p) => p.kind === "resource")
+            .map((p) => `${p.name} ${p.version}`)
+            .join(", ");
+        return new PulumiEngine(stack, `pulumi ${cli} (plugins: ${listed}) on @pulumi/pulumi ${sdkVersion()}`, options);
+    }
+
+    /** A fresh copy of the project's files, keeping the stack's encryption salt from earlier runs. */
+    private static copyProject(source: string, target: string, stack: string): void {
+        const stackFile = `Pulumi.${stack}.yaml`;
+        const previous = path.join(target, stackFile);
+        const salt = fs.existsSync(previous) ? fs.readFileSync(previous, "utf8").match(/^encryptionsalt: .*$/m)?.[0] : undefined;
+        fs.rmSync(target, { recursive: true, force: true });
+        fs.cpSync(source, target, {
+            recursive: true,
+            filter: (file) => path.dirname(file) !== source || !notCopied.has(path.basename(file)),
+        });
+        fs.symlinkSync(path.join(source, "node_modules"), path.join(target, "node_modules"));
+        if (salt) {
+            fs.appendFileSync(path.join(target, stackFile), `\n${salt}\n`);
+        }
+    }
+
+    up(config: readonly string[] = []): Promise<Deployment> {
+        return this.withConfig(config, () => this.run("up"));
+    }
+
+    preview(config: readonly string[] = []): Promise<Deployment> {
+        return this.withConfig(config, () => this.run("preview"));
+    }
+
+    async destroy(): Promise<void> {
+        await this.stack.destroy({ color: "never" });
+    }
+
+    async purgeRetained(): Promise<void> {
+        const volumes = execFileSync(dockerClient, ["volume", "ls", "-q", "--filter", `name=^${this.options.namePrefix}-`], { encoding: "utf8" })
+            .split("\n")
+            .filter(Boolean);
+        if (volumes.length > 0) {
+            execFileSync(dockerClient, ["volume", "rm", ...volumes]);
+        }
+    }
+
+    /** Applies `key[.path]=value` overrides for one run, then restores the stack's own values. */
+    private async withConfig<T>(overrides: readonly string[], run: () => Promise<T>): Promise<T> {
+        const saved = new Map<string, ConfigValue | undefined>();
+        try {
+            for (const item of overrides) {
+                const eq = item.indexOf("=");
+                const key = item.slice(0, eq);
+                if (eq <= 0 || !key.includes(":")) {
+                    throw new Error(`config override ${JSON.stringify(item)}: expected project:key[.path]=value`);
+                }
+                if (!saved.has(key)) {
+                    saved.set(key, await this.stack.getConfig(key, true).catch(() => undefined));
+                }
+                await this.stack.setConfig(key, { value: item.slice(eq + 1) }, true);
+            }
+            return await run();
+        } finally {
+            for (const [key, value] of saved) {
+                await (value === undefined ? this.stack.removeConfig(key, true) : this.stack.setConfig(key, value, true));
+            }
+        }
+    }
+
+    private async run(kind: "up" | "preview"): Promise<Deployment> {
+        const ops: Record<string, Op> = {};
+        const warnings: string[] = [];
+        const startedAt = new Map<string, number>();
+        const built: { urn: string; name: string; seconds: number }[] = [];
+        const record = (urn: string, op: OpType) => {
+            ops[urn] = ops[urn] === "replace" ? "replace" : foldOp(op);
+        };
+        const onEvent = (event: EngineEvent) => {
+            const now = performance.now();
+            const pre = event.resourcePreEvent?.metadata;
+            if (pre) {
+                startedAt.set(pre.urn, now);
+                if (kind === "preview") record(pre.urn, pre.op);
+            }
+            const done = event.resOutputsEvent?.metadata;
+            if (done) {
+                record(done.urn, done.op);
+                const imageName = done.new?.outputs?.imageName;
+                if (done.type === "docker:index/image:Image" && done.op !== "same" && typeof imageName === "string") {
+                    built.push({ urn: done.urn, name: imageName, seconds: (now - (startedAt.get(done.urn) ?? now)) / 1000 });
+                }
+            }
+            const diagnostic = event.diagnosticEvent;
+            if (diagnostic?.severity === "warning") {
+                warnings.push(diagnostic.message.trim());
+            }
+        };
+        const started = performance.now();
+        let outputs: Record<string, any> = {};
+        if (kind === "up") {
+            const result = await this.stack.up({ onEvent, color: "never" });
+            outputs = Object.fromEntries(Object.entries(result.outputs).map(([k, v]) => [k, v.value]));
+        } else {
+            await this.stack.preview({ onEvent, color: "never" });
+        }
+        const images = Object.fromEntries(built.map((b) => [b.urn, { buildSeconds: b.seconds, sizeBytes: imageSize(b.name) }]));
+        return { ops, outputs, warnings, images, seconds: (performance.now() - started) / 1000 };
+    }
+}

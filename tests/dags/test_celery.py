@@ -1,0 +1,114 @@
+"""The Celery path the prod stack runs, on the pinned packages: the executor imports, `airflow
+celery` is a command, and a worker started as the stack starts it answers the stack's health
+probe through a real Redis broker, with its results in a real PostgreSQL (and stops answering
+once the worker is gone)."""
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BIN = Path(sys.executable).parent
+REDIS_SERVER = Path("/usr/bin/redis-server")
+# The app the stack's worker healthcheck names (components/airflow.ts).
+CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
+
+
+def _loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    import redis
+
+    port, password = _loopback_port(), secrets.token_urlsafe(16)
+    server = subprocess.Popen(
+        [str(REDIS_SERVER), "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path), "--requirepass", password],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port, password=password)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert client.ping()
+                break
+            except redis.ConnectionError:
+                assert server.poll() is None, "redis-server exited"
+                assert time.monotonic() < deadline, "redis-server did not answer within 30 s"
+                time.sleep(0.2)
+        yield f"redis://:{password}@127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture
+def celery_env(redis_url: str, postgres_server: Any) -> dict[str, str]:
+    """The worker's settings as the stack provisions them: Redis broker, database result backend."""
+    database = f"celery_{uuid.uuid4().hex[:12]}"
+    postgres_server.psql("postgres", "-c", f'CREATE DATABASE "{database}"')
+    backend = postgres_server.url(database).replace("postgresql://", "db+postgresql+psycopg2://")
+    return {
+        **os.environ,
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": redis_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": backend,
+    }
+
+
+def health_probe(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The stack's worker healthcheck: `celery inspect ping -d celery@$HOSTNAME`."""
+    return subprocess.run(
+        [str(BIN / "celery"), "--app", CELERY_APP, "inspect", "ping", "-d", f"celery@{socket.gethostname()}"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_the_celery_executor_imports_with_the_pinned_packages() -> None:
+    from airflow.executors.base_executor import BaseExecutor
+    from airflow.providers.celery.executors import celery_executor_utils
+    from airflow.providers.celery.executors.celery_executor import CeleryExecutor
+
+    assert issubclass(CeleryExecutor, BaseExecutor)
+    assert celery_executor_utils.app.main is not None
+
+
+def test_airflow_celery_is_a_command_with_the_celery_executor(celery_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [str(BIN / "airflow"), "celery", "worker", "--help"], env=celery_env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "--concurrency" in result.stdout
+
+
+def test_a_worker_started_like_the_stack_answers_its_health_probe(celery_env: dict[str, str], tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        worker = subprocess.Popen(
+            [str(BIN / "airflow"), "celery", "worker", "--concurrency", "1", "--skip-serve-logs"],
+            env=celery_env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while (probe := health_probe(celery_env)).returncode != 0:
+            assert worker.poll() is None, f"the worker exited {worker.returncode}:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"no pong within 180 s:\n{probe.stdout}{probe.stderr}\n{log.read_text()[-3000:]}"
+            time.sleep(2)
+        assert "pong" in probe.stdout
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    assert health_probe(celery_env).returncode != 0, "the probe still passes with no worker"

@@ -1,0 +1,123 @@
+// One shipped stack under test: its effective config, the engine that applies it, what a user
+// reads from it (outputs, Airflow's API, the warehouse) and the figures for the report.
+import * as path from "node:path";
+import { parseConfig, type PlatformConfig } from "../../config";
+import { type Deployment, type EngineName, type Op, openStack, type StackEngine } from "../../e2e/engines";
+import { applyOverrides } from "../../e2e/harness/stackConfig";
+import { platform } from "../../platform";
+import { stackConfig, projectRoot } from "../support/stackConfig";
+import { AirflowApi, type TaskInstance, inspectContainers, query } from "./platform";
+
+export interface DagRunReport {
+    dagId: string;
+    seconds: number;
+    tasks: Record<string, { state: string | null; tries: number; seconds?: number | null; hostname?: string }>;
+}
+
+export interface StackReport {
+    overrides: string[];
+    seconds: Record<string, number>;
+    images: Record<string, { buildSeconds: number; sizeMB: number }>;
+    dagRuns: Record<string, DagRunReport>;
+    [figure: string]: unknown;
+}
+
+const warehouseTables = ["event", "location", "datetime", "landslide_event", "event_stats_country_year"];
+
+export function changedOps(deployment: Deployment): Record<string, Op> {
+    return Object.fromEntries(Object.entries(deployment.ops).filter(([, op]) => op !== "same"));
+}
+
+export class PlatformStack {
+    readonly config: PlatformConfig;
+    readonly prefix: string;
+    readonly report: StackReport;
+    engine!: StackEngine;
+    outputs: Record<string, any> = {};
+    airflow!: AirflowApi;
+    adminUrl = "";
+
+    /** `overrides`: config the suite applies on every up (say why in the report). */
+    constructor(
+        readonly stack: string,
+        readonly overrides: string[] = [],
+    ) {
+        this.config = parseConfig(applyOverrides(stackConfig(stack), overrides, platform.project), stack);
+        this.prefix = this.config.namePrefix;
+        this.report = { overrides, seconds: {}, images: {}, dagRuns: {} };
+    }
+
+    async open(engine: EngineName): Promise<void> {
+        this.engine = await openStack(engine, {
+            projectDir: projectRoot,
+            stack: this.stack,
+            workDir: path.join(projectRoot, ".e2e", engine, this.stack),
+            namePrefix: this.prefix,
+        });
+    }
+
+    /** PostgreSQL, the executor, the Spark master, the four Airflow services, Redis and the workers. */
+    get expectedServices(): number {
+        const celery = this.config.airflow.executor === "CeleryExecutor";
+        return 7 + this.config.spark.workers + (celery ? 1 + this.config.airflow.celeryWorkers : 0);
+    }
+
+    /** `pulumi up` with the suite's overrides (plus `extra` for this run), timed as `label`. */
+    async up(label: string, extra: string[] = []): Promise<Deployment> {
+        const deployment = await this.engine.up([...this.overrides, ...extra]);
+        this.report.seconds[label] = Number(deployment.seconds.toFixed(1));
+        for (const [urn, image] of Object.entries(deployment.images)) {
+            this.report.images[urn.split("::").pop()!] = {
+                buildSeconds: Number(image.buildSeconds.toFixed(1)),
+                sizeMB: Number((image.sizeBytes / 1e6).toFixed(1)),
+            };
+        }
+        this.outputs = deployment.outputs;
+        this.airflow = new AirflowApi(this.outputs.airflowUrl, this.outputs.airflowAdminUser, this.outputs.airflowAdminPassword);
+        this.adminUrl =
+            `postgresql://${this.outputs.postgresAdminUser}:${this.outputs.postgresAdminPassword}` +
+            `@${this.outputs.postgresHost}:${this.outputs.postgresPort}/${platform.databases.warehouse}`;
+        return deployment;
+    }
+
+    serviceContainers() {
+        return inspectContainers(this.prefix).filter((c) => !c.name.endsWith("-init"));
+    }
+
+    /** Container ids by name: an unchanged up must leave every one in place. */
+    containerIds(): Record<string, string> {
+        return Object.fromEntries(inspectContainers(this.prefix).map((c) => [c.name, c.id]));
+    }
+
+    async runDag(dagId: string, logicalDate: string, timeoutMs = 900_000) {
+        const started = performance.now();
+        const runId = await this.airflow.trigger(dagId, logicalDate);
+        return this.finishRun(dagId, runId, started, timeoutMs);
+    }
+
+    /** Waits for a triggered run to succeed and records its duration and tasks. */
+    async finishRun(dagId: string, runId: string, started: number, timeoutMs = 900_000): Promise<{ runId: string; tis: TaskInstance[] }> {
+        await this.airflow.waitForRun(dagId, runId, timeoutMs);
+        const tis = (await this.airflow.taskInstances(dagId, runId)).task_instances;
+        this.report.dagRuns[runId] = {
+            dagId,
+            seconds: Number(((performance.now() - started) / 1000).toFixed(1)),
+            tasks: Object.fromEntries(tis.map((t) => [t.task_id, { state: t.state, tries: t.try_number, seconds: t.duration, hostname: t.hostname }])),
+        };
+        return { runId, tis };
+    }
+
+    async warehouseCounts(): Promise<Record<string, number>> {
+        const rows = await query<{ t: string; n: string }>(
+            this.adminUrl,
+            warehouseTables.map((t) => `SELECT '${t}' AS t, count(*) AS n FROM ${t}`).join(" UNION ALL "),
+        );
+        return Object.fromEntries(rows.map((r) => [r.t, Number(r.n)]));
+    }
+
+    /** Destroys the stack and removes its kept volumes; errors are printed, not thrown. */
+    async teardown(): Promise<void> {
+        await this.engine.destroy().catch((err) => console.error(`${this.stack}: destroy failed: ${err}`));
+        await this.engine.purgeRetained().catch((err) => console.error(`${this.stack}: purge failed: ${err}`));
+    }
+}
