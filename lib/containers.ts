@@ -58,6 +58,9 @@ export function serviceContainer(
             ports: args.ports,
             labels: args.labels,
             memory: args.memoryMb,
+            // No swap beyond the limit. Left unset, the engine records twice the memory as the
+            // swap limit, the provider stores that, and every later `up` shows a change.
+            memorySwap: args.memoryMb,
             networksAdvanced: [{ name: args.network, aliases: [args.alias] }],
             healthcheck: {
                 tests: args.healthcheck.test,

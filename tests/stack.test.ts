@@ -106,6 +106,13 @@ for (const stack of ["dev", "prod"]) {
             }
         });
 
+        it("caps swap at the memory limit wherever a memory limit is set (else the engine doubles it: a diff on every up)", () => {
+            for (const { inputs } of containers(run)) {
+                const { memory, memorySwap } = inputs as { memory?: number; memorySwap?: number };
+                assert.equal(memorySwap, memory, `${inputs.name} memorySwap`);
+            }
+        });
+
         it("gives each service its stable alias", () => {
             const aliases = new Set(containers(run).flatMap((c) => c.inputs.networksAdvanced?.flatMap((n) => n.aliases ?? []) ?? []));
             for (const alias of ["postgres", "executor", "sparkMaster", "airflowApiServer", "airflowScheduler", "airflowDagProcessor", "airflowTriggerer"] as const) {

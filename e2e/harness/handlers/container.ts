@@ -2,7 +2,8 @@
 // update, delete) on the Docker Engine API. Almost every input is ForceNew; the few updatable
 // ones are applied by ContainerUpdate, or only recorded, exactly as the provider does
 // (healthcheck edits are not applied in place: kreuzwerker #988). Like the provider, it stores
-// the healthcheck read back from the engine, so a non-canonical duration diffs on every run.
+// the healthcheck and memory limits read back from the engine, so a non-canonical duration, or a
+// memory limit without a swap limit, diffs on every run.
 import { DockerApi, DockerApiError } from "../dockerApi";
 import type { Props } from "../wire";
 import { dockerFor, inspectImage, labelMap } from "./dockerObjects";
@@ -142,6 +143,7 @@ interface ContainerInspect {
     Id: string;
     Name: string;
     Config: { Tty: boolean; Healthcheck?: EngineHealthcheck };
+    HostConfig: { Memory: number; MemorySwap: number };
     State: { Running: boolean; ExitCode: number; FinishedAt: string; Health?: { Status: string } };
     NetworkSettings: {
         Bridge: string;
@@ -305,10 +307,23 @@ function storedHealthcheck(h: EngineHealthcheck | undefined): Props | undefined 
     };
 }
 
+/** Memory limits as the provider's read stores them, in MiB; the engine sets swap to twice the memory when unset. */
+function storedMemory(host: ContainerInspect["HostConfig"]): Props {
+    const mib = (bytes: number) => bytes / 1024 / 1024;
+    return host.Memory > 0 ? { memory: mib(host.Memory), memorySwap: host.MemorySwap > 0 ? mib(host.MemorySwap) : host.MemorySwap } : {};
+}
+
+/** Inputs with the values the provider's read stored in their place: what its next diff compares. */
+function storedInputs(inputs: Props, outputs: Props): Props {
+    const read = ["healthcheck", "memory", "memorySwap"].filter((k) => outputs[k] !== undefined);
+    return { ...inputs, ...Object.fromEntries(read.map((k) => [k, outputs[k]])) };
+}
+
 function outputsOf(inputs: Props, info: ContainerInspect, logs: string | undefined): Props {
     const healthcheck = storedHealthcheck(info.Config.Healthcheck);
     return {
         ...inputs,
+        ...storedMemory(info.HostConfig),
         ...(healthcheck && inputs.healthcheck !== undefined ? { healthcheck } : {}),
         name: info.Name.replace(/^\//, ""),
         exitCode: info.State.Running ? undefined : info.State.ExitCode,
@@ -427,9 +442,7 @@ export const containerHandler: Handler = {
         const healthcheck = news.healthcheck === undefined ? {} : { healthcheck: { ...healthcheckDefaults, ...(news.healthcheck as Props) } };
         return { ...defaults, ...news, ...healthcheck };
     },
-    stored(olds, oldOutputs) {
-        return oldOutputs.healthcheck === undefined ? olds : { ...olds, healthcheck: oldOutputs.healthcheck };
-    },
+    stored: storedInputs,
     async create(ctx, inputs) {
         const docker = dockerFor(ctx);
         const image = inputs.image as string;
@@ -457,8 +470,9 @@ export const containerHandler: Handler = {
             throw new PartialCreateError((err as Error).message, created.Id, { ...inputs });
         }
     },
-    async update(ctx, id, olds, news, oldOutputs) {
+    async update(ctx, id, inputs, news, oldOutputs) {
         const docker = dockerFor(ctx);
+        const olds = storedInputs(inputs, oldOutputs);
         if (olds.mustRun === false && news.mustRun === true && news.start !== false) {
             await docker.call(`/containers/${id}/start`, { method: "POST" });
         }
@@ -475,9 +489,11 @@ export const containerHandler: Handler = {
         if (ignored.length > 0) {
             ctx.log(`${ignored.join(", ")} changed: recorded in state only, as the provider does not apply them in place`);
         }
-        // The provider's read after update stores the engine's healthcheck, which an update never changes.
-        const stored = oldOutputs.healthcheck === undefined ? {} : { healthcheck: oldOutputs.healthcheck };
-        return { ...oldOutputs, ...news, ...stored };
+        // The provider's read after update stores what the engine has: the healthcheck an update
+        // never changes, and the memory limits as the engine set them.
+        const info = await docker.call<ContainerInspect>(`/containers/${id}/json`);
+        const healthcheck = oldOutputs.healthcheck === undefined ? {} : { healthcheck: oldOutputs.healthcheck };
+        return { ...oldOutputs, ...news, ...storedMemory(info.HostConfig), ...healthcheck };
     },
     async delete(ctx, id, inputs) {
         await removeContainer(dockerFor(ctx), id, { ...defaults, ...inputs });

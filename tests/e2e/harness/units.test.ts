@@ -122,6 +122,14 @@ describe("Go durations", () => {
         assert.equal(genericDiff(containerHandler, stored, news("1m0s")).verdict, "same");
     });
 
+    it("a memory limit without a swap limit is stored with the engine's doubled swap, an update on every up", () => {
+        const inputs = { memory: 64 };
+        const stored = containerHandler.stored!(inputs, { memory: 64, memorySwap: 128 });
+        assert.deepEqual(genericDiff(containerHandler, stored, { memory: 64 }), { verdict: "update", changed: ["memorySwap"] });
+        const pinned = containerHandler.stored!({ memory: 64, memorySwap: 64 }, { memory: 64, memorySwap: 64 });
+        assert.equal(genericDiff(containerHandler, pinned, { memory: 64, memorySwap: 64 }).verdict, "same");
+    });
+
     it("rejects malformed durations naming the field", () => {
         assert.throws(() => parseGoDuration("10 s", "healthcheck.interval"), /healthcheck\.interval/);
         assert.throws(() => parseGoDuration("10", "healthcheck.timeout"), /healthcheck\.timeout/);
