@@ -92,9 +92,9 @@ function platformChecks(s: PlatformStack): void {
         const [total] = await query<{ n: string }>(s.adminUrl, "SELECT sum(events) AS n FROM event_stats_country_year");
         assert.equal(Number(total.n), 956, "the Spark statistic counts every event");
         const celery = s.config.airflow.executor === "CeleryExecutor";
-        const workers = new RegExp(`^${platform.aliases.airflowWorker}-[1-${s.config.airflow.celeryWorkers}]$`);
+        const workers = Array.from({ length: s.config.airflow.celeryWorkers }, (_, i) => `${platform.aliases.airflowWorker}-${i + 1}`);
         for (const ti of tis) {
-            if (celery) assert.match(String(ti.hostname), workers, `${ti.task_id} ran on ${ti.hostname}, not a Celery worker`);
+            if (celery) assert.ok(workers.includes(String(ti.hostname)), `${ti.task_id} ran on ${ti.hostname}, not on a Celery worker`);
             else assert.equal(ti.hostname, platform.aliases.airflowScheduler, `${ti.task_id} ran on ${ti.hostname}`);
         }
     });
@@ -136,7 +136,7 @@ function writeReport(): void {
         lines.push(
             `## ${s.stack}${s.overrides.length ? ` (suite overrides: ${s.overrides.join(", ")})` : ""}`,
             "",
-            `- cold bring-up to all healthy (no project image cached): ${seconds.coldBringUp ?? "n/a"} s`,
+            `- cold bring-up to all healthy (no project image, no build cache${s === prod ? "; dev running beside it" : ""}): ${seconds.coldBringUp ?? "n/a"} s`,
             `- warm bring-up to all healthy (images cached, fresh volumes): ${seconds.warmBringUp ?? "n/a"} s`,
             `- second apply of unchanged code: ${seconds.noopApply ?? "n/a"} s`,
             ...(seconds.postgresReplace === undefined ? [] : [`- PostgreSQL container replacement: ${seconds.postgresReplace} s`]),
@@ -174,12 +174,14 @@ after(async () => {
     for (const s of stacks) await s.teardown();
 });
 
+/** Cold: no image of the stack's own cached, no build cache (upstream stand-ins stay). */
+function makeCold(s: PlatformStack): void {
+    removeProjectImages(s.prefix);
+    docker("builder", "prune", "-af");
+}
+
 describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () => {
-    before(() => {
-        // Cold: no image of the project's own cached, no build cache (upstream stand-ins stay).
-        removeProjectImages(dev.prefix);
-        docker("builder", "prune", "-af");
-    });
+    before(() => makeCold(dev));
 
     it("comes up cold with every container healthy", async () => {
         await dev.up("coldBringUp");
@@ -252,7 +254,8 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
 });
 
 describe(`the prod stack on the same engine, beside dev`, { timeout: 60 * 60_000 }, () => {
-    before(() => removeProjectImages(prod.prefix));
+    // Cold too, while dev keeps running beside it.
+    before(() => makeCold(prod));
 
     it("comes up cold with CeleryExecutor, Redis, its Celery workers and Spark workers, all healthy", async () => {
         await prod.up("coldBringUp");

@@ -66,8 +66,9 @@ export class PlatformStack {
     async up(label: string, extra: string[] = []): Promise<Deployment> {
         const deployment = await this.engine.up([...this.overrides, ...extra]);
         this.report.seconds[label] = Number(deployment.seconds.toFixed(1));
+        // The first (cold) build of each image is the figure worth reporting.
         for (const [urn, image] of Object.entries(deployment.images)) {
-            this.report.images[urn.split("::").pop()!] = {
+            this.report.images[urn.split("::").pop()!] ??= {
                 buildSeconds: Number(image.buildSeconds.toFixed(1)),
                 sizeMB: Number((image.sizeBytes / 1e6).toFixed(1)),
             };
