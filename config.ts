@@ -98,7 +98,8 @@ export function publishedPorts(config: Partial<PlatformConfig>): [string, number
     return candidates.filter((entry): entry is [string, number] => entry[1] !== undefined);
 }
 
-export class ConfigError extends Error {
+/** A RunError, so `pulumi up` ends with this list alone: no stack trace, no second dump. */
+export class ConfigError extends pulumi.RunError {
     constructor(readonly problems: string[]) {
         super(`Invalid stack config (${problems.length} problem(s)):\n  - ${problems.join("\n  - ")}`);
         this.name = "ConfigError";

@@ -125,8 +125,11 @@ export function oneShotContainer(
     return { container, succeeded };
 }
 
-/** Throws, naming the container and quoting its last output, unless it exited 0. */
-function requireSuccess(
+/**
+ * Throws, naming the container and quoting its last output, unless it exited 0 (a RunError:
+ * the CLI prints the message once, without a stack trace).
+ */
+export function requireSuccess(
     name: string,
     id: string,
     exitCode: number | undefined,
@@ -134,7 +137,7 @@ function requireSuccess(
 ): string {
     if (exitCode !== 0) {
         const tail = (logs ?? "").trim().split("\n").slice(-20).join("\n");
-        throw new Error(`${name} exited with code ${exitCode}; last output:\n${tail}`);
+        throw new pulumi.RunError(`${name} exited with code ${exitCode}; last output:\n${tail}`);
     }
     return id;
 }

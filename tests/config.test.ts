@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, parseConfig, publishedPorts } from "../config";
 import { stackConfig } from "./support/stackConfig";
 
@@ -8,6 +9,7 @@ function problemsOf(raw: Record<string, string>): string[] {
         parseConfig(raw, "test");
     } catch (err) {
         assert.ok(err instanceof ConfigError, `expected ConfigError, got ${err}`);
+        assert.ok(pulumi.RunError.isInstance(err), "a RunError: the CLI prints the problems without a stack trace");
         return err.problems;
     }
     assert.fail("config was accepted");
