@@ -55,6 +55,21 @@ check "says it replaces the unlabelled image" contains "$out" "replacing an unla
 check "rebuilds it" contains "$out" "built: $tag ("
 check "the replacement is the stand-in" is_standin "$tag"
 
+echo "# a stand-in built from other inputs is rebuilt (here: another uid in platform.json)"
+python3 - "$VPE_PLATFORM_FILE" <<'PY'
+import json
+import sys
+
+platform = json.load(open(sys.argv[1]))
+platform["users"]["redis"]["uid"] += 1
+json.dump(platform, open(sys.argv[1], "w"))
+PY
+provide_run --no-pull redis
+check "says why it rebuilds" contains "$out" "rebuilding: $tag (its stand-in inputs changed)"
+check "rebuilds it" contains "$out" "built: $tag ("
+provide_run redis
+check "then keeps it" contains "$out" "present: $tag"
+
 echo "# --force rebuilds a present image"
 provide_run --force --no-pull redis
 check "reports built" contains "$out" "built: $tag ("
