@@ -15,6 +15,12 @@ export interface LocalImageArgs {
  * platform.json) reach every image. Paths are relative to the project root, where Pulumi runs the
  * program, so the state does not depend on where the project is checked out.
  */
+/**
+ * The platform images are built for: this machine's architecture. Left unset, the provider warns
+ * on every `pulumi up` that it assumed linux/amd64.
+ */
+export const buildPlatform = `linux/${process.arch === "x64" ? "amd64" : process.arch}`;
+
 export function localImage(name: string, args: LocalImageArgs, opts: pulumi.CustomResourceOptions): docker.Image {
     return new docker.Image(
         name,
@@ -25,6 +31,7 @@ export function localImage(name: string, args: LocalImageArgs, opts: pulumi.Cust
                 context: "docker",
                 dockerfile: `docker/${args.service}/Dockerfile`,
                 builderVersion: "BuilderBuildKit",
+                platform: buildPlatform,
                 args: args.args,
             },
         },

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseConfig } from "../config";
+import { buildPlatform } from "../lib/images";
 import { formatGoDuration, parseGoDuration } from "../e2e/harness/handlers/container";
 import { platform } from "../platform";
 import { byType, isSecret, named, reveal, runStack, types, type StackRun } from "./support/stack";
@@ -110,6 +111,14 @@ for (const stack of ["dev", "prod"]) {
             for (const { inputs } of containers(run)) {
                 const { memory, memorySwap } = inputs as { memory?: number; memorySwap?: number };
                 assert.equal(memorySwap, memory, `${inputs.name} memorySwap`);
+            }
+        });
+
+        it("builds every image for an explicit platform (else the provider warns on every up)", () => {
+            const images = byType(run, types.image);
+            assert.ok(images.length >= 3);
+            for (const image of images) {
+                assert.equal((image.inputs as { build: { platform?: string } }).build.platform, buildPlatform, image.name);
             }
         });
 
