@@ -215,10 +215,10 @@ class PulumiEngine implements StackEngine {
         const previous = path.join(target, stackFile);
         const salt = fs.existsSync(previous) ? fs.readFileSync(previous, "utf8").match(/^encryptionsalt: .*$/m)?.[0] : undefined;
         fs.rmSync(target, { recursive: true, force: true });
-        fs.cpSync(source, target, {
-            recursive: true,
-            filter: (file) => path.dirname(file) !== source || !notCopied.has(path.basename(file)),
-        });
+        // Entry by entry: the copy lives inside the project's .e2e/, and cp refuses a folder into itself.
+        for (const entry of fs.readdirSync(source).filter((e) => !notCopied.has(e))) {
+            fs.cpSync(path.join(source, entry), path.join(target, entry), { recursive: true });
+        }
         fs.symlinkSync(path.join(source, "node_modules"), path.join(target, "node_modules"));
         if (salt) {
             fs.appendFileSync(path.join(target, stackFile), `\n${salt}\n`);

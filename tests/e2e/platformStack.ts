@@ -118,6 +118,7 @@ export class PlatformStack {
 
     /** Destroys the stack and removes its kept volumes; errors are printed, not thrown. */
     async teardown(): Promise<void> {
+        if (this.engine === undefined) return; // never opened: nothing was deployed
         await this.engine.destroy().catch((err) => console.error(`${this.stack}: destroy failed: ${err}`));
         await this.engine.purgeRetained().catch((err) => console.error(`${this.stack}: purge failed: ${err}`));
     }
