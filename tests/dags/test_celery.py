@@ -71,8 +71,9 @@ def celery_env(redis_url: str, postgres_server: Any) -> dict[str, str]:
 
 def health_probe(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """The stack's worker healthcheck: `celery inspect ping -d celery@$HOSTNAME`."""
+    node = f"celery@{socket.gethostname()}"
     return subprocess.run(
-        [str(BIN / "celery"), "--app", CELERY_APP, "inspect", "ping", "-d", f"celery@{socket.gethostname()}"],
+        [str(BIN / "celery"), "--app", CELERY_APP, "inspect", "ping", "-d", node],
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 
@@ -88,13 +89,16 @@ def test_the_celery_executor_imports_with_the_pinned_packages() -> None:
 
 def test_airflow_celery_is_a_command_with_the_celery_executor(celery_env: dict[str, str]) -> None:
     result = subprocess.run(
-        [str(BIN / "airflow"), "celery", "worker", "--help"], env=celery_env, capture_output=True, text=True, timeout=120
-    )
+        [str(BIN / "airflow"), "celery", "worker", "--help"],
+        env=celery_env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert "--concurrency" in result.stdout
 
 
-def test_a_worker_started_like_the_stack_answers_its_health_probe(celery_env: dict[str, str], tmp_path: Path) -> None:
+def test_a_worker_started_like_the_stack_answers_its_health_probe(
+    celery_env: dict[str, str], tmp_path: Path
+) -> None:
     log = tmp_path / "worker.log"
     with log.open("w") as out:
         worker = subprocess.Popen(
@@ -104,8 +108,11 @@ def test_a_worker_started_like_the_stack_answers_its_health_probe(celery_env: di
     try:
         deadline = time.monotonic() + 180
         while (probe := health_probe(celery_env)).returncode != 0:
-            assert worker.poll() is None, f"the worker exited {worker.returncode}:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"no pong within 180 s:\n{probe.stdout}{probe.stderr}\n{log.read_text()[-3000:]}"
+            tail = log.read_text()[-3000:]
+            assert worker.poll() is None, f"the worker exited {worker.returncode}:\n{tail}"
+            assert time.monotonic() < deadline, (
+                f"no pong in 180 s:\n{probe.stdout}{probe.stderr}\n{tail}"
+            )
             time.sleep(2)
         assert "pong" in probe.stdout
     finally:
