@@ -115,8 +115,12 @@ function platformChecks(s: PlatformStack): void {
         assert.match(out, /world-writable:0/);
     });
 
-    it("changes nothing, recreates no container and prints no warning on a second up of unchanged code", async () => {
+    it("plans nothing on a preview of unchanged code, then changes nothing, recreates no container and prints no warning on up", async () => {
         const ids = s.containerIds();
+        const plan = await s.engine.preview(s.overrides);
+        assert.deepEqual(changedOps(plan), {});
+        assert.ok(Object.keys(plan.ops).length > 0, "the preview reported no resource at all");
+        assert.deepEqual(plan.warnings, []);
         const deployment = await s.up("noopApply");
         assert.deepEqual(changedOps(deployment), {});
         assert.deepEqual(s.containerIds(), ids, "a container was recreated");
