@@ -53,7 +53,6 @@ export function fernetKey(bytes: random.RandomBytes): pulumi.Output<string> {
 }
 
 const fabAuthManager = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager";
-const celeryApp = "airflow.providers.celery.executors.celery_executor.app";
 
 /**
  * Airflow 3: a one-shot init (db migrate + admin user) that must succeed, then the API server,
@@ -177,7 +176,7 @@ export class Airflow extends pulumi.ComponentResource {
         service(platform.aliases.airflowTriggerer, ["triggerer"], jobCheck("TriggererJob"));
         for (let i = 1; i <= args.config.celeryWorkers; i++) {
             service(`${platform.aliases.airflowWorker}-${i}`, ["celery", "worker"], {
-                test: ["CMD-SHELL", `celery --app ${celeryApp} inspect ping -d "celery@$HOSTNAME"`],
+                test: ["CMD-SHELL", `celery --app ${platform.celeryApp} inspect ping -d "celery@$HOSTNAME"`],
                 intervalSeconds: 30,
                 timeoutSeconds: 30,
                 retries: 5,

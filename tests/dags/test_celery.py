@@ -18,8 +18,6 @@ import pytest
 
 BIN = Path(sys.executable).parent
 REDIS_SERVER = Path("/usr/bin/redis-server")
-# The app the stack's worker healthcheck names (components/airflow.ts).
-CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
 
 
 def _loopback_port() -> int:
@@ -69,22 +67,24 @@ def celery_env(redis_url: str, postgres_server: Any) -> dict[str, str]:
     }
 
 
-def health_probe(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """The stack's worker healthcheck: `celery inspect ping -d celery@$HOSTNAME`."""
+def health_probe(env: dict[str, str], app: str) -> subprocess.CompletedProcess[str]:
+    """The stack's worker healthcheck: `celery --app APP inspect ping -d celery@$HOSTNAME`."""
     node = f"celery@{socket.gethostname()}"
     return subprocess.run(
-        [str(BIN / "celery"), "--app", CELERY_APP, "inspect", "ping", "-d", node],
+        [str(BIN / "celery"), "--app", app, "inspect", "ping", "-d", node],
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 
 
-def test_the_celery_executor_imports_with_the_pinned_packages() -> None:
+def test_the_celery_executor_imports_with_the_pinned_packages(platform: dict[str, Any]) -> None:
+    import importlib
+
     from airflow.executors.base_executor import BaseExecutor
-    from airflow.providers.celery.executors import celery_executor_utils
     from airflow.providers.celery.executors.celery_executor import CeleryExecutor
 
     assert issubclass(CeleryExecutor, BaseExecutor)
-    assert celery_executor_utils.app.main is not None
+    module, _, attribute = platform["celeryApp"].rpartition(".")
+    assert getattr(importlib.import_module(module), attribute).main is not None
 
 
 def test_airflow_celery_is_a_command_with_the_celery_executor(celery_env: dict[str, str]) -> None:
@@ -97,7 +97,7 @@ def test_airflow_celery_is_a_command_with_the_celery_executor(celery_env: dict[s
 
 
 def test_a_worker_started_like_the_stack_answers_its_health_probe(
-    celery_env: dict[str, str], tmp_path: Path
+    celery_env: dict[str, str], platform: dict[str, Any], tmp_path: Path
 ) -> None:
     log = tmp_path / "worker.log"
     with log.open("w") as out:
@@ -107,7 +107,7 @@ def test_a_worker_started_like_the_stack_answers_its_health_probe(
         )  # fmt: skip
     try:
         deadline = time.monotonic() + 180
-        while (probe := health_probe(celery_env)).returncode != 0:
+        while (probe := health_probe(celery_env, platform["celeryApp"])).returncode != 0:
             tail = log.read_text()[-3000:]
             assert worker.poll() is None, f"the worker exited {worker.returncode}:\n{tail}"
             assert time.monotonic() < deadline, (
@@ -118,4 +118,6 @@ def test_a_worker_started_like_the_stack_answers_its_health_probe(
     finally:
         worker.terminate()
         worker.wait(timeout=60)
-    assert health_probe(celery_env).returncode != 0, "the probe still passes with no worker"
+    assert health_probe(celery_env, platform["celeryApp"]).returncode != 0, (
+        "the probe still passes with no worker"
+    )
