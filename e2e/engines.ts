@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { type ConfigValue, type EngineEvent, LocalWorkspace, type OpType, type Stack } from "@pulumi/pulumi/automation";
 import * as harness from "./harness";
+import { dockerCli } from "./harness/handlers/dockerImage";
 
 export type EngineName = "harness" | "pulumi";
 export type Op = harness.Op;
@@ -44,8 +45,6 @@ export interface StackEngineOptions {
     /** The stack's name prefix: what purgeRetained removes on the Docker engine. */
     namePrefix: string;
 }
-
-const dockerClient = "/usr/bin/docker";
 
 /** The `pulumi` executable on PATH, if any. */
 export function pulumiCli(searchPath = process.env.PATH ?? ""): string | undefined {
@@ -95,7 +94,7 @@ function sdkVersion(): string {
 }
 
 function imageSize(name: string): number {
-    return Number(execFileSync(dockerClient, ["image", "inspect", "--format", "{{.Size}}", name], { encoding: "utf8" }).trim());
+    return Number(execFileSync(dockerCli, ["image", "inspect", "--format", "{{.Size}}", name], { encoding: "utf8" }).trim());
 }
 
 class HarnessEngine implements StackEngine {
@@ -200,13 +199,12 @@ class PulumiEngine implements StackEngine {
             PULUMI_SKIP_UPDATE_CHECK: "true",
         };
         const stack = await LocalWorkspace.createOrSelectStack({ stackName: options.stack, workDir: project }, { envVars });
-        const cli = execFileSync(pulumiCli()!, ["version"], { encoding: "utf8" }).trim();
-        const plugins = execFileSync(pulumiCli()!, ["plugin", "ls", "--json"], { encoding: "utf8", env: { ...process.env, ...envVars } });
-        const listed = (JSON.parse(plugins) as { name: string; kind: string; version: string }[])
+        const plugins = (await stack.workspace.listPlugins())
             .filter((p) => p.kind === "resource")
             .map((p) => `${p.name} ${p.version}`)
             .join(", ");
-        return new PulumiEngine(stack, `pulumi ${cli} (plugins: ${listed}) on @pulumi/pulumi ${sdkVersion()}`, options);
+        const version = `pulumi v${stack.workspace.pulumiVersion} (plugins: ${plugins}) on @pulumi/pulumi ${sdkVersion()}`;
+        return new PulumiEngine(stack, version, options);
     }
 
     /** A fresh copy of the project's files, keeping the stack's encryption salt from earlier runs. */
@@ -238,11 +236,11 @@ class PulumiEngine implements StackEngine {
     }
 
     async purgeRetained(): Promise<void> {
-        const volumes = execFileSync(dockerClient, ["volume", "ls", "-q", "--filter", `name=^${this.options.namePrefix}-`], { encoding: "utf8" })
+        const volumes = execFileSync(dockerCli, ["volume", "ls", "-q", "--filter", `name=^${this.options.namePrefix}-`], { encoding: "utf8" })
             .split("\n")
             .filter(Boolean);
         if (volumes.length > 0) {
-            execFileSync(dockerClient, ["volume", "rm", ...volumes]);
+            execFileSync(dockerCli, ["volume", "rm", ...volumes]);
         }
     }
 

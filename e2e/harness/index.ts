@@ -66,7 +66,7 @@ export function outputValues(summary: Summary): Props {
     return plainProps(summary.outputs);
 }
 
-/** URNs whose operation in this run was not "same". */
-export function changed(summary: Summary): Record<string, Op> {
+/** URNs whose operation in this run was not "same" (of a harness summary or any run with `ops`). */
+export function changed(summary: Pick<Summary, "ops">): Record<string, Op> {
     return Object.fromEntries(Object.entries(summary.ops).filter(([, op]) => op !== "same"));
 }

@@ -7,10 +7,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { selectEngine } from "../../e2e/engines";
+import { changed } from "../../e2e/harness";
 import { platform } from "../../platform";
 import { projectRoot } from "../support/stackConfig";
 import { docker, inspectContainers, provideImages, query, waitFor } from "./platform";
-import { changedOps, PlatformStack } from "./platformStack";
+import { PlatformStack } from "./platformStack";
 
 const engineName = selectEngine();
 const dev = new PlatformStack("dev");
@@ -118,11 +119,11 @@ function platformChecks(s: PlatformStack): void {
     it("plans nothing on a preview of unchanged code, then changes nothing, recreates no container and prints no warning on up", async () => {
         const ids = s.containerIds();
         const plan = await s.engine.preview(s.overrides);
-        assert.deepEqual(changedOps(plan), {});
+        assert.deepEqual(changed(plan), {});
         assert.ok(Object.keys(plan.ops).length > 0, "the preview reported no resource at all");
         assert.deepEqual(plan.warnings, []);
         const deployment = await s.up("noopApply");
-        assert.deepEqual(changedOps(deployment), {});
+        assert.deepEqual(changed(deployment), {});
         assert.deepEqual(s.containerIds(), ids, "a container was recreated");
         assert.deepEqual(deployment.warnings, []);
     });
@@ -227,7 +228,7 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
     it("replaces the PostgreSQL container without losing a row", async () => {
         const before = await dev.warehouseCounts();
         const deployment = await dev.up("postgresReplace", ["vpe:postgres.sharedBuffers=192MB"]);
-        const ops = changedOps(deployment);
+        const ops = changed(deployment);
         const replaced = Object.entries(ops).filter(([urn, op]) => op === "replace" && urn.endsWith(`::${dev.prefix}-postgres`));
         assert.equal(replaced.length, 1, `expected the postgres container to be replaced: ${JSON.stringify(ops)}`);
         assert.deepEqual(await dev.warehouseCounts(), before);

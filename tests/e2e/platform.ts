@@ -2,8 +2,9 @@
 import { execFileSync } from "node:child_process";
 import * as path from "node:path";
 import { Client } from "pg";
+import { dockerCli as dockerClient } from "../../e2e/harness/handlers/dockerImage";
 
-export const dockerClient = "/usr/bin/docker";
+export { dockerClient };
 
 export function docker(...args: string[]): string {
     return execFileSync(dockerClient, args, { encoding: "utf8", maxBuffer: 32 * 1024 * 1024 }).trim();

@@ -2,7 +2,7 @@
 // reads from it (outputs, Airflow's API, the warehouse) and the figures for the report.
 import * as path from "node:path";
 import { parseConfig, type PlatformConfig } from "../../config";
-import { type Deployment, type EngineName, type Op, openStack, type StackEngine } from "../../e2e/engines";
+import { type Deployment, type EngineName, openStack, type StackEngine } from "../../e2e/engines";
 import { applyOverrides } from "../../e2e/harness/stackConfig";
 import { platform } from "../../platform";
 import { stackConfig, projectRoot } from "../support/stackConfig";
@@ -23,10 +23,6 @@ export interface StackReport {
 }
 
 const warehouseTables = ["event", "location", "datetime", "landslide_event", "event_stats_country_year"];
-
-export function changedOps(deployment: Deployment): Record<string, Op> {
-    return Object.fromEntries(Object.entries(deployment.ops).filter(([, op]) => op !== "same"));
-}
 
 export class PlatformStack {
     readonly config: PlatformConfig;

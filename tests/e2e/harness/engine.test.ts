@@ -17,13 +17,14 @@ import {
     purgeRetained,
     up,
 } from "../../../e2e/harness";
+import { dockerCli } from "../../../e2e/harness/handlers/dockerImage";
 import { platform } from "../../../platform";
 import { provideImages } from "../platform";
 
 const repo = path.resolve(__dirname, "..", "..", "..");
 const fixture = path.join(__dirname, "fixtures", "basic");
 const docker = (...args: string[]) =>
-    execFileSync("/usr/bin/docker", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
+    execFileSync(dockerCli, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
 const urn = (type: string, name: string) => `urn:pulumi:test::fixture::${type}::${name}`;
 const serverUrn = urn("docker:index/container:Container", "server");
 const jobUrn = urn("docker:index/container:Container", "job");
