@@ -45,10 +45,18 @@ function globToRegex(pattern: string): RegExp {
     return new RegExp(`^${re}(/.*)?$`);
 }
 
+/**
+ * The ignore file a build honours: `<Dockerfile>.dockerignore` when present, else the context's
+ * `.dockerignore` (Docker with BuildKit, and the docker provider when it hashes a context).
+ */
+export function ignoreFile(contextDir: string, dockerfile: string): string | undefined {
+    return [`${dockerfile}.dockerignore`, path.join(contextDir, ".dockerignore")].find((f) => fs.existsSync(f));
+}
+
 /** .dockerignore semantics: patterns are relative to the context, later `!` lines re-include. */
-function ignoreMatcher(contextDir: string): (rel: string) => boolean {
-    const file = path.join(contextDir, ".dockerignore");
-    const rules = fs.existsSync(file)
+function ignoreMatcher(contextDir: string, dockerfile: string): (rel: string) => boolean {
+    const file = ignoreFile(contextDir, dockerfile);
+    const rules = file
         ? fs
               .readFileSync(file, "utf8")
               .split("\n")
@@ -83,7 +91,7 @@ function listFiles(dir: string, root: string, ignored: (rel: string) => boolean)
 /** A digest of everything the build can see: paths, modes and contents of context + Dockerfile. */
 export function contextDigest(contextDir: string, dockerfile: string): string {
     const hash = createHash("sha256");
-    const ignored = ignoreMatcher(contextDir);
+    const ignored = ignoreMatcher(contextDir, dockerfile);
     for (const rel of listFiles(contextDir, contextDir, ignored).sort()) {
         const full = path.join(contextDir, rel);
         hash.update(`${rel}\0${fs.statSync(full).mode & 0o777}\0`);
