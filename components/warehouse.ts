@@ -2,6 +2,7 @@ import * as postgresql from "@pulumi/postgresql";
 import * as pulumi from "@pulumi/pulumi";
 import { urlSafePassword } from "../lib/secrets";
 import { platform } from "../platform";
+import { type AdminConnection, Database, LoginRole } from "../warehouse/accessResource";
 import { WarehouseMigrations, readMigrationFiles } from "../warehouse/migrationsResource";
 
 /**
@@ -32,7 +33,7 @@ export interface WarehouseArgs {
     migrationsDir: string;
     /**
      * Keep databases and roles when the stack is destroyed: deleting them would DROP the data
-     * (and DROP OWNED for a role) even though the data volume is kept.
+     * even though the data volume is kept. The next `pulumi up` takes them over.
      */
     retainData: boolean;
 }
@@ -43,9 +44,10 @@ export interface Login {
 }
 
 /**
- * Databases, least-privilege login roles and the warehouse schema, provisioned through an
- * explicit provider built from the container's outputs (dependsOn on a provider is not honoured,
- * pulumi #8917, so the outputs carry the ordering).
+ * Databases, least-privilege login roles and the warehouse schema. Roles and databases are taken
+ * over when they exist (a stack destroyed with its data kept); grants go through an explicit
+ * postgresql provider built from the container's outputs (dependsOn on a provider is not
+ * honoured, pulumi #8917, so the outputs carry the ordering).
  */
 export class Warehouse extends pulumi.ComponentResource {
     declare readonly airflowLogin: Login;
@@ -73,20 +75,27 @@ export class Warehouse extends pulumi.ComponentResource {
             { parent: this },
         );
         const child = { parent: this, provider };
-        const kept = { ...child, retainOnDelete: args.retainData };
+        const kept = { parent: this, retainOnDelete: args.retainData };
+        const admin: AdminConnection = {
+            host: args.host,
+            port: args.port,
+            adminUser: args.adminUser,
+            adminPassword: args.adminPassword,
+            sslmode: "disable",
+        };
 
-        const airflow = this.loginRole(prefix, roleNames.airflow, kept);
-        const writer = this.loginRole(prefix, roleNames.writer, kept);
-        const analyst = this.loginRole(prefix, roleNames.analyst, kept);
+        const airflow = this.loginRole(prefix, roleNames.airflow, admin, kept);
+        const writer = this.loginRole(prefix, roleNames.writer, admin, kept);
+        const analyst = this.loginRole(prefix, roleNames.analyst, admin, kept);
 
-        const airflowDb = new postgresql.Database(
+        const airflowDb = new Database(
             `${prefix}-db-${platform.databases.airflow}`,
-            { name: platform.databases.airflow, owner: airflow.role.name },
+            { admin, name: platform.databases.airflow, owner: airflow.role.name },
             kept,
         );
-        const warehouseDb = new postgresql.Database(
+        const warehouseDb = new Database(
             `${prefix}-db-${platform.databases.warehouse}`,
-            { name: platform.databases.warehouse, owner: args.adminUser },
+            { admin, name: platform.databases.warehouse, owner: args.adminUser },
             kept,
         );
 
@@ -137,13 +146,9 @@ export class Warehouse extends pulumi.ComponentResource {
         this.registerOutputs({ appliedMigrations: this.appliedMigrations });
     }
 
-    private loginRole(prefix: string, roleName: string, opts: pulumi.CustomResourceOptions) {
+    private loginRole(prefix: string, roleName: string, admin: AdminConnection, opts: pulumi.CustomResourceOptions) {
         const password = urlSafePassword(`${prefix}-${roleName}-password`, this);
-        const role = new postgresql.Role(
-            `${prefix}-role-${roleName}`,
-            { name: roleName, login: true, password: password.result },
-            opts,
-        );
+        const role = new LoginRole(`${prefix}-role-${roleName}`, { admin, name: roleName, password: password.result }, opts);
         return { role, password: password.result };
     }
 }

@@ -5,7 +5,7 @@ import { parseConfig } from "../config";
 import { buildPlatform } from "../lib/images";
 import { formatGoDuration, parseGoDuration } from "../e2e/harness/handlers/container";
 import { platform } from "../platform";
-import { byType, isSecret, named, reveal, runStack, types, type StackRun } from "./support/stack";
+import { byType, dynamicNamed, isSecret, named, reveal, runStack, types, type StackRun } from "./support/stack";
 import { mockPassword } from "./support/mockProviders";
 import { stackConfig } from "./support/stackConfig";
 
@@ -149,7 +149,7 @@ for (const stack of ["dev", "prod"]) {
             }
             const provider = byType(run, types.pgProvider)[0];
             assert.ok(isSecret(provider.inputs.password), "postgresql provider password");
-            for (const role of byType(run, types.pgRole)) {
+            for (const role of dynamicNamed(run, "role")) {
                 assert.ok(isSecret(role.inputs.password), `role ${role.name} password`);
             }
             const migrations = named(run, `${prefix}-warehouse-migrations`);

@@ -4,13 +4,12 @@
 // runs, so an edited or new file shows as a diff in preview and the provider
 // never reads the program's filesystem for SQL at apply time.
 //
-// The provider below is serialized into the stack state and later revived in
-// Pulumi's dynamic-provider process, where `require` resolves from the
-// project directory. So its methods capture nothing but plain values and load
-// pg (through the runner) and the runner with `require` at call time; the
-// credentials come from the inputs of each call.
+// The provider below is serialized into the stack state (see callTimeRequire):
+// it loads pg (through the runner) at call time; the credentials come from the
+// inputs of each call.
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { projectModulePath, requireProjectModule } from "./callTimeRequire";
 import { MigrationFile, MigrationResult, SslMode, readMigrations } from "./migrate";
 
 export interface WarehouseMigrationsArgs {
@@ -39,22 +38,11 @@ type ProviderOutputs = Omit<ProviderInputs, "password"> & Pick<MigrationResult, 
 
 type Runner = typeof import("./migrate");
 
-// Relative to the project directory, which is the working directory of both
-// the Pulumi program and the dynamic-provider process; a relative path keeps
-// the serialized provider identical across checkouts.
-const RUNNER_MODULE = path.relative(process.cwd(), path.join(__dirname, "migrate"));
+const RUNNER_MODULE = projectModulePath(path.join(__dirname, "migrate"));
 
-// Serialized providers cannot import: every module is required at call time.
-/* eslint-disable @typescript-eslint/no-require-imports */
 function loadRunner(): Runner {
-    // The dynamic-provider process is plain node: teach it TypeScript first.
-    // Under tsx (tests, the end-to-end harness) .ts is already handled.
-    if (!require.extensions[".ts"]) {
-        require("tsx/cjs/api").register();
-    }
-    return require(require("node:path").resolve(RUNNER_MODULE));
+    return requireProjectModule<Runner>(RUNNER_MODULE);
 }
-/* eslint-enable @typescript-eslint/no-require-imports */
 
 async function applyFromInputs(inputs: ProviderInputs): Promise<ProviderOutputs> {
     const runner = loadRunner();

@@ -77,8 +77,11 @@ export const types = {
     password: "random:index/randomPassword:RandomPassword",
     bytes: "random:index/randomBytes:RandomBytes",
     pgProvider: "pulumi:providers:postgresql",
-    pgRole: "postgresql:index/role:Role",
-    pgDatabase: "postgresql:index/database:Database",
     pgGrant: "postgresql:index/grant:Grant",
     dynamic: "pulumi-nodejs:dynamic:Resource",
 };
+
+/** The stack's login roles and databases: dynamic resources named `<prefix>-role-*` / `<prefix>-db-*`. */
+export function dynamicNamed(run: StackRun, infix: "role" | "db"): RegisteredResource[] {
+    return byType(run, types.dynamic).filter((r) => r.name.includes(`-${infix}-`));
+}

@@ -45,6 +45,7 @@ export interface RegisteredResource {
         replaceOnChanges: string[];
         dependencies: string[];
         ignoreChanges: string[];
+        additionalSecretOutputs: string[];
     };
 }
 
@@ -77,6 +78,7 @@ class RecordingMonitor extends MockMonitor {
                     replaceOnChanges: req.getReplaceonchangesList(),
                     dependencies: req.getDependenciesList(),
                     ignoreChanges: req.getIgnorechangesList(),
+                    additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
                 });
             }
             callback(err, res);

@@ -1,0 +1,154 @@
+// The login-role and database resources as Pulumi ships them (serialized by the SDK under mocks,
+// revived with require-from-string like the dynamic-provider host), against a real PostgreSQL:
+// creating what already exists takes it over, which is what lets a destroyed stack come back.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import * as pulumi from "@pulumi/pulumi";
+import { Client } from "pg";
+import { PostgresServer, startPostgres } from "../support/postgres";
+import { tempDir, withClient } from "./support";
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const requireFromString = require("require-from-string") as (code: string) => { handler(): DynamicProvider };
+
+type Props = Record<string, unknown>;
+interface DynamicProvider {
+    create(inputs: Props): Promise<{ id: string; outs: Props }>;
+    diff(id: string, olds: Props, news: Props): Promise<{ changes: boolean; replaces: string[] }>;
+    update(id: string, olds: Props, news: Props): Promise<{ outs: Props }>;
+    delete(id: string, props: Props): Promise<void>;
+}
+
+const REPO = join(__dirname, "..", "..");
+const run = promisify(execFile);
+
+let pg: PostgresServer;
+const declared: Record<string, Props> = {};
+
+before(async () => {
+    pg = await startPostgres();
+    await pulumi.runtime.setMocks(
+        {
+            newResource: (args) => {
+                declared[args.name] = args.inputs;
+                return { id: `${args.name}-id`, state: args.inputs };
+            },
+            call: (args) => args.inputs,
+        },
+        "vpe",
+        "test",
+        false,
+    );
+    const { Database, LoginRole } = await import("../../warehouse/accessResource");
+    const admin = { host: pg.host, port: pg.port, adminUser: pg.user, adminPassword: pg.password, sslmode: "disable" as const };
+    const role = new LoginRole("role", { admin, name: "placeholder", password: "placeholder" });
+    const database = new Database("db", { admin, name: "placeholder", owner: "placeholder" });
+    await Promise.all([role, database].map((r) => new Promise<void>((resolve) => r.urn.apply(() => resolve()))));
+});
+after(async () => {
+    await pg?.stop();
+});
+
+function provider(resource: "role" | "db"): DynamicProvider {
+    return requireFromString(declared[resource].__provider as string).handler();
+}
+
+function inputs(resource: "role" | "db", values: Props): Props {
+    return { ...declared[resource], adminPassword: pg.password, ...values };
+}
+
+let unique = 0;
+const uniqueName = (prefix: string) => `${prefix}_${process.pid}_${++unique}`;
+
+async function canLogIn(user: string, password: string): Promise<boolean> {
+    return withClient({ ...pg.config("postgres"), user, password }, async () => true).catch(() => false);
+}
+
+async function databaseOwner(name: string): Promise<string | undefined> {
+    return withClient(pg.config("postgres"), async (client) => {
+        const rows = (await client.query("SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = $1", [name])).rows;
+        return rows[0]?.owner;
+    });
+}
+
+describe("LoginRole", () => {
+    it("creates a login role, and on a second create takes it over with the new password", async () => {
+        const roles = provider("role");
+        const name = uniqueName("writer");
+        const first = await roles.create(inputs("role", { name, password: "first-password" }));
+        assert.deepEqual([first.id, first.outs.existed], [name, false]);
+        assert.ok(await canLogIn(name, "first-password"));
+
+        // A destroyed stack kept the role; the next stack creates it again with its own password.
+        const again = await roles.create(inputs("role", { name, password: "second-password" }));
+        assert.equal(again.outs.existed, true);
+        assert.ok(await canLogIn(name, "second-password"));
+        assert.equal(await canLogIn(name, "first-password"), false);
+    });
+
+    it("updates the password in place, replaces on a new name, and drops the role on delete", async () => {
+        const roles = provider("role");
+        const name = uniqueName("analyst");
+        const created = await roles.create(inputs("role", { name, password: "one" }));
+        assert.deepEqual(await roles.diff(name, created.outs, inputs("role", { name, password: "one" })), { changes: false, replaces: [], deleteBeforeReplace: false });
+        const rotated = inputs("role", { name, password: "two" });
+        assert.deepEqual((await roles.diff(name, created.outs, rotated)).replaces, []);
+        const updated = await roles.update(name, created.outs, rotated);
+        assert.ok(await canLogIn(name, "two"));
+        assert.deepEqual((await roles.diff(name, updated.outs, inputs("role", { name: "other", password: "two" }))).replaces, ["name"]);
+        await roles.delete(name, updated.outs);
+        assert.equal(await canLogIn(name, "two"), false);
+    });
+
+    it("rejects a wrong admin password before changing anything", async () => {
+        const name = uniqueName("nobody");
+        await assert.rejects(provider("role").create(inputs("role", { name, password: "x", adminPassword: "wrong" })), /password authentication failed/);
+        assert.equal(await canLogIn(name, "x"), false);
+    });
+
+    it("runs in plain node, as in Pulumi's dynamic-provider host", async () => {
+        const dir = tempDir("vpe-access-provider-");
+        writeFileSync(join(dir, "provider.js"), declared.role.__provider as string);
+        const name = uniqueName("plain");
+        writeFileSync(join(dir, "inputs.json"), JSON.stringify(inputs("role", { name, password: "plain-node" })));
+        const script = `
+            const fs = require("node:fs");
+            const provider = require("require-from-string")(fs.readFileSync(process.argv[1], "utf8")).handler();
+            provider.create(JSON.parse(fs.readFileSync(process.argv[2], "utf8"))).then((r) => console.log(r.id));`;
+        // cwd is the project directory, as for the host; no tsx preloaded.
+        const { stdout } = await run(process.execPath, ["-e", script, join(dir, "provider.js"), join(dir, "inputs.json")], {
+            cwd: REPO,
+            env: { ...process.env, NODE_OPTIONS: "" },
+        });
+        assert.equal(stdout.trim(), name);
+        assert.ok(await canLogIn(name, "plain-node"));
+    });
+});
+
+describe("Database", () => {
+    it("creates a database, takes an existing one over with the declared owner, and drops it on delete despite open sessions", async () => {
+        const roles = provider("role");
+        const databases = provider("db");
+        const owner = uniqueName("owner");
+        await roles.create(inputs("role", { name: owner, password: "owner-password" }));
+        const name = uniqueName("db");
+
+        const created = await databases.create(inputs("db", { name, owner }));
+        assert.deepEqual([created.id, created.outs.existed, await databaseOwner(name)], [name, false, owner]);
+
+        await withClient(pg.config("postgres"), (client) => client.query(`ALTER DATABASE "${name}" OWNER TO "${pg.user}"`));
+        const again = await databases.create(inputs("db", { name, owner }));
+        assert.deepEqual([again.outs.existed, await databaseOwner(name)], [true, owner]);
+
+        const session = new Client(pg.config(name));
+        session.on("error", () => undefined); // the forced drop ends this session
+        await session.connect();
+        await databases.delete(name, again.outs);
+        await session.end().catch(() => undefined);
+        assert.equal(await databaseOwner(name), undefined);
+    });
+});

@@ -1,0 +1,50 @@
+// Login roles and databases, converged rather than created: a stack destroyed with its data kept
+// leaves them in the cluster, and the next `pulumi up` takes them over (password and owner set to
+// the new stack's) instead of failing on "already exists".
+import { Client, type ClientConfig } from "pg";
+
+export interface Converged {
+    /** Whether the role or database existed before this call. */
+    existed: boolean;
+}
+
+async function withClient<T>(config: ClientConfig, run: (client: Client) => Promise<T>): Promise<T> {
+    const client = new Client(config);
+    await client.connect();
+    try {
+        return await run(client);
+    } finally {
+        await client.end();
+    }
+}
+
+/** Creates a login role with this password, or sets it on the role that exists. */
+export async function ensureLoginRole(config: ClientConfig, name: string, password: string): Promise<Converged> {
+    return withClient(config, async (client) => {
+        const existed = (await client.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [name])).rowCount === 1;
+        const verb = existed ? "ALTER" : "CREATE";
+        await client.query(`${verb} ROLE ${client.escapeIdentifier(name)} WITH LOGIN PASSWORD ${client.escapeLiteral(password)}`);
+        return { existed };
+    });
+}
+
+export async function dropRole(config: ClientConfig, name: string): Promise<void> {
+    await withClient(config, (client) => client.query(`DROP ROLE IF EXISTS ${client.escapeIdentifier(name)}`));
+}
+
+/** Creates a database owned by `owner`, or makes `owner` the owner of the one that exists. */
+export async function ensureDatabase(config: ClientConfig, name: string, owner: string): Promise<Converged> {
+    return withClient(config, async (client) => {
+        const existed = (await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [name])).rowCount === 1;
+        const database = client.escapeIdentifier(name);
+        const ownerRole = client.escapeIdentifier(owner);
+        // CREATE DATABASE cannot run inside a transaction block, hence no single DO statement.
+        await client.query(existed ? `ALTER DATABASE ${database} OWNER TO ${ownerRole}` : `CREATE DATABASE ${database} OWNER ${ownerRole}`);
+        return { existed };
+    });
+}
+
+/** Drops the database, ending its sessions first. */
+export async function dropDatabase(config: ClientConfig, name: string): Promise<void> {
+    await withClient(config, (client) => client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`));
+}

@@ -1,0 +1,125 @@
+// Pulumi dynamic resources for the stack's login roles and databases. Unlike the postgresql
+// provider's Role and Database, creating one that already exists takes it over (see access.ts):
+// that is how a stack destroyed with its data kept comes back with a plain `pulumi up`.
+// Serialized into the state like the migrations resource (see callTimeRequire).
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { projectModulePath, requireProjectModule } from "./callTimeRequire";
+import type { SslMode } from "./migrate";
+
+/** The superuser connection the resources work through (its maintenance database). */
+export interface AdminConnection {
+    host: pulumi.Input<string>;
+    port: pulumi.Input<number>;
+    adminUser: pulumi.Input<string>;
+    adminPassword: pulumi.Input<string>;
+    sslmode: SslMode;
+}
+
+interface AdminInputs {
+    host: string;
+    port: number;
+    adminUser: string;
+    adminPassword: string;
+    sslmode: SslMode;
+}
+
+interface RoleInputs extends AdminInputs {
+    name: string;
+    password: string;
+}
+
+interface DatabaseInputs extends AdminInputs {
+    name: string;
+    owner: string;
+}
+
+/** Whether the role or database was already in the cluster when this stack created it. */
+type Outputs<T> = T & { existed: boolean };
+
+type Access = typeof import("./access");
+type Migrate = typeof import("./migrate");
+
+const ACCESS_MODULE = projectModulePath(path.join(__dirname, "access"));
+const MIGRATE_MODULE = projectModulePath(path.join(__dirname, "migrate"));
+
+function connect(inputs: AdminInputs) {
+    const { connectionConfig } = requireProjectModule<Migrate>(MIGRATE_MODULE);
+    return connectionConfig({ ...inputs, database: "postgres", user: inputs.adminUser, password: inputs.adminPassword });
+}
+
+const ADMIN_KEYS = ["host", "port", "adminUser", "adminPassword", "sslmode"] as const;
+
+/** Any change converges again (an update); only a new name is another object (a replacement). */
+function diffBy<T extends AdminInputs & { name: string }>(keys: readonly (keyof T)[]) {
+    return async (_id: string, olds: T, news: T) => ({
+        changes: [...ADMIN_KEYS, ...keys].some((key) => olds[key as keyof T] !== news[key as keyof T]),
+        replaces: olds.name === news.name ? [] : ["name"],
+        deleteBeforeReplace: false,
+    });
+}
+
+export const roleProvider: pulumi.dynamic.ResourceProvider<RoleInputs, Outputs<RoleInputs>> = {
+    async create(inputs) {
+        const { existed } = await requireProjectModule<Access>(ACCESS_MODULE).ensureLoginRole(connect(inputs), inputs.name, inputs.password);
+        return { id: inputs.name, outs: { ...inputs, existed } };
+    },
+    diff: diffBy<RoleInputs>(["name", "password"]),
+    async update(_id, olds, news) {
+        await requireProjectModule<Access>(ACCESS_MODULE).ensureLoginRole(connect(news), news.name, news.password);
+        return { outs: { ...news, existed: olds.existed } };
+    },
+    async delete(_id, props) {
+        await requireProjectModule<Access>(ACCESS_MODULE).dropRole(connect(props), props.name);
+    },
+};
+
+export const databaseProvider: pulumi.dynamic.ResourceProvider<DatabaseInputs, Outputs<DatabaseInputs>> = {
+    async create(inputs) {
+        const { existed } = await requireProjectModule<Access>(ACCESS_MODULE).ensureDatabase(connect(inputs), inputs.name, inputs.owner);
+        return { id: inputs.name, outs: { ...inputs, existed } };
+    },
+    diff: diffBy<DatabaseInputs>(["name", "owner"]),
+    async update(_id, olds, news) {
+        await requireProjectModule<Access>(ACCESS_MODULE).ensureDatabase(connect(news), news.name, news.owner);
+        return { outs: { ...news, existed: olds.existed } };
+    },
+    async delete(_id, props) {
+        await requireProjectModule<Access>(ACCESS_MODULE).dropDatabase(connect(props), props.name);
+    },
+};
+
+// Delete needs the admin connection, so it stays in the outputs, encrypted like every secret.
+const secretOutputs = ["adminPassword", "password"];
+
+function adminInputs(admin: AdminConnection) {
+    return { ...admin, adminPassword: pulumi.secret(admin.adminPassword) };
+}
+
+export class LoginRole extends pulumi.dynamic.Resource {
+    declare public readonly name: pulumi.Output<string>;
+    declare public readonly existed: pulumi.Output<boolean>;
+
+    constructor(resourceName: string, args: { admin: AdminConnection; name: string; password: pulumi.Input<string> }, opts?: pulumi.CustomResourceOptions) {
+        super(
+            roleProvider,
+            resourceName,
+            { ...adminInputs(args.admin), name: args.name, password: pulumi.secret(args.password), existed: undefined },
+            { ...opts, additionalSecretOutputs: secretOutputs },
+        );
+    }
+}
+
+export class Database extends pulumi.dynamic.Resource {
+    declare public readonly name: pulumi.Output<string>;
+    declare public readonly existed: pulumi.Output<boolean>;
+
+    constructor(resourceName: string, args: { admin: AdminConnection; name: string; owner: pulumi.Input<string> }, opts?: pulumi.CustomResourceOptions) {
+        super(
+            databaseProvider,
+            resourceName,
+            { ...adminInputs(args.admin), name: args.name, owner: args.owner, existed: undefined },
+            { ...opts, additionalSecretOutputs: secretOutputs },
+        );
+    }
+}
