@@ -19,17 +19,19 @@ const retainData = !config.deleteDataOnDestroy;
 const network = new Network(prefix, { namePrefix: prefix });
 
 const debian = new docker.RemoteImage(`${prefix}-debian-image`, { name: platform.images.debian, keepLocally: true });
-const sharedVolume = (volume: string, subdirs: string[]) =>
+const airflowVolume = (volume: string, subdirs: string[], mode: string) =>
     new PreparedVolume(`${prefix}-${volume}`, {
         volumeName: `${prefix}-${volume}`,
         initImage: debian.imageId,
         subdirs,
         owner: platform.users.airflow,
-        mode: "2775",
+        mode,
         retainOnDelete: retainData,
     });
-const logVolume = sharedVolume("logs", platform.logSubdirs);
-const bufferVolume = sharedVolume("buffer", []);
+const logVolume = airflowVolume("logs", platform.logSubdirs, "2775");
+const bufferVolume = airflowVolume("buffer", [], "2775");
+// Airflow's earlier Fernet keys, kept with the data so a stack that comes back can re-encrypt.
+const airflowKeysVolume = airflowVolume("airflow-keys", [], "0700");
 
 const postgres = new Postgres(prefix, {
     namePrefix: prefix,
@@ -76,6 +78,7 @@ const airflow = new Airflow(prefix, {
     config: config.airflow,
     logVolume: logVolume.name,
     bufferVolume: bufferVolume.name,
+    keysVolume: airflowKeysVolume.name,
     dagsDir: path.join(projectRoot, "dags"),
     metadataUrl: postgresUrl(
         warehouse.airflowLogin,

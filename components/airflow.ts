@@ -14,6 +14,8 @@ export interface AirflowArgs {
     config: AirflowConfig;
     logVolume: pulumi.Input<string>;
     bufferVolume: pulumi.Input<string>;
+    /** Where the init step keeps the Fernet keys it has used (mounted in the init step only). */
+    keysVolume: pulumi.Input<string>;
     /** Absolute host folder holding the DAG files, mounted read-only. */
     dagsDir: string;
     /** SQLAlchemy URL of Airflow's metadata database (secret). */
@@ -55,7 +57,7 @@ export function fernetKey(bytes: random.RandomBytes): pulumi.Output<string> {
 const fabAuthManager = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager";
 
 /**
- * Airflow 3: a one-shot init (db migrate + admin user) that must succeed, then the API server,
+ * Airflow 3: a one-shot init (db migrate, Fernet key rotation, admin user) that must succeed, then the API server,
  * scheduler, DAG processor and triggerer (plus Redis and Celery workers with CeleryExecutor),
  * all sharing one JWT secret, Fernet key and execution API URL.
  */
@@ -126,7 +128,7 @@ export class Airflow extends pulumi.ComponentResource {
                     `${platform.env.adminUsername}=${args.config.adminUser}`,
                     pulumi.interpolate`${platform.env.adminPassword}=${adminPassword.result}`,
                 ],
-                volumes,
+                volumes: [...volumes, { volumeName: args.keysVolume, containerPath: platform.paths.airflowKeys }],
             },
             { parent: this },
         );

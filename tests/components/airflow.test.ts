@@ -80,6 +80,16 @@ describe("Airflow", () => {
         }
     });
 
+    it("mounts the kept Fernet keys volume (mode 0700, the airflow user's) in the init step only", () => {
+        const mounts = (name: string) => (named(dev, name).inputs.volumes as { containerPath: string; volumeName?: string }[]).map((v) => v.containerPath);
+        assert.ok(mounts("vpe-dev-airflow-init").includes(platform.paths.airflowKeys));
+        for (const s of services) assert.ok(!mounts(`vpe-dev-airflow-${s}`).includes(platform.paths.airflowKeys), `${s} mounts the keys`);
+        const volume = named(dev, "vpe-dev-airflow-keys");
+        assert.equal(volume.options.retainOnDelete, true, "the keys must outlive destroy like the data they decrypt");
+        const prepare = (named(dev, "vpe-dev-airflow-keys-init").inputs.command as string[]).join(" ");
+        assert.ok(prepare.includes(`chown ${platform.users.airflow.uid}:${platform.users.airflow.gid} "$d"; chmod 0700 "$d"`), prepare);
+    });
+
     it("does not start the services when the init fails", () => {
         const failed = runStack("dev", { failingContainers: ["vpe-dev-airflow-init"] });
         assert.match(failed.error ?? "", /vpe-dev-airflow-init exited with code 3/);

@@ -2,7 +2,12 @@
 # One-shot initialisation the stack runs before any Airflow service starts:
 #  1. `airflow db migrate`, failing with its exit code (the official entrypoint's
 #     _AIRFLOW_DB_MIGRATE swallows migration errors);
-#  2. the admin user of the FAB auth manager: created, or its password reset when it exists,
+#  2. Fernet keys: Airflow encrypts connection secrets, variables and trigger arguments with the
+#     stack's key, and a stack that comes back onto kept data (destroy keeps it) has a new one.
+#     The keys earlier runs used are recorded on a volume only this step mounts (platform.json
+#     paths.airflowKeys); everything is re-encrypted with the current key, then only that one is
+#     recorded. Data encrypted with a key that was never recorded fails the step, loudly;
+#  3. the admin user of the FAB auth manager: created, or its password reset when it exists,
 #     so a re-run converges and exits 0.
 # The user name and password come from the environment variables that platform.json
 # env.adminUsername / env.adminPassword name. The password reaches the CLI on stdin only
@@ -27,6 +32,22 @@ unset "$password_var"
 
 echo "airflow-init: migrating the metadata database"
 airflow db migrate
+
+keys_dir=$(json paths.airflowKeys)
+keyring="$keys_dir/fernet-keys"
+current=${AIRFLOW__CORE__FERNET_KEY:-}
+[ -n "$current" ] || die "AIRFLOW__CORE__FERNET_KEY is empty"
+[ -d "$keys_dir" ] && [ -w "$keys_dir" ] || die "$keys_dir (platform.json paths.airflowKeys) is not a writable folder"
+previous=""
+if [ -s "$keyring" ]; then
+  previous=$(grep -vxF -- "$current" "$keyring" | paste -sd, -) || true
+fi
+if [ -n "$previous" ]; then
+  echo "airflow-init: the Fernet key changed; re-encrypting connections, variables and triggers with the new one"
+  AIRFLOW__CORE__FERNET_KEY="$current,$previous" airflow rotate-fernet-key
+fi
+(umask 077 && printf '%s\n' "$current" > "$keyring.new")
+mv "$keyring.new" "$keyring"
 
 user_exists() {
   airflow users list --output json | python -c '
