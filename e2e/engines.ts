@@ -26,6 +26,8 @@ export interface Deployment {
 
 export interface StackEngine {
     readonly name: EngineName;
+    /** The engine's working copy of the project: what it applies, and where a test edits files. */
+    readonly projectDir: string;
     /** What ran, with versions, for the report. */
     readonly version: string;
     /** `pulumi up`; `config` holds `project:key[.path]=value` overrides for this run only. */
@@ -37,7 +39,7 @@ export interface StackEngine {
 }
 
 export interface StackEngineOptions {
-    /** The folder holding Pulumi.yaml. */
+    /** The folder holding Pulumi.yaml: copied afresh into `<workDir>/project` on open. */
     projectDir: string;
     stack: string;
     /** A folder of the engine's own for this stack: state, passphrase, working copy. */
@@ -86,7 +88,33 @@ export function selectEngine(env: NodeJS.ProcessEnv = process.env): EngineName {
 
 export async function openStack(engine: EngineName, options: StackEngineOptions): Promise<StackEngine> {
     fs.mkdirSync(options.workDir, { recursive: true });
-    return engine === "pulumi" ? PulumiEngine.open(options) : new HarnessEngine(options);
+    const projectDir = path.join(options.workDir, "project");
+    copyProject(options.projectDir, projectDir, options.stack);
+    const opened = { ...options, projectDir };
+    return engine === "pulumi" ? PulumiEngine.open(opened) : new HarnessEngine(opened);
+}
+
+/** Files of the project the program does not read: left out of the working copy. */
+const notCopied = new Set(["node_modules", ".git", ".venv", ".e2e", ".pulumi", "reports", "build"]);
+
+/**
+ * A fresh copy of the project's files, so the checkout stays untouched: the CLI writes the
+ * stack's encryption salt and config overrides into Pulumi.<stack>.yaml (the salt of earlier runs
+ * is kept), and tests edit files to see what a preview plans.
+ */
+function copyProject(source: string, target: string, stack: string): void {
+    const stackFile = `Pulumi.${stack}.yaml`;
+    const previous = path.join(target, stackFile);
+    const salt = fs.existsSync(previous) ? fs.readFileSync(previous, "utf8").match(/^encryptionsalt: .*$/m)?.[0] : undefined;
+    fs.rmSync(target, { recursive: true, force: true });
+    // Entry by entry: the copy lives inside the project's .e2e/, and cp refuses a folder into itself.
+    for (const entry of fs.readdirSync(source).filter((e) => !notCopied.has(e))) {
+        fs.cpSync(path.join(source, entry), path.join(target, entry), { recursive: true });
+    }
+    fs.symlinkSync(path.join(source, "node_modules"), path.join(target, "node_modules"));
+    if (salt) {
+        fs.appendFileSync(path.join(target, stackFile), `\n${salt}\n`);
+    }
 }
 
 function sdkVersion(): string {
@@ -102,8 +130,11 @@ class HarnessEngine implements StackEngine {
     readonly version = `harness (e2e/harness) on @pulumi/pulumi ${sdkVersion()}`;
     private readonly statePath: string;
 
+    readonly projectDir: string;
+
     constructor(private readonly options: StackEngineOptions) {
         this.statePath = path.join(options.workDir, "state.json");
+        this.projectDir = options.projectDir;
     }
 
     private harnessOptions(config: readonly string[] = []): harness.HarnessOptions {
@@ -167,27 +198,25 @@ function foldOp(op: OpType): Op {
     }
 }
 
-/** Files of the project the program does not read: left out of the working copy. */
-const notCopied = new Set(["node_modules", ".git", ".venv", ".e2e", ".pulumi", "reports", "build"]);
-
 /**
- * The real Pulumi CLI on a working copy of the project (the CLI writes the stack's encryption
- * salt and any config override into Pulumi.<stack>.yaml, which must not touch the checkout),
- * with a local file backend and a generated passphrase in the engine's own folder.
+ * The real Pulumi CLI on the working copy of the project, with a local file backend and a
+ * generated passphrase in the engine's own folder.
  */
 class PulumiEngine implements StackEngine {
     readonly name = "pulumi";
+
+    readonly projectDir: string;
 
     private constructor(
         private readonly stack: Stack,
         readonly version: string,
         private readonly options: StackEngineOptions,
-    ) {}
+    ) {
+        this.projectDir = options.projectDir;
+    }
 
     static async open(options: StackEngineOptions): Promise<PulumiEngine> {
-        const project = path.join(options.workDir, "project");
         const backend = path.join(options.workDir, "state");
-        PulumiEngine.copyProject(options.projectDir, project, options.stack);
         fs.mkdirSync(backend, { recursive: true });
         const passphraseFile = path.join(options.workDir, "passphrase");
         if (!fs.existsSync(passphraseFile)) {
@@ -198,29 +227,13 @@ class PulumiEngine implements StackEngine {
             PULUMI_CONFIG_PASSPHRASE: fs.readFileSync(passphraseFile, "utf8"),
             PULUMI_SKIP_UPDATE_CHECK: "true",
         };
-        const stack = await LocalWorkspace.createOrSelectStack({ stackName: options.stack, workDir: project }, { envVars });
+        const stack = await LocalWorkspace.createOrSelectStack({ stackName: options.stack, workDir: options.projectDir }, { envVars });
         const plugins = (await stack.workspace.listPlugins())
             .filter((p) => p.kind === "resource")
             .map((p) => `${p.name} ${p.version}`)
             .join(", ");
         const version = `pulumi v${stack.workspace.pulumiVersion} (plugins: ${plugins}) on @pulumi/pulumi ${sdkVersion()}`;
         return new PulumiEngine(stack, version, options);
-    }
-
-    /** A fresh copy of the project's files, keeping the stack's encryption salt from earlier runs. */
-    private static copyProject(source: string, target: string, stack: string): void {
-        const stackFile = `Pulumi.${stack}.yaml`;
-        const previous = path.join(target, stackFile);
-        const salt = fs.existsSync(previous) ? fs.readFileSync(previous, "utf8").match(/^encryptionsalt: .*$/m)?.[0] : undefined;
-        fs.rmSync(target, { recursive: true, force: true });
-        // Entry by entry: the copy lives inside the project's .e2e/, and cp refuses a folder into itself.
-        for (const entry of fs.readdirSync(source).filter((e) => !notCopied.has(e))) {
-            fs.cpSync(path.join(source, entry), path.join(target, entry), { recursive: true });
-        }
-        fs.symlinkSync(path.join(source, "node_modules"), path.join(target, "node_modules"));
-        if (salt) {
-            fs.appendFileSync(path.join(target, stackFile), `\n${salt}\n`);
-        }
     }
 
     up(config: readonly string[] = []): Promise<Deployment> {
@@ -295,13 +308,20 @@ class PulumiEngine implements StackEngine {
                 warnings.push(diagnostic.message.trim());
             }
         };
+        // What a user running the command sees, for the error when it fails.
+        let printed = "";
+        const print = (text: string) => (printed += text);
         const started = performance.now();
         let outputs: Record<string, any> = {};
-        if (kind === "up") {
-            const result = await this.stack.up({ onEvent, color: "never" });
-            outputs = Object.fromEntries(Object.entries(result.outputs).map(([k, v]) => [k, v.value]));
-        } else {
-            await this.stack.preview({ onEvent, color: "never" });
+        try {
+            if (kind === "up") {
+                const result = await this.stack.up({ onEvent, onOutput: print, onError: print, color: "never" });
+                outputs = Object.fromEntries(Object.entries(result.outputs).map(([k, v]) => [k, v.value]));
+            } else {
+                await this.stack.preview({ onEvent, onOutput: print, onError: print, color: "never" });
+            }
+        } catch (err) {
+            throw new Error(`pulumi ${kind} failed (${(err as Error).name}):\n${printed}`);
         }
         const images = Object.fromEntries(built.map((b) => [b.urn, { buildSeconds: b.seconds, sizeBytes: imageSize(b.name) }]));
         return { ops, outputs, warnings, images, seconds: (performance.now() - started) / 1000 };

@@ -248,11 +248,17 @@ export class Engine {
         }
     }
 
+    /**
+     * As Pulumi's Node.js language host reports them: a RunError or ResourceError by its message
+     * alone (the program raised it on purpose), anything else with its stack trace.
+     */
     private recordSdkError(err: unknown): void {
         const message = err instanceof Error ? err.message : String(err);
-        if (!this.errors.some((e) => message.includes(e) || e.includes(message))) {
-            this.errors.push(message);
+        if (this.errors.some((e) => message.includes(e) || e.includes(message))) {
+            return;
         }
+        const deliberate = pulumi.RunError.isInstance(err) || pulumi.ResourceError.isInstance(err) || !(err instanceof Error);
+        this.errors.push(deliberate ? message : `unhandled exception: ${err.stack ?? message}`);
     }
 
     private urnFor(type: string, name: string, parent: string, stack = this.options.stack, project = this.project.name): string {

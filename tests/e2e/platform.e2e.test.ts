@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { selectEngine } from "../../e2e/engines";
+import { openStack, selectEngine } from "../../e2e/engines";
 import { changed } from "../../e2e/harness";
 import { platform } from "../../platform";
 import { projectRoot } from "../support/stackConfig";
@@ -22,6 +22,30 @@ const stacks = [dev, prod];
 const reportDir = path.join(projectRoot, "reports");
 const report: Record<string, unknown> = { startedAt: new Date().toISOString() };
 const ingestionDate = "2024-06-01T00:00:00Z";
+
+/** What the dev stack had before destroy, to compare once it comes back. */
+const kept: { counts?: Record<string, number>; statistics?: unknown[]; runs?: string[] } = {};
+const keptVariable = { key: "vpe_e2e_kept", value: `kept-${Date.now()}` };
+const airflowServiceAliases = [
+    platform.aliases.airflowApiServer,
+    platform.aliases.airflowScheduler,
+    platform.aliases.airflowDagProcessor,
+    platform.aliases.airflowTriggerer,
+];
+
+/** Operations keyed by resource name (the last part of the URN). */
+function byName(ops: Record<string, string>): Record<string, string> {
+    return Object.fromEntries(Object.entries(ops).map(([urn, op]) => [urn.split("::").pop()!, op]));
+}
+
+function statistics(s: PlatformStack) {
+    return query(s.adminUrl, "SELECT * FROM event_stats_country_year ORDER BY 1, 2");
+}
+
+async function dagRunIds(s: PlatformStack, dagId: string): Promise<string[]> {
+    const runs = await s.airflow.call<{ dag_runs: { dag_run_id: string }[] }>("GET", `/dags/${dagId}/dagRuns?limit=100`);
+    return runs.dag_runs.map((r) => r.dag_run_id).sort();
+}
 
 function removeProjectImages(prefix: string): void {
     const images = docker("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", `reference=${prefix}/*`).split("\n").filter(Boolean);
@@ -185,6 +209,43 @@ function makeCold(s: PlatformStack): void {
     docker("builder", "prune", "-af");
 }
 
+describe("a stack file with mistakes", () => {
+    it("ends the run with only the list of problems, each once, and no stack trace", async () => {
+        const engine = await openStack(engineName, {
+            projectDir: projectRoot,
+            stack: "dev",
+            workDir: path.join(projectRoot, ".e2e", engineName, "broken-dev"),
+            namePrefix: dev.prefix,
+        });
+        const stackFile = path.join(engine.projectDir, "Pulumi.dev.yaml");
+        let text = fs.readFileSync(stackFile, "utf8");
+        const mistakes: [string, string][] = [
+            ["    workers: 1\n", "    workers: -2\n"],
+            ["    workerMemory: 1g\n", "    workerMemory: lots\n"],
+            ["    hostPort: 18080\n", `    hostPort: ${dev.config.postgres.hostPort}\n`],
+            ["config:\n", "config:\n  vpe:colour: blue\n"],
+        ];
+        for (const [from, to] of mistakes) {
+            assert.ok(text.includes(from), `Pulumi.dev.yaml no longer has ${JSON.stringify(from)}: update this test`);
+            text = text.replace(from, to);
+        }
+        fs.writeFileSync(stackFile, text);
+        const problems = [
+            "vpe:spark.workers: Too small",
+            "vpe:spark.workerMemory: must be a Spark memory size",
+            "vpe:colour: unknown key",
+            `vpe:airflow.hostPort: host port ${dev.config.postgres.hostPort} is already used by vpe:postgres.hostPort`,
+        ];
+        await assert.rejects(engine.preview(), (err: Error) => {
+            for (const problem of problems) {
+                assert.equal(err.message.split(problem).length - 1, 1, `"${problem}" is not reported exactly once:\n${err.message}`);
+            }
+            assert.doesNotMatch(err.message, /^\s+at .+:\d+:\d+\)?$/m, "a stack trace was printed");
+            return true;
+        });
+    });
+});
+
 describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () => {
     before(() => makeCold(dev));
 
@@ -236,12 +297,80 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
         assert.equal(setting.shared_buffers, "192MB");
     });
 
+    it("previews exactly what up will do for everyday edits, and applies what it planned", async () => {
+        const p = dev.prefix;
+        const airflowContainers = ["airflow-init", ...airflowServiceAliases].map((a) => `${p}-${a}`);
+        const sparkContainers = [`${p}-spark-master`, ...Array.from({ length: dev.config.spark.workers }, (_, i) => `${p}-spark-worker-${i + 1}`)];
+        const replaced = (names: string[]) => Object.fromEntries(names.map((n) => [n, "replace"]));
+        // What a reviewer must be told: the images that contain the edit, and only their containers.
+        const edits: { what: string; file: string; text: string; plan: Record<string, string> }[] = [
+            { what: "a DAG file (mounted)", file: "dags/ping_grpc.py", text: "\n# reviewed\n", plan: {} },
+            {
+                what: "a pipeline script",
+                file: "docker/executor/pipelines/ingestion/ping_env.py",
+                text: "\n# reviewed\n",
+                plan: { [`${p}-executor-image`]: "update", [`${p}-executor`]: "replace" },
+            },
+            {
+                what: "the Spark job (Airflow submits it)",
+                file: "docker/spark/jobs/events_per_country_year.py",
+                text: "\n# reviewed\n",
+                plan: { [`${p}-airflow-image`]: "update", ...replaced(airflowContainers) },
+            },
+            {
+                what: "the warehouse SQL (a new migration)",
+                file: "warehouse/migrations/0099_reviewed.sql",
+                text: "CREATE TABLE reviewed (id int);\n",
+                plan: { [`${p}-warehouse-migrations`]: "update" },
+            },
+            {
+                what: "platform.json (read by every image; values unchanged)",
+                file: "docker/platform.json",
+                text: "\n",
+                plan: {
+                    ...Object.fromEntries(["airflow", "executor", "spark"].map((i) => [`${p}-${i}-image`, "update"])),
+                    ...replaced([...airflowContainers, ...sparkContainers, `${p}-executor`]),
+                },
+            },
+        ];
+        const plans: Record<string, unknown> = {};
+        for (const edit of edits) {
+            const file = path.join(dev.engine.projectDir, edit.file);
+            const original = fs.existsSync(file) ? fs.readFileSync(file) : undefined;
+            fs.appendFileSync(file, edit.text);
+            try {
+                const plan = await dev.engine.preview(dev.overrides);
+                plans[edit.what] = byName(changed(plan));
+                assert.deepEqual(byName(changed(plan)), edit.plan, `preview after editing ${edit.what}`);
+            } finally {
+                if (original === undefined) fs.rmSync(file);
+                else fs.writeFileSync(file, original);
+            }
+        }
+        dev.report.previewPlans = plans;
+
+        const script = edits[1];
+        fs.appendFileSync(path.join(dev.engine.projectDir, script.file), script.text);
+        const ids = dev.containerIds();
+        const plan = await dev.engine.preview(dev.overrides);
+        const applied = await dev.up("pipelineScriptEdit");
+        assert.deepEqual(byName(changed(applied)), byName(changed(plan)), "up did something else than preview planned");
+        const recreated = Object.keys(ids).filter((name) => dev.containerIds()[name] !== ids[name]);
+        assert.deepEqual(recreated, [`${p}-executor`]);
+        assertAllHealthy(dev);
+    });
+
     it("keeps the data volumes and their rows through destroy", async () => {
         const before = await dev.warehouseCounts();
+        kept.counts = before;
+        kept.statistics = await statistics(dev);
+        kept.runs = await dagRunIds(dev, "ingestion");
+        // Encrypted with this stack's Fernet key: the stack that comes back has another one.
+        await dev.airflow.call("POST", "/variables", { key: keptVariable.key, value: keptVariable.value });
         await dev.engine.destroy();
         assert.deepEqual(dev.serviceContainers(), [], "containers left after destroy");
         const volumes = docker("volume", "ls", "-q", "--filter", `name=^${dev.prefix}-`).split("\n").sort();
-        assert.deepEqual(volumes, [`${dev.prefix}-buffer`, `${dev.prefix}-logs`, `${dev.prefix}-postgres-data`]);
+        assert.deepEqual(volumes, ["airflow-keys", "buffer", "logs", "postgres-data"].map((v) => `${dev.prefix}-${v}`));
         // Read the kept cluster with a throwaway server on the volume (socket only, local trust).
         const count = docker(
             "run", "--rm", "--user", `${platform.users.postgres.uid}:${platform.users.postgres.gid}`,
@@ -251,8 +380,30 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
         assert.equal(Number(count), before.landslide_event);
     });
 
-    it("comes up warm (images cached) after the data is purged", async () => {
-        await dev.engine.purgeRetained();
+    it("comes back onto its kept data with a plain up: same rows and statistics, earlier runs, variables, one more ingestion", async () => {
+        await dev.up("comeBack");
+        assertAllHealthy(dev);
+        // The kept roles now log in with the new stack's passwords.
+        const [analystView] = await query<{ n: string }>(dev.outputs.warehouseAnalystUrl, "SELECT count(*) AS n FROM landslide_event");
+        assert.equal(Number(analystView.n), kept.counts!.landslide_event);
+        assert.deepEqual(await dev.warehouseCounts(), kept.counts);
+        assert.deepEqual(await statistics(dev), kept.statistics);
+        const runs = await dagRunIds(dev, "ingestion");
+        assert.deepEqual(runs, kept.runs, "Airflow lost its earlier DAG runs");
+        const variable = await dev.airflow.call<{ value: string }>("GET", `/variables/${keptVariable.key}`);
+        assert.equal(variable.value, keptVariable.value, "a variable encrypted with the old Fernet key is unreadable");
+        await dev.runDag("ingestion", "2024-06-04T00:00:00Z");
+        assert.deepEqual(await dev.warehouseCounts(), kept.counts, "the same sample ingested again adds no row");
+    });
+
+    it("deletes everything on destroy when the user asks for it (vpe:deleteDataOnDestroy)", async () => {
+        await dev.up("deleteDataOnDestroy", ["vpe:deleteDataOnDestroy=true"]);
+        await dev.engine.destroy();
+        assert.deepEqual(inspectContainers(dev.prefix), [], "containers left after destroy");
+        assert.equal(docker("volume", "ls", "-q", "--filter", `name=^${dev.prefix}-`), "", "volumes left after destroy");
+    });
+
+    it("comes up warm (images cached) on fresh volumes", async () => {
         await dev.up("warmBringUp");
         assertAllHealthy(dev);
     });
