@@ -286,17 +286,6 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
         assert.equal(ti.state, "success");
     });
 
-    it("replaces the PostgreSQL container without losing a row", async () => {
-        const before = await dev.warehouseCounts();
-        const deployment = await dev.up("postgresReplace", ["vpe:postgres.sharedBuffers=192MB"]);
-        const ops = changed(deployment);
-        const replaced = Object.entries(ops).filter(([urn, op]) => op === "replace" && urn.endsWith(`::${dev.prefix}-postgres`));
-        assert.equal(replaced.length, 1, `expected the postgres container to be replaced: ${JSON.stringify(ops)}`);
-        assert.deepEqual(await dev.warehouseCounts(), before);
-        const [setting] = await query<{ shared_buffers: string }>(dev.adminUrl, "SHOW shared_buffers");
-        assert.equal(setting.shared_buffers, "192MB");
-    });
-
     it("previews exactly what up will do for everyday edits, and applies what it planned", async () => {
         const p = dev.prefix;
         const airflowContainers = ["airflow-init", ...airflowServiceAliases].map((a) => `${p}-${a}`);
@@ -358,6 +347,17 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
         const recreated = Object.keys(ids).filter((name) => dev.containerIds()[name] !== ids[name]);
         assert.deepEqual(recreated, [`${p}-executor`]);
         assertAllHealthy(dev);
+    });
+
+    it("replaces the PostgreSQL container without losing a row", async () => {
+        const before = await dev.warehouseCounts();
+        const deployment = await dev.up("postgresReplace", ["vpe:postgres.sharedBuffers=192MB"]);
+        const ops = changed(deployment);
+        const replaced = Object.entries(ops).filter(([urn, op]) => op === "replace" && urn.endsWith(`::${dev.prefix}-postgres`));
+        assert.equal(replaced.length, 1, `expected the postgres container to be replaced: ${JSON.stringify(ops)}`);
+        assert.deepEqual(await dev.warehouseCounts(), before);
+        const [setting] = await query<{ shared_buffers: string }>(dev.adminUrl, "SHOW shared_buffers");
+        assert.equal(setting.shared_buffers, "192MB");
     });
 
     it("keeps the data volumes and their rows through destroy", async () => {

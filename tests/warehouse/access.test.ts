@@ -2,59 +2,30 @@
 // revived with require-from-string like the dynamic-provider host), against a real PostgreSQL:
 // creating what already exists takes it over, which is what lets a destroyed stack come back.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { promisify } from "node:util";
-import * as pulumi from "@pulumi/pulumi";
 import { Client } from "pg";
 import { PostgresServer, startPostgres } from "../support/postgres";
-import { tempDir, withClient } from "./support";
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const requireFromString = require("require-from-string") as (code: string) => { handler(): DynamicProvider };
-
-type Props = Record<string, unknown>;
-interface DynamicProvider {
-    create(inputs: Props): Promise<{ id: string; outs: Props }>;
-    diff(id: string, olds: Props, news: Props): Promise<{ changes: boolean; replaces: string[] }>;
-    update(id: string, olds: Props, news: Props): Promise<{ outs: Props }>;
-    delete(id: string, props: Props): Promise<void>;
-}
-
-const REPO = join(__dirname, "..", "..");
-const run = promisify(execFile);
+import { createInPlainNode, declaredInputs, type DynamicProvider, type Props, revive } from "./dynamicProviders";
+import { withClient } from "./support";
 
 let pg: PostgresServer;
-const declared: Record<string, Props> = {};
+let declared: Record<string, Props> = {};
 
 before(async () => {
     pg = await startPostgres();
-    await pulumi.runtime.setMocks(
-        {
-            newResource: (args) => {
-                declared[args.name] = args.inputs;
-                return { id: `${args.name}-id`, state: args.inputs };
-            },
-            call: (args) => args.inputs,
-        },
-        "vpe",
-        "test",
-        false,
-    );
     const { Database, LoginRole } = await import("../../warehouse/accessResource");
     const admin = { host: pg.host, port: pg.port, adminUser: pg.user, adminPassword: pg.password, sslmode: "disable" as const };
-    const role = new LoginRole("role", { admin, name: "placeholder", password: "placeholder" });
-    const database = new Database("db", { admin, name: "placeholder", owner: "placeholder" });
-    await Promise.all([role, database].map((r) => new Promise<void>((resolve) => r.urn.apply(() => resolve()))));
+    declared = await declaredInputs(async () => [
+        new LoginRole("role", { admin, name: "placeholder", password: "placeholder" }),
+        new Database("db", { admin, name: "placeholder", owner: "placeholder" }),
+    ]);
 });
 after(async () => {
     await pg?.stop();
 });
 
 function provider(resource: "role" | "db"): DynamicProvider {
-    return requireFromString(declared[resource].__provider as string).handler();
+    return revive(declared[resource]);
 }
 
 function inputs(resource: "role" | "db", values: Props): Props {
@@ -111,20 +82,9 @@ describe("LoginRole", () => {
     });
 
     it("runs in plain node, as in Pulumi's dynamic-provider host", async () => {
-        const dir = tempDir("vpe-access-provider-");
-        writeFileSync(join(dir, "provider.js"), declared.role.__provider as string);
         const name = uniqueName("plain");
-        writeFileSync(join(dir, "inputs.json"), JSON.stringify(inputs("role", { name, password: "plain-node" })));
-        const script = `
-            const fs = require("node:fs");
-            const provider = require("require-from-string")(fs.readFileSync(process.argv[1], "utf8")).handler();
-            provider.create(JSON.parse(fs.readFileSync(process.argv[2], "utf8"))).then((r) => console.log(r.id));`;
-        // cwd is the project directory, as for the host; no tsx preloaded.
-        const { stdout } = await run(process.execPath, ["-e", script, join(dir, "provider.js"), join(dir, "inputs.json")], {
-            cwd: REPO,
-            env: { ...process.env, NODE_OPTIONS: "" },
-        });
-        assert.equal(stdout.trim(), name);
+        const created = await createInPlainNode(declared.role, inputs("role", { name, password: "plain-node" }));
+        assert.equal(created.id, name);
         assert.ok(await canLogIn(name, "plain-node"));
     });
 });

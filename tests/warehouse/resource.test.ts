@@ -3,29 +3,11 @@
 // require-from-string like the dynamic-provider host does, and run against a
 // real PostgreSQL.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { promisify } from "node:util";
-import * as pulumi from "@pulumi/pulumi";
 import type { MigrationFile } from "../../warehouse/migrate";
 import { PostgresServer, startPostgres } from "../support/postgres";
-import { count, tableExists, tempDir, withClient } from "./support";
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const requireFromString = require("require-from-string") as (code: string) => { handler(): DynamicProvider };
-
-type Props = Record<string, unknown>;
-interface DynamicProvider {
-    create(inputs: Props): Promise<{ id: string; outs: Props }>;
-    diff(id: string, olds: Props, news: Props): Promise<{ changes: boolean; replaces: string[] }>;
-    update(id: string, olds: Props, news: Props): Promise<{ outs: Props }>;
-    delete(id: string, props: Props): Promise<void>;
-}
-
-const REPO = join(__dirname, "..", "..");
-const run = promisify(execFile);
+import { createInPlainNode, declaredInputs, type Props, revive } from "./dynamicProviders";
+import { count, tableExists, withClient } from "./support";
 
 let pg: PostgresServer;
 let serialized: string;
@@ -33,30 +15,18 @@ let declared: Props;
 
 before(async () => {
     pg = await startPostgres();
-    const recorded: Record<string, Props> = {};
-    await pulumi.runtime.setMocks(
-        {
-            newResource: (args) => {
-                recorded[args.name] = args.inputs;
-                return { id: `${args.name}-id`, state: args.inputs };
-            },
-            call: (args) => args.inputs,
-        },
-        "vpe",
-        "test",
-        false,
-    );
     const { WarehouseMigrations, readMigrationFiles } = await import("../../warehouse/migrationsResource");
-    const resource = new WarehouseMigrations("warehouse-migrations", {
-        host: pg.host,
-        port: pg.port,
-        database: "placeholder",
-        user: pg.user,
-        password: pg.password,
-        sslmode: "disable",
-        migrations: readMigrationFiles(),
-    });
-    await new Promise<void>((resolve) => resource.urn.apply(() => resolve()));
+    const recorded = await declaredInputs(async () => [
+        new WarehouseMigrations("warehouse-migrations", {
+            host: pg.host,
+            port: pg.port,
+            database: "placeholder",
+            user: pg.user,
+            password: pg.password,
+            sslmode: "disable",
+            migrations: readMigrationFiles(),
+        }),
+    ]);
     declared = recorded["warehouse-migrations"];
     serialized = declared.__provider as string;
 });
@@ -77,7 +47,7 @@ describe("WarehouseMigrations", () => {
     });
 
     it("creates, diffs, updates and deletes through the serialized provider", async () => {
-        const provider = requireFromString(serialized).handler();
+        const provider = revive(declared);
         const inputs = await inputsFor();
         const files = inputs.migrations as MigrationFile[];
 
@@ -113,20 +83,8 @@ describe("WarehouseMigrations", () => {
     });
 
     it("runs in plain node, as in Pulumi's dynamic-provider host", async () => {
-        const dir = tempDir("vpe-provider-");
-        writeFileSync(join(dir, "provider.js"), serialized);
         const inputs = await inputsFor();
-        writeFileSync(join(dir, "inputs.json"), JSON.stringify(inputs));
-        const script = `
-            const fs = require("node:fs");
-            const provider = require("require-from-string")(fs.readFileSync(process.argv[1], "utf8")).handler();
-            provider.create(JSON.parse(fs.readFileSync(process.argv[2], "utf8")))
-                .then((result) => console.log(JSON.stringify(result.outs.applied)));`;
-        // cwd is the project directory, as for the host; no tsx preloaded.
-        const { stdout } = await run(process.execPath, ["-e", script, join(dir, "provider.js"), join(dir, "inputs.json")], {
-            cwd: REPO,
-            env: { ...process.env, NODE_OPTIONS: "" },
-        });
-        assert.deepEqual(JSON.parse(stdout), (inputs.migrations as MigrationFile[]).map((f) => f.name));
+        const created = await createInPlainNode(declared, inputs);
+        assert.deepEqual(created.outs.applied, (inputs.migrations as MigrationFile[]).map((f) => f.name));
     });
 });
