@@ -169,6 +169,8 @@ function writeReport(): void {
             `- warm bring-up to all healthy (images cached, fresh volumes): ${seconds.warmBringUp ?? "n/a"} s`,
             `- second apply of unchanged code: ${seconds.noopApply ?? "n/a"} s`,
             ...(seconds.postgresReplace === undefined ? [] : [`- PostgreSQL container replacement: ${seconds.postgresReplace} s`]),
+            ...(seconds.pipelineScriptEdit === undefined ? [] : [`- up after a pipeline script edit (executor rebuilt from cache and replaced): ${seconds.pipelineScriptEdit} s`]),
+            ...(seconds.comeBack === undefined ? [] : [`- up after destroy, onto the kept data: ${seconds.comeBack} s`]),
             "",
             "| image | build s (cold) | size MB |",
             "|---|---|---|",
