@@ -20,7 +20,6 @@ const postgresSchema = z.strictObject({
 });
 
 const executorSchema = z.strictObject({
-    environmentFormat: z.enum(["venv", "conda"]).default("conda"),
     maxConcurrentTasks: z.number().int().min(1).max(64).default(4),
     hostPort: hostPort.optional(),
     memoryMb: z.number().int().min(256).optional(),
@@ -178,11 +177,18 @@ function decodeValue(text: string): unknown {
     }
 }
 
+/** Keys earlier versions accepted, with what replaced them. */
+const removedKeys: Record<string, string> = {
+    "executor.environmentFormat":
+        "removed: each environment chooses its own format (pyproject.toml + uv.lock, or environment.yml for conda) under docker/executor/envs/<name>/",
+};
+
 function describeIssue(issue: z.core.$ZodIssue): string {
     const key = `${platform.project}:${issue.path.join(".")}`;
     if (issue.code === "unrecognized_keys") {
         const where = issue.path.length > 0 ? `${key}.` : `${platform.project}:`;
-        return issue.keys.map((k) => `${where}${k}: unknown key`).join("; ");
+        const within = issue.path.length > 0 ? `${issue.path.join(".")}.` : "";
+        return issue.keys.map((k) => `${where}${k}: ${removedKeys[`${within}${k}`] ?? "unknown key"}`).join("; ");
     }
     return `${key}: ${issue.message}`;
 }

@@ -1,8 +1,10 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { ExecutorConfig } from "../config";
 import { publish, serviceContainer } from "../lib/containers";
 import { localImage } from "../lib/images";
-import { platform, userSpec } from "../platform";
+import { platform, projectRoot, userSpec } from "../platform";
 
 export interface ExecutorArgs {
     namePrefix: string;
@@ -17,6 +19,14 @@ export interface ExecutorArgs {
     warehouseUrl: pulumi.Input<string>;
 }
 
+/**
+ * Whether any executor environment is a conda spec (environment.yml) rather than a locked uv
+ * project: only then is the image built on the conda base image.
+ */
+export function usesConda(envsDir: string): boolean {
+    return fs.readdirSync(envsDir).some((name) => fs.existsSync(path.join(envsDir, name, "environment.yml")));
+}
+
 /** The gRPC executor: runs declared pipeline tasks, each in its pipeline's own environment. */
 export class Executor extends pulumi.ComponentResource {
     /** host:port on the stack network. */
@@ -26,7 +36,7 @@ export class Executor extends pulumi.ComponentResource {
 
     constructor(name: string, args: ExecutorArgs, opts?: pulumi.ComponentResourceOptions) {
         super("vpe:platform:Executor", name, {}, opts);
-        const conda = args.config.environmentFormat === "conda";
+        const conda = usesConda(path.join(projectRoot, "docker", "executor", "envs"));
         const image = localImage(
             `${args.namePrefix}-executor-image`,
             {
@@ -34,7 +44,6 @@ export class Executor extends pulumi.ComponentResource {
                 service: "executor",
                 args: {
                     BASE_IMAGE: conda ? platform.images.conda : platform.images.debian,
-                    ENV_FORMAT: args.config.environmentFormat,
                     PLATFORM_FILE: platform.paths.platformFile,
                     ENVS_DIR: platform.paths.envs,
                     EXECUTOR_UID: String(platform.users.executor.uid),

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, parseConfig, publishedPorts } from "../config";
-import { stackConfig } from "./support/stackConfig";
+import { projectRoot, stackConfig } from "./support/stackConfig";
 
 function problemsOf(raw: Record<string, string>): string[] {
     try {
@@ -23,7 +25,6 @@ describe("stack config", () => {
         assert.equal(config.deleteDataOnDestroy, false);
         assert.equal(config.spark.workers, 1);
         assert.equal(config.airflow.executor, "LocalExecutor");
-        assert.equal(config.executor.environmentFormat, "conda");
         assert.equal(config.executor.hostPort, undefined);
     });
 
@@ -46,7 +47,11 @@ describe("stack config", () => {
         ["unknown executor", { "vpe:airflow": '{"executor": "KubernetesExecutor"}' }, "vpe:airflow.executor:"],
         ["celery without workers", { "vpe:airflow": '{"executor": "CeleryExecutor"}' }, "vpe:airflow.celeryWorkers: must be at least 1"],
         ["workers without celery", { "vpe:airflow": '{"celeryWorkers": 2}' }, "vpe:airflow.celeryWorkers: only applies to CeleryExecutor"],
-        ["unknown environment format", { "vpe:executor": '{"environmentFormat": "poetry"}' }, "vpe:executor.environmentFormat:"],
+        [
+            "the removed stack-wide environment format",
+            { "vpe:executor": '{"environmentFormat": "venv"}' },
+            "vpe:executor.environmentFormat: removed: each environment chooses its own format",
+        ],
         [
             "two services on one host port",
             { "vpe:airflow": '{"hostPort": 9000}', "vpe:spark": '{"masterUiHostPort": 9000}' },
@@ -109,8 +114,9 @@ describe("stack files", () => {
         }
     });
 
-    it("the dev stack builds the executor from pip specs, prod ships conda", () => {
-        assert.equal(dev.executor.environmentFormat, "venv");
-        assert.equal(prod.executor.environmentFormat, "conda");
+    it("neither stack file chooses an environment format: the environments do", () => {
+        for (const stack of ["dev", "prod"]) {
+            assert.doesNotMatch(fs.readFileSync(path.join(projectRoot, `Pulumi.${stack}.yaml`), "utf8"), /environmentFormat|conda/);
+        }
     });
 });

@@ -1,20 +1,37 @@
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { describe, it } from "node:test";
-import { platform } from "../../platform";
+import { usesConda } from "../../components/executor";
+import { platform, projectRoot } from "../../platform";
 import { isSecret, named, reveal, runStack } from "../support/stack";
 
 describe("Executor", () => {
     const dev = runStack("dev");
     const container = named(dev, "vpe-dev-executor").inputs as Record<string, any>;
 
-    it("builds from docker/executor: venv environments on Debian in dev, conda in prod", () => {
+    it("builds the same image from docker/executor in both stacks: locked uv environments on Debian", () => {
         const devImage = named(dev, "vpe-dev-executor-image").inputs as Record<string, any>;
         assert.equal(devImage.build.dockerfile, "docker/executor/Dockerfile");
-        assert.equal(devImage.build.args.ENV_FORMAT, "venv");
         assert.equal(devImage.build.args.BASE_IMAGE, platform.images.debian);
         const prodImage = named(runStack("prod"), "vpe-prod-executor-image").inputs as Record<string, any>;
-        assert.equal(prodImage.build.args.ENV_FORMAT, "conda");
-        assert.equal(prodImage.build.args.BASE_IMAGE, platform.images.conda);
+        assert.deepEqual(prodImage.build, devImage.build);
+    });
+
+    it("builds on the conda base image only when an environment is a conda spec", () => {
+        const envs = fs.mkdtempSync(path.join(os.tmpdir(), "vpe-envs-"));
+        try {
+            fs.mkdirSync(path.join(envs, "server"));
+            fs.writeFileSync(path.join(envs, "server", "pyproject.toml"), "");
+            assert.equal(usesConda(envs), false);
+            fs.mkdirSync(path.join(envs, "geo"));
+            fs.writeFileSync(path.join(envs, "geo", "environment.yml"), "");
+            assert.equal(usesConda(envs), true);
+        } finally {
+            fs.rmSync(envs, { recursive: true, force: true });
+        }
+        assert.equal(usesConda(path.join(projectRoot, "docker", "executor", "envs")), false, "a shipped environment is a conda spec");
     });
 
     it("runs the built image by digest, as a non-root user in group 0", () => {
@@ -26,7 +43,7 @@ describe("Executor", () => {
     it("is reachable as executor:3170 on the network only, unless a host port is configured", () => {
         assert.deepEqual(container.networksAdvanced[0].aliases, ["executor"]);
         assert.equal(container.ports, undefined);
-        const published = runStack("dev", { overrides: { "vpe:executor": '{"environmentFormat": "venv", "hostPort": 13170}' } });
+        const published = runStack("dev", { overrides: { "vpe:executor": '{"hostPort": 13170}' } });
         const ports = (named(published, "vpe-dev-executor").inputs as Record<string, any>).ports;
         assert.deepEqual(ports, [{ internal: platform.ports.executorGrpc, external: 13170, ip: "127.0.0.1", protocol: "tcp" }]);
         assert.equal(published.outputs.executorHostAddress.value, "127.0.0.1:13170");

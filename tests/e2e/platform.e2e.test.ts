@@ -15,9 +15,7 @@ import { PlatformStack } from "./platformStack";
 
 const engineName = selectEngine();
 const dev = new PlatformStack("dev");
-// The conda executor image cannot be built here (no conda channel): until environments are
-// locked uv projects (issue 9), prod's executor runs the venv format. The report says so.
-const prod = new PlatformStack("prod", ["vpe:executor.environmentFormat=venv"]);
+const prod = new PlatformStack("prod");
 const stacks = [dev, prod];
 const reportDir = path.join(projectRoot, "reports");
 const report: Record<string, unknown> = { startedAt: new Date().toISOString() };
