@@ -27,6 +27,17 @@ export function usesConda(envsDir: string): boolean {
     return fs.readdirSync(envsDir).some((name) => fs.existsSync(path.join(envsDir, name, "environment.yml")));
 }
 
+/** The executor image's build args (the Dockerfile header documents them). */
+export function executorBuildArgs(conda: boolean): Record<string, string> {
+    return {
+        BASE_IMAGE: conda ? platform.images.conda : platform.images.debian,
+        PLATFORM_FILE: platform.paths.platformFile,
+        ENVS_DIR: platform.paths.envs,
+        EXECUTOR_UID: String(platform.users.executor.uid),
+        GRPC_PORT: String(platform.ports.executorGrpc),
+    };
+}
+
 /** The gRPC executor: runs declared pipeline tasks, each in its pipeline's own environment. */
 export class Executor extends pulumi.ComponentResource {
     /** host:port on the stack network. */
@@ -42,13 +53,7 @@ export class Executor extends pulumi.ComponentResource {
             {
                 namePrefix: args.namePrefix,
                 service: "executor",
-                args: {
-                    BASE_IMAGE: conda ? platform.images.conda : platform.images.debian,
-                    PLATFORM_FILE: platform.paths.platformFile,
-                    ENVS_DIR: platform.paths.envs,
-                    EXECUTOR_UID: String(platform.users.executor.uid),
-                    GRPC_PORT: String(platform.ports.executorGrpc),
-                },
+                args: executorBuildArgs(conda),
             },
             { parent: this },
         );
