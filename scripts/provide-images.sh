@@ -135,8 +135,8 @@ provide() {
     echo "pulled: $tag ($((SECONDS - start)) s, $(image_size "$tag"))"
     return
   fi
-  [ "$key" = conda ] && die "unavailable: $tag (no conda channel; the dev stack builds the" \
-    "executor with venv) - it was requested and could not be pulled"
+  [ "$key" = conda ] && die "unavailable: $tag (no conda channel; only an executor environment" \
+    "with an environment.yml needs it) - it was requested and could not be pulled"
   [ "$state" = stray ] && echo "replacing an unlabelled local image: $tag" >&2
   if [ "$key" = debian ]; then
     start=$SECONDS
@@ -154,7 +154,7 @@ report_unrequested_conda() {
   local tag
   tag=$(platform_value images conda)
   [ "$(image_state "$tag")" = absent ] || return 0
-  echo "unavailable: $tag (no conda channel; the dev stack builds the executor with venv)"
+  echo "unavailable: $tag (no conda channel; only an executor environment with an environment.yml needs it)"
 }
 
 main() {

@@ -41,7 +41,7 @@ check "exit code 0" [ "$rc" = 0 ]
 check "reports built with seconds and size" contains "$out" "built: $tag ("
 check "the built image carries the stand-in label" is_standin "$tag"
 check "an unrequested conda image is reported unavailable" \
-  contains "$out" "unavailable: $conda (no conda channel; the dev stack builds the executor with venv)"
+  contains "$out" "unavailable: $conda (no conda channel; only an executor environment with an environment.yml needs it)"
 
 echo "# present -> kept"
 provide_run redis
