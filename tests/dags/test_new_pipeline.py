@@ -116,12 +116,19 @@ def test_the_scaffolded_dag_runs_its_task_through_a_real_executor(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    from airflow.models.dagbag import BundleDagBag
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.models.dagbag import BundleDagBag, sync_bag_to_db
+    from airflow.utils.session import create_session
 
     port, logs = executor
     provision_connections(monkeypatch, platform, grpc_address=("127.0.0.1", port), buffer=tmp_path)
     dags = project / "dags"
-    dag = BundleDagBag(dag_folder=str(dags), bundle_path=dags).dags[NAME]
+    bag = BundleDagBag(dag_folder=str(dags), bundle_path=dags)
+    # As the dag-processor would, for the copy (dag.test() parses the configured folder).
+    with create_session() as session:
+        DagBundlesManager().sync_bundles_to_db(session=session)
+    sync_bag_to_db(bag, "dags-folder", None)
+    dag = bag.dags[NAME]
     run = dag.test(logical_date=LOGICAL_DATE)
     assert {ti.task_id: str(ti.state) for ti in run.get_task_instances()} == {"hello": "success"}
     outputs = "".join(p.read_text() for p in logs.rglob("*.log"))
