@@ -56,7 +56,7 @@ install_uv() {
 
 # The channels an environment.yml lists (conda-forge when none), as URLs.
 conda_channels() {
-  local spec=$1 channels
+  local spec=$1 channels channel
   channels=$(awk '/^channels:/ {on=1; next} on && /^[^ ]/ {on=0} on && /^ *- / {sub(/^ *- */, ""); print}' "$spec/environment.yml")
   for channel in ${channels:-conda-forge}; do
     case "$channel" in *://*) echo "${channel%/}" ;; *) echo "https://conda.anaconda.org/$channel" ;; esac
