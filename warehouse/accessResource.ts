@@ -59,35 +59,39 @@ function diffBy<T extends AdminInputs & { name: string }>(keys: readonly (keyof 
     });
 }
 
-export const roleProvider: pulumi.dynamic.ResourceProvider<RoleInputs, Outputs<RoleInputs>> = {
-    async create(inputs) {
-        const { existed } = await requireProjectModule<Access>(ACCESS_MODULE).ensureLoginRole(connect(inputs), inputs.name, inputs.password);
-        return { id: inputs.name, outs: { ...inputs, existed } };
-    },
-    diff: diffBy<RoleInputs>(["name", "password"]),
-    async update(_id, olds, news) {
-        await requireProjectModule<Access>(ACCESS_MODULE).ensureLoginRole(connect(news), news.name, news.password);
-        return { outs: { ...news, existed: olds.existed } };
-    },
-    async delete(_id, props) {
-        await requireProjectModule<Access>(ACCESS_MODULE).dropRole(connect(props), props.name);
-    },
-};
+/** Create and update converge (`ensure`); delete drops. */
+function convergingProvider<T extends AdminInputs & { name: string }>(
+    keys: readonly (keyof T)[],
+    ensure: (access: Access, inputs: T) => Promise<{ existed: boolean }>,
+    drop: (access: Access, props: T) => Promise<void>,
+): pulumi.dynamic.ResourceProvider<T, Outputs<T>> {
+    return {
+        async create(inputs) {
+            const { existed } = await ensure(requireProjectModule<Access>(ACCESS_MODULE), inputs);
+            return { id: inputs.name, outs: { ...inputs, existed } };
+        },
+        diff: diffBy<T>(keys),
+        async update(_id, olds, news) {
+            await ensure(requireProjectModule<Access>(ACCESS_MODULE), news);
+            return { outs: { ...news, existed: olds.existed } };
+        },
+        async delete(_id, props) {
+            await drop(requireProjectModule<Access>(ACCESS_MODULE), props);
+        },
+    };
+}
 
-export const databaseProvider: pulumi.dynamic.ResourceProvider<DatabaseInputs, Outputs<DatabaseInputs>> = {
-    async create(inputs) {
-        const { existed } = await requireProjectModule<Access>(ACCESS_MODULE).ensureDatabase(connect(inputs), inputs.name, inputs.owner);
-        return { id: inputs.name, outs: { ...inputs, existed } };
-    },
-    diff: diffBy<DatabaseInputs>(["name", "owner"]),
-    async update(_id, olds, news) {
-        await requireProjectModule<Access>(ACCESS_MODULE).ensureDatabase(connect(news), news.name, news.owner);
-        return { outs: { ...news, existed: olds.existed } };
-    },
-    async delete(_id, props) {
-        await requireProjectModule<Access>(ACCESS_MODULE).dropDatabase(connect(props), props.name);
-    },
-};
+export const roleProvider = convergingProvider<RoleInputs>(
+    ["name", "password"],
+    (access, r) => access.ensureLoginRole(connect(r), r.name, r.password),
+    (access, r) => access.dropRole(connect(r), r.name),
+);
+
+export const databaseProvider = convergingProvider<DatabaseInputs>(
+    ["name", "owner"],
+    (access, d) => access.ensureDatabase(connect(d), d.name, d.owner),
+    (access, d) => access.dropDatabase(connect(d), d.name),
+);
 
 // Delete needs the admin connection, so it stays in the outputs, encrypted like every secret.
 const secretOutputs = ["adminPassword", "password"];
