@@ -1,6 +1,7 @@
 // Both shipped stacks on a real Docker engine: the real program and its Pulumi.<stack>.yaml,
 // applied by the real Pulumi CLI when one is on PATH, else by the harness (VPE_E2E_ENGINE forces
-// one), checked as a user would, with faults; then both at once; then torn down.
+// one), checked as a user would: with faults, previews of everyday edits against what up then
+// does, destroy and coming back onto the kept data; then both at once; then torn down.
 // Run alone: npm run test:e2e. Writes reports/e2e-report.{json,md}.
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
