@@ -8,7 +8,8 @@ export interface Converged {
     existed: boolean;
 }
 
-async function withClient<T>(config: ClientConfig, run: (client: Client) => Promise<T>): Promise<T> {
+/** A connected client for the duration of `run`, always closed afterwards. */
+export async function withClient<T>(config: ClientConfig, run: (client: Client) => Promise<T>): Promise<T> {
     const client = new Client(config);
     await client.connect();
     try {

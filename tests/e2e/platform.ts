@@ -1,8 +1,8 @@
 // What a user does to check the running platform: Docker inspection, Airflow's REST API, SQL.
 import { execFileSync } from "node:child_process";
 import * as path from "node:path";
-import { Client } from "pg";
 import { dockerCli as dockerClient } from "../../e2e/harness/handlers/dockerImage";
+import { withClient } from "../../warehouse/access";
 
 export { dockerClient };
 
@@ -149,11 +149,5 @@ export class AirflowApi {
 }
 
 export async function query<T = Record<string, unknown>>(url: string, sql: string): Promise<T[]> {
-    const client = new Client({ connectionString: url });
-    await client.connect();
-    try {
-        return (await client.query(sql)).rows as T[];
-    } finally {
-        await client.end();
-    }
+    return withClient({ connectionString: url }, async (client) => (await client.query(sql)).rows as T[]);
 }

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Client, ClientConfig } from "pg";
+import type { Client } from "pg";
 
 export const MIGRATIONS_DIR = join(__dirname, "..", "..", "warehouse", "migrations");
 
@@ -22,15 +22,7 @@ export function migrationDir(files: Record<string, string>): string {
     return dir;
 }
 
-export async function withClient<T>(config: ClientConfig, use: (client: Client) => Promise<T>): Promise<T> {
-    const client = new Client(config);
-    await client.connect();
-    try {
-        return await use(client);
-    } finally {
-        await client.end();
-    }
-}
+export { withClient } from "../../warehouse/access";
 
 export async function count(client: Client, table: string): Promise<number> {
     const result = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`);
