@@ -26,8 +26,8 @@ UV = Path(sys.executable).with_name("uv")
 LOGICAL_DATE = datetime(2024, 5, 1, tzinfo=UTC)
 
 
-def scaffold(root: Path, name: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{UV.parent}{os.pathsep}{os.environ['PATH']}"}
+def scaffold(root: Path, name: str, uv_dir: Path = UV.parent) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{uv_dir}{os.pathsep}{os.environ['PATH']}"}
     command = [str(TSX), str(REPO / "commands" / "newPipeline.ts"), name, "--root", str(root)]
     return subprocess.run(command, capture_output=True, text=True, env=env, check=False)
 
@@ -65,6 +65,39 @@ def test_a_bad_name_is_refused_and_changes_nothing(project: Path, name: str, pro
     assert problem in result.stderr
     assert f'"{name}"' in result.stderr
     assert snapshot(project) == before
+
+
+def fake_uv(folder: Path, version: str, lock_fails: bool) -> Path:
+    """A `uv` that reports VERSION and whose `lock` fails, or does nothing, as asked."""
+    folder.mkdir()
+    lock = 'echo "lock refused" >&2; exit 1' if lock_fails else "exit 0"
+    uv = folder / "uv"
+    version_reply = f'[ "$1" = --version ] && {{ echo "uv {version}"; exit 0; }}'
+    uv.write_text(f"#!/bin/sh\n{version_reply}\n{lock}\n")
+    uv.chmod(0o755)
+    return folder
+
+
+def test_without_uv_at_the_pinned_version_nothing_changes(
+    project: Path, platform: dict[str, Any], tmp_path: Path
+) -> None:
+    before = snapshot(project)
+    result = scaffold(project, "other", fake_uv(tmp_path / "old", "0.0.1", lock_fails=False))
+    assert result.returncode == 1
+    assert f"uv {platform['versions']['uv']} (platform.json versions.uv) is needed" in result.stderr
+    assert snapshot(project) == before
+
+
+def test_a_failed_lock_removes_everything_the_scaffold_wrote(
+    project: Path, platform: dict[str, Any], tmp_path: Path
+) -> None:
+    before = snapshot(project)
+    uv = fake_uv(tmp_path / "failing", platform["versions"]["uv"], lock_fails=True)
+    result = scaffold(project, "other", uv)
+    assert result.returncode == 1
+    assert "uv lock in" in result.stderr and "lock refused" in result.stderr
+    assert snapshot(project) == before
+    assert not (project / "docker" / "executor" / "envs" / "other").exists()
 
 
 def build_envs(project: Path, registry: Path, envs: Path) -> None:
