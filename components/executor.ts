@@ -81,6 +81,9 @@ export class Executor extends pulumi.ComponentResource {
                 memoryMb: args.config.memoryMb,
                 healthcheck: {
                     test: ["CMD", `${platform.paths.envs}/server/bin/python`, "-m", "vpe_executor.health"],
+                    // A Python gRPC client: 0.1 s of CPU per probe.
+                    intervalSeconds: 3,
+                    retries: 10,
                     startPeriodSeconds: 20,
                 },
                 // In-flight tasks get this long to finish after SIGTERM.

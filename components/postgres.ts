@@ -79,9 +79,7 @@ export class Postgres extends pulumi.ComponentResource {
                 // check would pass before the real server is up.
                 healthcheck: {
                     test: ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", adminUser, "-d", "postgres"],
-                    intervalSeconds: 5,
                     startPeriodSeconds: 30,
-                    retries: 10,
                 },
                 stopTimeoutSeconds: 60,
             },

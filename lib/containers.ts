@@ -1,6 +1,7 @@
 // Container policies shared by every component, so each service gets the same lifecycle.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { engineSupportsStartInterval } from "./dockerEngine";
 import { goDuration } from "./durations";
 
 export interface Healthcheck {
@@ -10,6 +11,29 @@ export interface Healthcheck {
     timeoutSeconds?: number;
     retries?: number;
     startPeriodSeconds?: number;
+}
+
+/**
+ * Probe timing. `pulumi up` waits for each service to be healthy before starting what depends on
+ * it, and an engine without a start interval (before Docker 25) first probes `interval` after the
+ * start, so the interval bounds how soon a started service counts as up: probes are kept cheap
+ * (no interpreter-heavy CLI) and frequent. Retries allow 30 s of failures before "unhealthy".
+ */
+export const probeDefaults = { intervalSeconds: 2, timeoutSeconds: 5, retries: 15, startPeriodSeconds: 10 };
+
+/** Seconds between probes during the start period where the engine supports it (Docker 25+). */
+export const startIntervalSeconds = 1;
+
+/** The healthcheck as the provider takes it, with the start interval only where the engine has one. */
+export function healthcheckSpec(h: Healthcheck, startInterval: boolean): docker.types.input.ContainerHealthcheck {
+    return {
+        tests: h.test,
+        interval: goDuration(h.intervalSeconds ?? probeDefaults.intervalSeconds),
+        timeout: goDuration(h.timeoutSeconds ?? probeDefaults.timeoutSeconds),
+        retries: h.retries ?? probeDefaults.retries,
+        startPeriod: goDuration(h.startPeriodSeconds ?? probeDefaults.startPeriodSeconds),
+        ...(startInterval ? { startInterval: goDuration(startIntervalSeconds) } : {}),
+    };
 }
 
 export interface ServiceContainerArgs {
@@ -62,13 +86,7 @@ export function serviceContainer(
             // swap limit, the provider stores that, and every later `up` shows a change.
             memorySwap: args.memoryMb,
             networksAdvanced: [{ name: args.network, aliases: [args.alias] }],
-            healthcheck: {
-                tests: args.healthcheck.test,
-                interval: goDuration(args.healthcheck.intervalSeconds ?? 10),
-                timeout: goDuration(args.healthcheck.timeoutSeconds ?? 5),
-                retries: args.healthcheck.retries ?? 5,
-                startPeriod: goDuration(args.healthcheck.startPeriodSeconds ?? 10),
-            },
+            healthcheck: pulumi.output(engineSupportsStartInterval()).apply((ok) => healthcheckSpec(args.healthcheck, ok)),
             restart: "unless-stopped",
             wait: true,
             waitTimeout: args.waitTimeoutSeconds ?? defaultWaitSeconds,

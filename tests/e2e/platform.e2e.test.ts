@@ -46,11 +46,6 @@ async function dagRunIds(s: PlatformStack, dagId: string): Promise<string[]> {
     return runs.dag_runs.map((r) => r.dag_run_id).sort();
 }
 
-function removeProjectImages(prefix: string): void {
-    const images = docker("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", `reference=${prefix}/*`).split("\n").filter(Boolean);
-    for (const image of images) docker("rmi", "-f", image);
-}
-
 function assertAllHealthy(s: PlatformStack): void {
     const containers = s.serviceContainers();
     assert.equal(containers.length, s.expectedServices, containers.map((c) => c.name).join(", "));
@@ -204,12 +199,6 @@ after(async () => {
     for (const s of stacks) await s.teardown();
 });
 
-/** Cold: no image of the stack's own cached, no build cache (upstream stand-ins stay). */
-function makeCold(s: PlatformStack): void {
-    removeProjectImages(s.prefix);
-    docker("builder", "prune", "-af");
-}
-
 describe("a stack file with mistakes", () => {
     it("ends the run with only the list of problems, each once, and no stack trace", async () => {
         const engine = await openStack(engineName, {
@@ -248,7 +237,7 @@ describe("a stack file with mistakes", () => {
 });
 
 describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () => {
-    before(() => makeCold(dev));
+    before(() => dev.makeCold());
 
     it("comes up cold with every container healthy", async () => {
         await dev.up("coldBringUp");
@@ -285,6 +274,40 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
         assert.ok(afterKill.restartCount > before.restartCount, "Docker did not restart the executor");
         assert.ok(ti.try_number >= 2, `extract_catalog was not retried (try ${ti.try_number})`);
         assert.equal(ti.state, "success");
+    });
+
+    it("sees a hung triggerer fail its probe, and pass again once it runs on", async () => {
+        const name = `${dev.prefix}-${platform.aliases.airflowTriggerer}`;
+        const health = () => JSON.parse(docker("inspect", "--format", "{{json .State.Health}}", name)) as {
+            Status: string;
+            FailingStreak: number;
+            Log: { ExitCode: number; Output: string }[];
+        };
+        assert.equal(health().Status, "healthy");
+        // Frozen, not killed: a process that exits is restarted by Docker; only the probe can see
+        // a job that stopped beating. Host PIDs, as the executor test uses.
+        const pids = docker("top", name, "-eo", "pid,args")
+            .split("\n")
+            .filter((line) => line.includes("airflow triggerer"))
+            .map((line) => Number(line.trim().split(/\s+/)[0]));
+        assert.ok(pids.length > 0, `no triggerer process in ${name}`);
+        const frozenAt = performance.now();
+        for (const pid of pids) process.kill(pid, "SIGSTOP");
+        let failed;
+        try {
+            failed = await waitFor(`${name} failing its probe`, 120_000, () => {
+                const h = health();
+                return h.FailingStreak > 0 ? h : undefined;
+            }, 1000);
+        } finally {
+            for (const pid of pids) process.kill(pid, "SIGCONT");
+        }
+        dev.report.seconds.hungTriggererProbeFailed = Number(((performance.now() - frozenAt) / 1000).toFixed(1));
+        assert.match(failed.Log.at(-1)!.Output, new RegExp(`TriggererJob on ${platform.aliases.airflowTriggerer}: last heartbeat \\d+ s ago`));
+        await waitFor(`${name} passing its probe again`, 60_000, () => {
+            const h = health();
+            return h.Status === "healthy" && h.FailingStreak === 0 && h.Log.at(-1)!.ExitCode === 0 ? h : undefined;
+        }, 1000);
     });
 
     it("previews exactly what up will do for everyday edits, and applies what it planned", async () => {
@@ -412,7 +435,7 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
 
 describe(`the prod stack on the same engine, beside dev`, { timeout: 60 * 60_000 }, () => {
     // Cold too, while dev keeps running beside it.
-    before(() => makeCold(prod));
+    before(() => prod.makeCold());
 
     it("comes up cold with CeleryExecutor, Redis, its Celery workers and Spark workers, all healthy", async () => {
         await prod.up("coldBringUp");

@@ -136,7 +136,7 @@ export class AirflowApi {
         return this.call("GET", `/dags/${dagId}/dagRuns/${encodeURIComponent(runId)}/taskInstances`);
     }
 
-    async waitForRun(dagId: string, runId: string, timeoutMs: number): Promise<DagRun> {
+    async waitForRun(dagId: string, runId: string, timeoutMs: number, pollMs = 3000): Promise<DagRun> {
         return waitFor(`${dagId} run ${runId}`, timeoutMs, async () => {
             const run = await this.call<DagRun>("GET", `/dags/${dagId}/dagRuns/${encodeURIComponent(runId)}`);
             if (run.state === "failed") {
@@ -144,7 +144,7 @@ export class AirflowApi {
                 throw new FatalError(`${dagId} run failed: ${JSON.stringify(tis.task_instances.map((t) => [t.task_id, t.state, t.try_number]))}`);
             }
             return run.state === "success" ? run : undefined;
-        }, 3000);
+        }, pollMs);
     }
 }
 

@@ -6,7 +6,7 @@ import { type Deployment, type EngineName, openStack, type StackEngine } from ".
 import { applyOverrides } from "../../e2e/harness/stackConfig";
 import { platform } from "../../platform";
 import { stackConfig, projectRoot } from "../support/stackConfig";
-import { AirflowApi, type TaskInstance, inspectContainers, query } from "./platform";
+import { AirflowApi, type TaskInstance, docker, inspectContainers, query } from "./platform";
 
 export interface DagRunReport {
     dagId: string;
@@ -43,11 +43,12 @@ export class PlatformStack {
         this.report = { overrides, seconds: {}, images: {}, dagRuns: {} };
     }
 
-    async open(engine: EngineName): Promise<void> {
+    /** `projectDir`: the project to apply (another checkout, for a benchmark's baseline). */
+    async open(engine: EngineName, projectDir = projectRoot, workDir = path.join(projectRoot, ".e2e", engine, this.stack)): Promise<void> {
         this.engine = await openStack(engine, {
-            projectDir: projectRoot,
+            projectDir,
             stack: this.stack,
-            workDir: path.join(projectRoot, ".e2e", engine, this.stack),
+            workDir,
             namePrefix: this.prefix,
         });
     }
@@ -77,6 +78,13 @@ export class PlatformStack {
         return deployment;
     }
 
+    /** Cold: no image of the stack's own cached, no build cache (upstream stand-ins stay). */
+    makeCold(): void {
+        const images = docker("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", `reference=${this.prefix}/*`).split("\n").filter(Boolean);
+        for (const image of images) docker("rmi", "-f", image);
+        docker("builder", "prune", "-af");
+    }
+
     serviceContainers() {
         return inspectContainers(this.prefix).filter((c) => !c.name.endsWith("-init"));
     }
@@ -86,22 +94,30 @@ export class PlatformStack {
         return Object.fromEntries(inspectContainers(this.prefix).map((c) => [c.name, c.id]));
     }
 
-    async runDag(dagId: string, logicalDate: string, timeoutMs = 900_000) {
+    /** `pollMs`: how often to ask whether the run ended (the precision of its recorded duration). */
+    async runDag(dagId: string, logicalDate: string, timeoutMs = 900_000, pollMs?: number) {
         const started = performance.now();
         const runId = await this.airflow.trigger(dagId, logicalDate);
-        return this.finishRun(dagId, runId, started, timeoutMs);
+        return this.finishRun(dagId, runId, started, timeoutMs, pollMs);
     }
 
     /** Waits for a triggered run to succeed and records its duration and tasks. */
-    async finishRun(dagId: string, runId: string, started: number, timeoutMs = 900_000): Promise<{ runId: string; tis: TaskInstance[] }> {
-        await this.airflow.waitForRun(dagId, runId, timeoutMs);
+    async finishRun(
+        dagId: string,
+        runId: string,
+        started: number,
+        timeoutMs = 900_000,
+        pollMs?: number,
+    ): Promise<{ runId: string; tis: TaskInstance[]; seconds: number }> {
+        await this.airflow.waitForRun(dagId, runId, timeoutMs, pollMs);
         const tis = (await this.airflow.taskInstances(dagId, runId)).task_instances;
+        const seconds = Number(((performance.now() - started) / 1000).toFixed(1));
         this.report.dagRuns[runId] = {
             dagId,
-            seconds: Number(((performance.now() - started) / 1000).toFixed(1)),
+            seconds,
             tasks: Object.fromEntries(tis.map((t) => [t.task_id, { state: t.state, tries: t.try_number, seconds: t.duration, hostname: t.hostname }])),
         };
-        return { runId, tis };
+        return { runId, tis, seconds };
     }
 
     async warehouseCounts(): Promise<Record<string, number>> {

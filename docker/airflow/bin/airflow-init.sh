@@ -8,9 +8,9 @@
 #     paths.airflowKeys); everything is re-encrypted with the current key, then only that one is
 #     recorded. Data encrypted with a key that was never recorded fails the step, loudly;
 #  3. the admin user of the FAB auth manager: created, or its password reset when it exists,
-#     so a re-run converges and exits 0.
+#     so a re-run converges and exits 0 (admin-user.py: one process, not three CLI runs).
 # The user name and password come from the environment variables that platform.json
-# env.adminUsername / env.adminPassword name. The password reaches the CLI on stdin only
+# env.adminUsername / env.adminPassword name. The password reaches admin-user.py on stdin only
 # (never argv, never the log).
 set -euo pipefail
 
@@ -49,20 +49,5 @@ fi
 (umask 077 && printf '%s\n' "$current" > "$keyring.new")
 mv "$keyring.new" "$keyring"
 
-user_exists() {
-  airflow users list --output json | python -c '
-import json, sys
-sys.exit(0 if any(u["username"] == sys.argv[1] for u in json.load(sys.stdin)) else 1)' "$1"
-}
-
-# getpass reads the password and its confirmation from stdin when there is no terminal.
-if user_exists "$username"; then
-  echo "airflow-init: admin user $username exists; resetting its password"
-  printf '%s\n%s\n' "$password" "$password" | airflow users reset-password --username "$username"
-else
-  echo "airflow-init: creating admin user $username"
-  printf '%s\n%s\n' "$password" "$password" | airflow users create --username "$username" \
-    --role Admin --firstname Airflow --lastname Admin --email "${username}@vpe.invalid"
-fi
-user_exists "$username" || die "admin user $username is missing after creation"
+printf '%s\n' "$password" | python "$(dirname "${BASH_SOURCE[0]}")/admin-user.py" "$username"
 echo "airflow-init: done"
