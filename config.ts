@@ -30,6 +30,8 @@ const airflowSchema = z
         hostPort: hostPort.default(8080),
         executor: z.enum(["LocalExecutor", "CeleryExecutor"]).default("LocalExecutor"),
         celeryWorkers: z.number().int().min(0).max(16).default(0),
+        /** Tasks running at once: LocalExecutor's worker processes, or the Celery workers' slots together. */
+        parallelism: z.number().int().min(1).max(512).default(8),
         adminUser: z
             .string()
             .regex(/^[a-z][a-z0-9_]{2,31}$/, { message: "must be 3-32 chars of a-z, 0-9, _" })

@@ -49,6 +49,11 @@ export function connectionEnv(connections: Record<string, object>): string[] {
     return Object.entries(connections).map(([id, conn]) => `AIRFLOW_CONN_${id.toUpperCase()}=${JSON.stringify(conn)}`);
 }
 
+/** Slots per Celery worker: the stack's parallelism shared out, so the workers together offer it. */
+export function celeryWorkerConcurrency(config: Pick<AirflowConfig, "parallelism" | "celeryWorkers">): number {
+    return Math.ceil(config.parallelism / Math.max(config.celeryWorkers, 1));
+}
+
 /** A Fernet key: 32 random bytes as padded URL-safe base64 (the unpadded form is rejected). */
 export function fernetKey(bytes: random.RandomBytes): pulumi.Output<string> {
     return pulumi.secret(bytes.base64.apply((b64) => b64.replace(/\+/g, "-").replace(/\//g, "_")));
@@ -97,6 +102,8 @@ export class Airflow extends pulumi.ComponentResource {
             `AIRFLOW__CORE__EXECUTION_API_SERVER_URL=${apiServerUrl}/execution/`,
             `AIRFLOW__LOGGING__BASE_LOG_FOLDER=${platform.paths.logs}/airflow`,
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK=True",
+            // Airflow's default of 32 starts 32 LocalExecutor processes (or Celery slots per worker) at once.
+            `AIRFLOW__CORE__PARALLELISM=${args.config.parallelism}`,
             pulumi.interpolate`AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=${args.metadataUrl}`,
             pulumi.interpolate`AIRFLOW__CORE__FERNET_KEY=${fernetKey(fernet)}`,
             pulumi.interpolate`AIRFLOW__API_AUTH__JWT_SECRET=${jwtSecret.result}`,
@@ -108,6 +115,7 @@ export class Airflow extends pulumi.ComponentResource {
         ];
         if (brokerUrl) {
             envs.push(
+                `AIRFLOW__CELERY__WORKER_CONCURRENCY=${celeryWorkerConcurrency(args.config)}`,
                 pulumi.interpolate`AIRFLOW__CELERY__BROKER_URL=${brokerUrl}`,
                 pulumi.interpolate`AIRFLOW__CELERY__RESULT_BACKEND=db+${args.metadataUrl}`,
             );

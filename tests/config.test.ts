@@ -25,6 +25,7 @@ describe("stack config", () => {
         assert.equal(config.deleteDataOnDestroy, false);
         assert.equal(config.spark.workers, 1);
         assert.equal(config.airflow.executor, "LocalExecutor");
+        assert.equal(config.airflow.parallelism, 8);
         assert.equal(config.executor.hostPort, undefined);
     });
 
@@ -47,6 +48,7 @@ describe("stack config", () => {
         ["unknown executor", { "vpe:airflow": '{"executor": "KubernetesExecutor"}' }, "vpe:airflow.executor:"],
         ["celery without workers", { "vpe:airflow": '{"executor": "CeleryExecutor"}' }, "vpe:airflow.celeryWorkers: must be at least 1"],
         ["workers without celery", { "vpe:airflow": '{"celeryWorkers": 2}' }, "vpe:airflow.celeryWorkers: only applies to CeleryExecutor"],
+        ["no task slots", { "vpe:airflow": '{"parallelism": 0}' }, "vpe:airflow.parallelism:"],
         [
             "the removed stack-wide environment format",
             { "vpe:executor": '{"environmentFormat": "venv"}' },

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { airflowConnections } from "../../components/airflow";
+import { airflowConnections, celeryWorkerConcurrency } from "../../components/airflow";
 import { platform } from "../../platform";
 import { byType, isSecret, named, reveal, runStack, types, type StackRun } from "../support/stack";
 
@@ -110,6 +110,15 @@ describe("Airflow", () => {
         assert.equal(workers.length, 2);
         const redis = named(prod, "vpe-prod-redis").inputs as Record<string, any>;
         assert.ok(!JSON.stringify(redis.command).includes("pw-"), "password on the command line");
+    });
+
+    it("sizes task slots from vpe:airflow.parallelism: LocalExecutor processes, or shared out among Celery workers", () => {
+        assert.equal(envOf(dev, "vpe-dev-airflow-scheduler").vars.get("AIRFLOW__CORE__PARALLELISM"), "8");
+        assert.equal(envOf(dev, "vpe-dev-airflow-scheduler").vars.get("AIRFLOW__CELERY__WORKER_CONCURRENCY"), undefined);
+        const prod = runStack("prod");
+        assert.equal(envOf(prod, "vpe-prod-airflow-scheduler").vars.get("AIRFLOW__CORE__PARALLELISM"), "16");
+        assert.equal(envOf(prod, "vpe-prod-airflow-worker-1").vars.get("AIRFLOW__CELERY__WORKER_CONCURRENCY"), "8");
+        assert.equal(celeryWorkerConcurrency({ parallelism: 5, celeryWorkers: 2 }), 3);
     });
 
     it("mounts the project's DAGs read-only, the logs and the buffer", () => {

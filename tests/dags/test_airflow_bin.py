@@ -35,7 +35,7 @@ def run(
 
 
 @pytest.fixture(scope="module")
-def job_database(postgres_server) -> Iterator[str]:  # noqa: ANN001 - the root conftest's fixture
+def job_database(postgres_server) -> Iterator[str]:
     """A database with Airflow's `job` table, created from Airflow's own model."""
     from airflow.jobs.job import Job
     from sqlalchemy import create_engine
@@ -56,15 +56,15 @@ def set_jobs(url: str, *rows: tuple[str, str, str, int]) -> None:
     """Replaces the job table's rows: (job_type, hostname, state, seconds since the heartbeat)."""
     import psycopg2
 
-    with psycopg2.connect(url.replace("+psycopg2", "", 1)) as connection:
-        with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM job")
-            for job_type, hostname, state, age in rows:
-                cursor.execute(
-                    "INSERT INTO job (job_type, hostname, state, start_date, latest_heartbeat)"
-                    " VALUES (%s, %s, %s, now(), now() - make_interval(secs => %s))",
-                    (job_type, hostname, state, age),
-                )
+    libpq_url = url.replace("+psycopg2", "", 1)
+    with psycopg2.connect(libpq_url) as connection, connection.cursor() as cursor:
+        cursor.execute("DELETE FROM job")
+        for job_type, hostname, state, age in rows:
+            cursor.execute(
+                "INSERT INTO job (job_type, hostname, state, start_date, latest_heartbeat)"
+                " VALUES (%s, %s, %s, now(), now() - make_interval(secs => %s))",
+                (job_type, hostname, state, age),
+            )
 
 
 @pytest.fixture

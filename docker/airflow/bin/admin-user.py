@@ -11,6 +11,7 @@ Usage: admin-user.py USERNAME, the password as one line on stdin (never argv or 
 import sys
 
 from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+from airflow.providers_manager import ProvidersManager
 from werkzeug.security import check_password_hash
 
 ADMIN_ROLE = "Admin"
@@ -25,13 +26,17 @@ def read_password() -> str:
 
 def converge(username: str, password: str) -> str:
     """Creates `username` as an Admin with `password`, or resets its password; says which."""
+    # Provider settings (the FAB app's [fab] config_file) load with the providers, as in the CLI.
+    ProvidersManager().initialize_providers_configuration()
     with get_application_builder() as appbuilder:
         security = appbuilder.sm
         user = security.find_user(username=username)
         if user is None:
             role = security.find_role(ADMIN_ROLE)
             if role is None:
-                raise SystemExit(f"admin-user: role {ADMIN_ROLE} is missing: migrate the database first")
+                raise SystemExit(
+                    f"admin-user: role {ADMIN_ROLE} is missing: migrate the database first"
+                )
             created = security.add_user(
                 username, "Airflow", "Admin", f"{username}@vpe.invalid", role, password
             )

@@ -47,7 +47,8 @@ def check(job_type: str, max_age: float, url: str, hostname: str) -> tuple[bool,
     if age is None:
         return False, f"no running {job_type} on {hostname}"
     if age >= max_age:
-        return False, f"{job_type} on {hostname}: last heartbeat {age:.0f} s ago (limit {max_age:g} s)"
+        limit = f"limit {max_age:g} s"
+        return False, f"{job_type} on {hostname}: last heartbeat {age:.0f} s ago ({limit})"
     return True, f"{job_type} on {hostname}: heartbeat {age:.1f} s ago"
 
 
@@ -59,7 +60,8 @@ def main(argv: list[str]) -> int:
     try:
         max_age = float(max_age_text)
     except ValueError:
-        print(f"job-alive: MAX_AGE_SECONDS: expected a number, got {max_age_text!r}", file=sys.stderr)
+        expected = f"MAX_AGE_SECONDS: expected a number, got {max_age_text!r}"
+        print(f"job-alive: {expected}", file=sys.stderr)
         return 2
     try:
         url = libpq_url(os.environ.get(DATABASE_URL_ENV, ""))
