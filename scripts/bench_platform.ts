@@ -3,8 +3,8 @@
 // How long a user waits for the dev stack, this checkout against a baseline commit, in one run on
 // this machine, one variant after the other (they share the stack's names). For each: a cold
 // bring-up (no project image, no build cache), `ping_grpc` and `ingestion` run N times each, the
-// idle memory once every run has ended, N no-op ups, and N warm bring-ups (images cached, fresh
-// volumes). Reports medians and ranges, the ratio to the baseline, and per container of the
+// idle memory once every run has ended, N no-op ups, N warm bring-ups (images cached, fresh
+// volumes), and the idle memory after the last of them. Reports medians and ranges, the ratio to the baseline, and per container of the
 // median warm bring-up when it started and when it became healthy (the last is the critical
 // path's end). The baseline is the project at REF (default: the commit before the speed work),
 // applied by this checkout's engine (the real CLI when on PATH, else the harness).
@@ -16,7 +16,6 @@ import { parseArgs } from "node:util";
 import { selectEngine } from "../e2e/engines";
 import { dockerCli } from "../e2e/harness/handlers/dockerImage";
 import { projectRoot } from "../platform";
-import { docker } from "../tests/e2e/platform";
 import { PlatformStack } from "../tests/e2e/platformStack";
 
 const { values } = parseArgs({
@@ -104,34 +103,25 @@ interface Figures {
     firstIngestion: number;
     ping: number[];
     ingestion: number[];
+    /** Idle, 30 s after a warm bring-up, and 30 s after the last DAG run. */
     idleMemoryMiB: Record<string, number>;
+    usedMemoryMiB: Record<string, number>;
     noopUp: number[];
     noopChanges: number;
     warmUp: number[];
     warmTimelines: Record<string, ContainerTimes>[];
 }
 
+const total = (usage: Record<string, number>) => Object.values(usage).reduce((a, b) => a + b, 0);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const spread = (xs: number[]) => `${Math.min(...xs).toFixed(1)}-${Math.max(...xs).toFixed(1)}`;
+const settle = () => new Promise((resolve) => setTimeout(resolve, 30_000));
 const log = (message: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${message}`);
 
 async function timedUp(stack: PlatformStack, label: string): Promise<{ seconds: number; timeline: Record<string, ContainerTimes> }> {
     const timeline = new Timeline(stack.prefix);
     const deployment = await stack.up(label);
     return { seconds: deployment.seconds, timeline: timeline.stop() };
-}
-
-/** Memory in use per container of the stack, MiB (`docker stats`, one sample). */
-function memoryMiB(prefix: string): Record<string, number> {
-    const units: Record<string, number> = { B: 1 / 1048576, KiB: 1 / 1024, MiB: 1, GiB: 1024 };
-    const lines = docker("stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}").split("\n");
-    const usage: Record<string, number> = {};
-    for (const line of lines) {
-        const [name, used] = line.split(" ");
-        const match = used?.match(/^([\d.]+)([KMG]?i?B)$/);
-        if (name?.startsWith(`${prefix}-`) && match) usage[name] = Number(match[1]) * units[match[2]];
-    }
-    return usage;
 }
 
 async function measure(label: string, projectDir: string): Promise<Figures> {
@@ -146,6 +136,7 @@ async function measure(label: string, projectDir: string): Promise<Figures> {
         ping: [],
         ingestion: [],
         idleMemoryMiB: {},
+        usedMemoryMiB: {},
         noopUp: [],
         noopChanges: 0,
         warmUp: [],
@@ -164,8 +155,8 @@ async function measure(label: string, projectDir: string): Promise<Figures> {
             figures.ingestion.push((await stack.runDag("ingestion", `2024-03-0${run}T00:00:00Z`, 900_000, 250)).seconds);
             log(`${label}: run ${run}: ping_grpc ${figures.ping.at(-1)} s, ingestion ${figures.ingestion.at(-1)} s`);
         }
-        await new Promise((resolve) => setTimeout(resolve, 30_000)); // let the last task's processes go
-        figures.idleMemoryMiB = memoryMiB(stack.prefix);
+        await settle();
+        figures.usedMemoryMiB = stack.memoryMiB();
         for (let run = 1; run <= runs; run++) {
             const deployment = await stack.engine.up(stack.overrides);
             figures.noopUp.push(deployment.seconds);
@@ -179,6 +170,8 @@ async function measure(label: string, projectDir: string): Promise<Figures> {
             figures.warmTimelines.push(timeline);
             log(`${label}: warm bring-up ${seconds.toFixed(1)} s`);
         }
+        await settle();
+        figures.idleMemoryMiB = stack.memoryMiB();
     } finally {
         await stack.teardown();
     }
@@ -194,7 +187,8 @@ function report(all: Figures[]): string {
         ["ping_grpc, trigger to success, s", (f) => f.ping],
         ["ingestion, trigger to success, s", (f) => f.ingestion],
         ["ingestion, first run of a new stack, s", (f) => [f.firstIngestion]],
-        ["idle memory, MiB", (f) => [Object.values(f.idleMemoryMiB).reduce((a, b) => a + b, 0)]],
+        ["idle memory after a bring-up, MiB", (f) => [total(f.idleMemoryMiB)]],
+        ["idle memory after the DAG runs, MiB", (f) => [total(f.usedMemoryMiB)]],
     ];
     const lines = [
         `# Platform benchmark, dev stack, ${runs} runs, ${os.cpus().length} cores, ${new Date().toISOString()}`,
@@ -219,7 +213,8 @@ function report(all: Figures[]): string {
         }
         const last = entries.filter(([, t]) => t.healthy !== undefined).at(-1);
         if (last) lines.push("", `Critical path ends with ${last[0]}, healthy at ${last[1].healthy!.toFixed(1)} s.`);
-        lines.push("", "Idle memory, MiB: " + Object.entries(f.idleMemoryMiB).map(([n, m]) => `${n.replace(/^vpe-dev-/, "")} ${m.toFixed(0)}`).join(", "));
+        const perContainer = (usage: Record<string, number>) => Object.entries(usage).map(([n, m]) => `${n.replace(/^vpe-dev-/, "")} ${m.toFixed(0)}`).join(", ");
+        lines.push("", `Idle memory after a bring-up, MiB: ${perContainer(f.idleMemoryMiB)}`, "", `After the DAG runs: ${perContainer(f.usedMemoryMiB)}`);
     }
     return lines.join("\n");
 }

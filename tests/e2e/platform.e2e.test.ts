@@ -102,6 +102,7 @@ function platformChecks(s: PlatformStack): void {
 
     it("runs ingestion end to end, each task where the executor config puts it", async () => {
         const { tis } = await s.runDag("ingestion", ingestionDate);
+        s.report.memoryAfterIngestionMiB = s.memoryMiB();
         const counts = await s.warehouseCounts();
         s.report.warehouseCounts = counts;
         assert.equal(counts.event, 956);
@@ -147,6 +148,12 @@ function platformChecks(s: PlatformStack): void {
     });
 }
 
+function memorySummary(usage: Record<string, number> | undefined): string {
+    if (!usage) return "n/a";
+    const total = Object.values(usage).reduce((a, b) => a + b, 0);
+    return `${total.toFixed(0)} MiB (${Object.entries(usage).map(([n, m]) => `${n} ${m.toFixed(0)}`).join(", ")})`;
+}
+
 function writeReport(): void {
     fs.mkdirSync(reportDir, { recursive: true });
     report.finishedAt = new Date().toISOString();
@@ -162,6 +169,7 @@ function writeReport(): void {
             `- cold bring-up to all healthy (no project image, no build cache${s === prod ? "; dev running beside it" : ""}): ${seconds.coldBringUp ?? "n/a"} s`,
             `- warm bring-up to all healthy (images cached, fresh volumes): ${seconds.warmBringUp ?? "n/a"} s`,
             `- second apply of unchanged code: ${seconds.noopApply ?? "n/a"} s`,
+            `- memory in use just after the first ingestion run: ${memorySummary(s.report.memoryAfterIngestionMiB as Record<string, number> | undefined)}`,
             ...(seconds.postgresReplace === undefined ? [] : [`- PostgreSQL container replacement: ${seconds.postgresReplace} s`]),
             ...(seconds.pipelineScriptEdit === undefined ? [] : [`- up after a pipeline script edit (executor rebuilt from cache and replaced): ${seconds.pipelineScriptEdit} s`]),
             ...(seconds.comeBack === undefined ? [] : [`- up after destroy, onto the kept data: ${seconds.comeBack} s`]),

@@ -85,6 +85,18 @@ export class PlatformStack {
         docker("builder", "prune", "-af");
     }
 
+    /** Memory in use by each container of the stack, MiB (one `docker stats` sample). */
+    memoryMiB(): Record<string, number> {
+        const units: Record<string, number> = { B: 1 / 1048576, KiB: 1 / 1024, MiB: 1, GiB: 1024 };
+        const usage: Record<string, number> = {};
+        for (const line of docker("stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}").split("\n")) {
+            const [name, used] = line.split(" ");
+            const match = used?.match(/^([\d.]+)([KMG]?i?B)$/);
+            if (name?.startsWith(`${this.prefix}-`) && match) usage[name] = Number((Number(match[1]) * units[match[2]]).toFixed(1));
+        }
+        return usage;
+    }
+
     serviceContainers() {
         return inspectContainers(this.prefix).filter((c) => !c.name.endsWith("-init"));
     }
