@@ -9,7 +9,6 @@ import type { Props } from "../wire";
 import { dockerFor, inspectImage } from "./dockerObjects";
 import type { Handler, HandlerContext } from "./types";
 
-/** Debian's client: the one on PATH here has no buildx and fails with BuildKit on. */
 /** Debian's client: BuildKit works only through it (the newer client on PATH has no buildx). */
 export const dockerCli = "/usr/bin/docker";
 const hostPlatform = `linux/${process.arch === "x64" ? "amd64" : process.arch}`;
