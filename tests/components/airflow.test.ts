@@ -113,7 +113,7 @@ describe("Airflow", () => {
     });
 
     it("sizes task slots from vpe:airflow.parallelism: LocalExecutor processes, or shared out among Celery workers", () => {
-        assert.equal(envOf(dev, "vpe-dev-airflow-scheduler").vars.get("AIRFLOW__CORE__PARALLELISM"), "8");
+        assert.equal(envOf(dev, "vpe-dev-airflow-scheduler").vars.get("AIRFLOW__CORE__PARALLELISM"), "4");
         assert.equal(envOf(dev, "vpe-dev-airflow-scheduler").vars.get("AIRFLOW__CELERY__WORKER_CONCURRENCY"), undefined);
         const prod = runStack("prod");
         assert.equal(envOf(prod, "vpe-prod-airflow-scheduler").vars.get("AIRFLOW__CORE__PARALLELISM"), "16");
