@@ -1,6 +1,7 @@
-// What the Docker engine the stack deploys to can do. The docker provider talks to DOCKER_HOST, or
-// to the default socket when it is unset; this asks the same engine.
+// What the Docker engine the stack deploys to can do. The docker provider talks to its `docker:host`
+// config, else DOCKER_HOST, else the default socket; this asks the same engine.
 import * as http from "node:http";
+import * as pulumi from "@pulumi/pulumi";
 
 /** The first Docker API version whose healthchecks take a start interval (Docker 25). */
 export const startIntervalApiVersion = "1.44";
@@ -57,6 +58,7 @@ let startIntervalSupport: Promise<boolean> | undefined;
  * replacement), so it is only set where it is supported. Asked once per program run.
  */
 export function engineSupportsStartInterval(): Promise<boolean> {
-    startIntervalSupport ??= dockerApiVersion().then((version) => apiAtLeast(version, startIntervalApiVersion));
+    const host = new pulumi.Config("docker").get("host") ?? process.env.DOCKER_HOST;
+    startIntervalSupport ??= dockerApiVersion(host).then((version) => apiAtLeast(version, startIntervalApiVersion));
     return startIntervalSupport;
 }
