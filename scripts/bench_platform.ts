@@ -126,7 +126,7 @@ async function timedUp(stack: PlatformStack, label: string): Promise<{ seconds: 
 
 async function measure(label: string, projectDir: string): Promise<Figures> {
     const stack = new PlatformStack("dev");
-    await stack.open(selectEngine(), projectDir, path.join(projectRoot, ".e2e", "bench", label));
+    await stack.open(selectEngine(), projectDir, path.join(projectRoot, ".e2e", "bench", label.replace(/[^A-Za-z0-9]+/g, "-")));
     await stack.teardown();
     const figures: Figures = {
         label,
