@@ -17,6 +17,9 @@ from typing import Any
 import pytest
 
 BIN = Path(sys.executable).parent
+CELERY_PROBE = (
+    Path(__file__).resolve().parents[2] / "docker" / "airflow" / "bin" / "celery-alive.py"
+)
 REDIS_SERVER = Path("/usr/bin/redis-server")
 
 
@@ -67,11 +70,10 @@ def celery_env(redis_url: str, postgres_server: Any) -> dict[str, str]:
     }
 
 
-def health_probe(env: dict[str, str], app: str) -> subprocess.CompletedProcess[str]:
-    """The stack's worker healthcheck: `celery --app APP inspect ping -d celery@$HOSTNAME`."""
-    node = f"celery@{socket.gethostname()}"
+def health_probe(env: dict[str, str], timeout: str = "5") -> subprocess.CompletedProcess[str]:
+    """The stack's worker healthcheck: docker/airflow/bin/celery-alive.py TIMEOUT_SECONDS."""
     return subprocess.run(
-        [str(BIN / "celery"), "--app", app, "inspect", "ping", "-d", node],
+        [sys.executable, str(CELERY_PROBE), timeout],
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 
@@ -97,7 +99,7 @@ def test_airflow_celery_is_a_command_with_the_celery_executor(celery_env: dict[s
 
 
 def test_a_worker_started_like_the_stack_answers_its_health_probe(
-    celery_env: dict[str, str], platform: dict[str, Any], tmp_path: Path
+    celery_env: dict[str, str], tmp_path: Path
 ) -> None:
     log = tmp_path / "worker.log"
     with log.open("w") as out:
@@ -107,17 +109,32 @@ def test_a_worker_started_like_the_stack_answers_its_health_probe(
         )  # fmt: skip
     try:
         deadline = time.monotonic() + 180
-        while (probe := health_probe(celery_env, platform["celeryApp"])).returncode != 0:
+        while (probe := health_probe(celery_env)).returncode != 0:
             tail = log.read_text()[-3000:]
             assert worker.poll() is None, f"the worker exited {worker.returncode}:\n{tail}"
             assert time.monotonic() < deadline, (
                 f"no pong in 180 s:\n{probe.stdout}{probe.stderr}\n{tail}"
             )
             time.sleep(2)
-        assert "pong" in probe.stdout
+        assert probe.stdout.strip() == f"celery@{socket.gethostname()}: pong"
     finally:
         worker.terminate()
         worker.wait(timeout=60)
-    assert health_probe(celery_env, platform["celeryApp"]).returncode != 0, (
-        "the probe still passes with no worker"
-    )
+    gone = health_probe(celery_env, "2")
+    assert gone.returncode == 1, "the probe still passes with no worker"
+    assert "no reply within 2 s" in gone.stdout
+
+
+def test_the_worker_probe_fails_without_a_broker_and_refuses_bad_arguments(
+    celery_env: dict[str, str],
+) -> None:
+    unreachable = {
+        **celery_env,
+        "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{_loopback_port()}/0",
+    }
+    result = health_probe(unreachable, "2")
+    assert result.returncode == 1
+    assert "celery-alive: broker:" in result.stderr
+    assert health_probe(celery_env, "soon").returncode == 2
+    no_broker = {k: v for k, v in celery_env.items() if k != "AIRFLOW__CELERY__BROKER_URL"}
+    assert "AIRFLOW__CELERY__BROKER_URL is not set" in health_probe(no_broker).stderr

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Root part of the Airflow image build: platform.json, the PostgreSQL JDBC driver (sha256
 # checked), the Spark jobs, the init script with the helpers it uses (platform-get, admin-user),
-# and the job health probe, each at the path platform.json gives.
+# and the job and Celery worker health probes, each at the path platform.json gives.
 # Usage: install-files.sh <platform.json> <PLATFORM_FILE build arg> <jobs dir> <bin dir> <platform-get.py>
 set -euo pipefail
 
@@ -35,3 +35,4 @@ install -D -m 0755 "$bin_src/airflow-init.sh" "$init"
 install -m 0755 "$platform_get" "$(dirname "$init")/platform-get.py"
 install -m 0755 "$bin_src/admin-user.py" "$(dirname "$init")/admin-user.py"
 install -m 0755 "$bin_src/job-alive.py" "$(json paths.airflowJobProbe)"
+install -m 0755 "$bin_src/celery-alive.py" "$(json paths.airflowCeleryProbe)"
