@@ -225,7 +225,8 @@ async function main(): Promise<void> {
     if (values.only !== "current") {
         const dir = checkout(baselineRef);
         try {
-            all.push(await measure(`baseline ${baselineRef}`, dir));
+            const commit = execFileSync("git", ["rev-parse", "--short", baselineRef], { cwd: projectRoot, encoding: "utf8" }).trim();
+            all.push(await measure(`baseline ${commit}`, dir));
         } finally {
             fs.rmSync(dir, { recursive: true, force: true });
         }
