@@ -151,7 +151,7 @@ async function measure(label: string, projectDir: string): Promise<Figures> {
         figures.firstIngestion = (await stack.runDag("ingestion", "2024-01-01T00:00:00Z", 900_000, 250)).seconds;
         log(`${label}: first ingestion ${figures.firstIngestion} s`);
         for (let run = 1; run <= runs; run++) {
-            // One logical date per run (days from 2024-02-01): ingestion allows one run per date.
+            // A new logical date per run (days from 2024-02-01), as a daily schedule gives.
             const date = new Date(Date.UTC(2024, 1, run)).toISOString().replace(".000Z", "Z");
             figures.ping.push((await stack.runDag("ping_grpc", date, 300_000, 250)).seconds);
             figures.ingestion.push((await stack.runDag("ingestion", date, 900_000, 250)).seconds);
