@@ -4,10 +4,11 @@
 // this machine, one variant after the other (they share the stack's names). For each: a cold
 // bring-up (no project image, no build cache), `ping_grpc` and `ingestion` run N times each, the
 // idle memory once every run has ended, N no-op ups, N warm bring-ups (images cached, fresh
-// volumes), and the idle memory after the last of them. Reports medians and ranges, the ratio to the baseline, and per container of the
-// median warm bring-up when it started and when it became healthy (the last is the critical
-// path's end). The baseline is the project at REF (default: the commit before the speed work),
-// applied by this checkout's engine (the real CLI when on PATH, else the harness).
+// volumes), and the idle memory after the last of them. Reports medians and ranges, the ratio to
+// the baseline, and, for the cold and the median warm bring-up, when each container started and
+// became healthy (the last one ends the critical path). The baseline is the project at REF
+// (default: the commit before the speed work), applied by this checkout's engine (the real CLI
+// when on PATH, else the harness).
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -99,6 +100,7 @@ class Timeline {
 interface Figures {
     label: string;
     coldUp: number;
+    coldTimeline: Record<string, ContainerTimes>;
     coldBuilds: Record<string, number>;
     firstIngestion: number;
     ping: number[];
@@ -131,6 +133,7 @@ async function measure(label: string, projectDir: string): Promise<Figures> {
     const figures: Figures = {
         label,
         coldUp: 0,
+        coldTimeline: {},
         coldBuilds: {},
         firstIngestion: 0,
         ping: [],
@@ -144,7 +147,8 @@ async function measure(label: string, projectDir: string): Promise<Figures> {
     };
     try {
         stack.makeCold();
-        figures.coldUp = (await timedUp(stack, "cold")).seconds;
+        const cold = await timedUp(stack, "cold");
+        [figures.coldUp, figures.coldTimeline] = [cold.seconds, cold.timeline];
         figures.coldBuilds = Object.fromEntries(Object.entries(stack.report.images).map(([name, image]) => [name, image.buildSeconds]));
         log(`${label}: cold bring-up ${figures.coldUp.toFixed(1)} s`);
         // The first trigger also unpauses the DAG, whose scheduled run for the latest interval goes first.
@@ -180,6 +184,19 @@ async function measure(label: string, projectDir: string): Promise<Figures> {
     return figures;
 }
 
+/** When each container started and became healthy (or exited), and the one that ended the critical path. */
+function timelineTable(title: string, timeline: Record<string, ContainerTimes>): string[] {
+    const lines = ["", `${title}, seconds since \`up\` began:`, "", "| container | started | healthy (or exited) | start to ready |", "|---|---|---|---|"];
+    const entries = Object.entries(timeline).sort((a, b) => (a[1].healthy ?? a[1].exited ?? 0) - (b[1].healthy ?? b[1].exited ?? 0));
+    for (const [name, t] of entries) {
+        const end = t.healthy ?? t.exited;
+        lines.push(`| ${name} | ${t.started?.toFixed(1) ?? "-"} | ${end?.toFixed(1) ?? "-"} | ${t.started !== undefined && end !== undefined ? (end - t.started).toFixed(1) : "-"} |`);
+    }
+    const last = entries.filter(([, t]) => t.healthy !== undefined).at(-1);
+    if (last) lines.push("", `Critical path ends with ${last[0]}, healthy at ${last[1].healthy!.toFixed(1)} s.`);
+    return lines;
+}
+
 function report(all: Figures[]): string {
     const [baseline, current] = all.length === 2 ? all : [undefined, all[0]];
     const rows: [string, (f: Figures) => number[]][] = [
@@ -206,15 +223,8 @@ function report(all: Figures[]): string {
     for (const f of all) {
         lines.push("", `## ${f.label}`, "", `no-op ups changed ${f.noopChanges} resources; cold image builds (s): ${JSON.stringify(f.coldBuilds)}`);
         const order = f.warmUp.map((s, i) => [s, i]).sort((a, b) => a[0] - b[0]);
-        const timeline = f.warmTimelines[order[Math.floor(order.length / 2)][1]];
-        lines.push("", "Median warm bring-up, seconds since `up` began:", "", "| container | started | healthy (or exited) | start to ready |", "|---|---|---|---|");
-        const entries = Object.entries(timeline).sort((a, b) => (a[1].healthy ?? a[1].exited ?? 0) - (b[1].healthy ?? b[1].exited ?? 0));
-        for (const [name, t] of entries) {
-            const end = t.healthy ?? t.exited;
-            lines.push(`| ${name} | ${t.started?.toFixed(1) ?? "-"} | ${end?.toFixed(1) ?? "-"} | ${t.started !== undefined && end !== undefined ? (end - t.started).toFixed(1) : "-"} |`);
-        }
-        const last = entries.filter(([, t]) => t.healthy !== undefined).at(-1);
-        if (last) lines.push("", `Critical path ends with ${last[0]}, healthy at ${last[1].healthy!.toFixed(1)} s.`);
+        lines.push(...timelineTable("Cold bring-up", f.coldTimeline));
+        lines.push(...timelineTable("Median warm bring-up", f.warmTimelines[order[Math.floor(order.length / 2)][1]]));
         const perContainer = (usage: Record<string, number>) => Object.entries(usage).map(([n, m]) => `${n.replace(/^vpe-dev-/, "")} ${m.toFixed(0)}`).join(", ");
         lines.push("", `Idle memory after a bring-up, MiB: ${perContainer(f.idleMemoryMiB)}`, "", `After the DAG runs: ${perContainer(f.usedMemoryMiB)}`);
     }
