@@ -62,7 +62,7 @@ export function fernetKey(bytes: random.RandomBytes): pulumi.Output<string> {
 const fabAuthManager = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager";
 
 /** A DAG processor or triggerer whose job has not beaten for this long is unhealthy (Airflow's triggerer default). */
-export const jobHeartbeatMaxAgeSeconds = 30;
+const jobHeartbeatMaxAgeSeconds = 30;
 
 /**
  * Airflow 3: a one-shot init (db migrate, Fernet key rotation, admin user) that must succeed, then the API server,

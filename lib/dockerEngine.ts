@@ -58,7 +58,8 @@ let startIntervalSupport: Promise<boolean> | undefined;
  * replacement), so it is only set where it is supported. Asked once per program run.
  */
 export function engineSupportsStartInterval(): Promise<boolean> {
-    const host = new pulumi.Config("docker").get("host") ?? process.env.DOCKER_HOST;
-    startIntervalSupport ??= dockerApiVersion(host).then((version) => apiAtLeast(version, startIntervalApiVersion));
+    startIntervalSupport ??= dockerApiVersion(new pulumi.Config("docker").get("host") ?? process.env.DOCKER_HOST).then((version) =>
+        apiAtLeast(version, startIntervalApiVersion),
+    );
     return startIntervalSupport;
 }

@@ -5,15 +5,15 @@
 // commit's stack built it), measured in one run on this machine. Cold: no build cache at all
 // (`docker builder prune -af`). Warm: every layer rebuilt (`--no-cache`) with the package caches
 // (BuildKit cache mounts) left from the cold build. Reports medians and ranges, and the ratio.
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { executorBuildArgs } from "../components/executor";
 import { dockerCli } from "../e2e/harness/handlers/dockerImage";
-import { buildPlatform } from "../lib/images";
 import { projectRoot } from "../platform";
+import { buildExecutorImage } from "../tests/e2e/platform";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "3" }, baseline: { type: "string" } } });
 const runs = Number(values.runs);
@@ -35,12 +35,9 @@ interface Variant {
 }
 
 function build(variant: Variant, tag: string, noCache: boolean): number {
-    const args = ["build", "-q", "-f", path.join(variant.context, "executor", "Dockerfile"), "-t", tag, "--platform", buildPlatform];
-    if (noCache) args.push("--no-cache");
-    for (const [k, v] of Object.entries(variant.args)) args.push("--build-arg", `${k}=${v}`);
     const started = performance.now();
-    const result = spawnSync(dockerCli, [...args, variant.context], { encoding: "utf8", env: { ...process.env, DOCKER_BUILDKIT: "1" } });
-    if (result.status !== 0) throw new Error(`${variant.label}: build failed\n${result.stderr.slice(-3000)}`);
+    const result = buildExecutorImage(variant.context, tag, variant.args, ["-q", ...(noCache ? ["--no-cache"] : [])]);
+    if (result.status !== 0) throw new Error(`${variant.label}: build failed\n${result.output.slice(-3000)}`);
     return (performance.now() - started) / 1000;
 }
 

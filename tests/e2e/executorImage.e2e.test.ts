@@ -9,10 +9,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { executorBuildArgs } from "../../components/executor";
-import { buildPlatform } from "../../lib/images";
 import { platform } from "../../platform";
 import { projectRoot } from "../support/stackConfig";
-import { docker, dockerClient, provideImages, waitFor } from "./platform";
+import { buildExecutorImage, docker, dockerClient, provideImages, waitFor } from "./platform";
 
 const fixture = path.join(projectRoot, "tests", "e2e", "fixtures", "isolation");
 const image = "vpe-test/executor-isolation:local";
@@ -27,18 +26,6 @@ function contextWithFixture(): string {
     fs.cpSync(path.join(fixture, "pipelines"), path.join(executor, "pipelines"), { recursive: true });
     fs.appendFileSync(path.join(executor, "tasks.toml"), fs.readFileSync(path.join(fixture, "tasks.toml")));
     return root;
-}
-
-/** `docker build` of the executor as the stack builds it; returns the exit status and output. */
-function build(root: string, tag: string) {
-    const args = ["build", "-f", path.join(root, "docker", "executor", "Dockerfile"), "-t", tag, "--platform", buildPlatform];
-    for (const [key, value] of Object.entries(executorBuildArgs(false))) args.push("--build-arg", `${key}=${value}`);
-    const result = spawnSync(dockerClient, [...args, path.join(root, "docker")], {
-        encoding: "utf8",
-        env: { ...process.env, DOCKER_BUILDKIT: "1" },
-        maxBuffer: 64 * 1024 * 1024,
-    });
-    return { status: result.status, output: `${result.stdout}${result.stderr}` };
 }
 
 /** Runs registry tasks through the server's gRPC API from inside the container, as Airflow would over the network. */
@@ -70,7 +57,7 @@ describe("executor environments in a built image", { timeout: 30 * 60_000 }, () 
     });
 
     it("runs a task from each of two environments whose pins conflict, each with its own version", async () => {
-        const built = build(root, image);
+        const built = buildExecutorImage(path.join(root, "docker"), image, executorBuildArgs(false));
         assert.equal(built.status, 0, built.output.slice(-4000));
         docker("run", "-d", "--name", container, image);
         await waitFor("the executor to be healthy", 120_000, () =>
@@ -88,7 +75,7 @@ describe("executor environments in a built image", { timeout: 30 * 60_000 }, () 
         fs.mkdirSync(conda);
         const channel = "http://127.0.0.1:9/conda-forge";
         fs.writeFileSync(path.join(conda, "environment.yml"), `name: conda_probe\nchannels:\n  - ${channel}\ndependencies:\n  - python=${platform.pythonMinor}\n`);
-        const built = build(root, `${image}-conda`);
+        const built = buildExecutorImage(path.join(root, "docker"), `${image}-conda`, executorBuildArgs(false));
         assert.notEqual(built.status, 0);
         assert.match(built.output, new RegExp(`env conda_probe uses conda \\(environment\\.yml\\) but its channel ${channel} cannot be reached`));
     });

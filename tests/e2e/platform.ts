@@ -1,7 +1,8 @@
 // What a user does to check the running platform: Docker inspection, Airflow's REST API, SQL.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import * as path from "node:path";
 import { dockerCli as dockerClient } from "../../e2e/harness/handlers/dockerImage";
+import { buildPlatform } from "../../lib/images";
 import { withClient } from "../../warehouse/access";
 
 export { dockerClient };
@@ -19,6 +20,21 @@ const repoRoot = path.resolve(__dirname, "..", "..");
  */
 export function provideImages(...keys: string[]): void {
     execFileSync(path.join(repoRoot, "scripts", "provide-images.sh"), keys, { stdio: ["ignore", "ignore", "inherit"] });
+}
+
+/**
+ * `docker build` of the executor image from a docker/ context folder, with BuildKit, as the stack
+ * builds it; `options` go before the rest (-q, --no-cache). Returns the exit status and output.
+ */
+export function buildExecutorImage(context: string, tag: string, buildArgs: Record<string, string>, options: string[] = []) {
+    const args = ["build", ...options, "-f", path.join(context, "executor", "Dockerfile"), "-t", tag, "--platform", buildPlatform];
+    for (const [key, value] of Object.entries(buildArgs)) args.push("--build-arg", `${key}=${value}`);
+    const result = spawnSync(dockerClient, [...args, context], {
+        encoding: "utf8",
+        env: { ...process.env, DOCKER_BUILDKIT: "1" },
+        maxBuffer: 64 * 1024 * 1024,
+    });
+    return { status: result.status, output: `${result.stdout}${result.stderr}` };
 }
 
 export interface ContainerState {
