@@ -61,6 +61,18 @@ const sparkSchema = z.strictObject({
     masterUiHostPort: hostPort.default(8181),
 });
 
+const backupSchema = z.strictObject({
+    /** Hours between scheduled backups of the warehouse and of Airflow's metadata. */
+    everyHours: z.number().int().min(1).max(24 * 31).default(24),
+    /** Backup sets kept in the backup volume; older ones are removed after each backup. */
+    keep: z.number().int().min(1).max(1000).default(7),
+});
+
+const logsSchema = z.strictObject({
+    /** Task and executor log files older than this are removed (checked hourly). */
+    retentionDays: z.number().int().min(1).max(3650).default(14),
+});
+
 const ipv4 = z.ipv4({ message: "must be an IPv4 address such as 127.0.0.1" });
 
 const sectionSchemas = {
@@ -68,6 +80,8 @@ const sectionSchemas = {
     executor: executorSchema,
     airflow: airflowSchema,
     spark: sparkSchema,
+    backup: backupSchema,
+    logs: logsSchema,
 };
 
 const stackSchema = z.strictObject({
@@ -80,6 +94,8 @@ const stackSchema = z.strictObject({
     executor: executorSchema.prefault({}),
     airflow: airflowSchema.prefault({}),
     spark: sparkSchema.prefault({}),
+    backup: backupSchema.prefault({}),
+    logs: logsSchema.prefault({}),
 });
 
 export type PlatformConfig = z.infer<typeof stackSchema>;
@@ -87,6 +103,8 @@ export type AirflowConfig = PlatformConfig["airflow"];
 export type SparkConfig = PlatformConfig["spark"];
 export type ExecutorConfig = PlatformConfig["executor"];
 export type PostgresConfig = PlatformConfig["postgres"];
+export type BackupConfig = PlatformConfig["backup"];
+export type LogsConfig = PlatformConfig["logs"];
 
 /** Every host port the stack publishes, keyed by the config key that sets it. */
 export function publishedPorts(config: Partial<PlatformConfig>): [string, number][] {

@@ -3,7 +3,9 @@
 import * as docker from "@pulumi/docker";
 import * as path from "path";
 import { Airflow } from "./components/airflow";
+import * as pulumi from "@pulumi/pulumi";
 import { Executor } from "./components/executor";
+import { Maintenance } from "./components/maintenance";
 import { Network } from "./components/network";
 import { Postgres } from "./components/postgres";
 import { PreparedVolume } from "./components/preparedVolume";
@@ -30,6 +32,8 @@ const airflowVolume = (volume: string, subdirs: string[], mode: string) =>
     });
 const logVolume = airflowVolume("logs", platform.logSubdirs, "2775");
 const bufferVolume = airflowVolume("buffer", [], "2775");
+// Backup sets hold every row: readable by the maintenance user (the Airflow uid) alone.
+const backupVolume = airflowVolume("backups", [], "0700");
 // Airflow's earlier Fernet keys, kept with the data so a stack that comes back can re-encrypt.
 const airflowKeysVolume = airflowVolume("airflow-keys", [], "0700");
 
@@ -96,6 +100,17 @@ const airflow = new Airflow(prefix, {
     sparkMasterUrl: spark.masterUrl,
 });
 
+const maintenance = new Maintenance(prefix, {
+    namePrefix: prefix,
+    network: network.name,
+    backup: config.backup,
+    logs: config.logs,
+    logVolume: logVolume.name,
+    backupVolume: backupVolume.name,
+    postgres: { host: internal.host, port: internal.port, user: postgres.adminUser, password: postgres.adminPassword },
+    databases: [platform.databases.warehouse, platform.databases.airflow],
+});
+
 export const airflowUrl = airflow.url;
 export const airflowAdminUser = airflow.adminUser;
 export const airflowAdminPassword = airflow.adminPassword;
@@ -117,3 +132,15 @@ export const networkName = network.name;
 export const logVolumeName = logVolume.name;
 export const bufferVolumeName = bufferVolume.name;
 export const postgresDataVolumeName = postgres.dataVolumeName;
+export const backupVolumeName = backupVolume.name;
+export const airflowKeysVolumeName = airflowKeysVolume.name;
+/** Every long-running container, for `npm run status`; the commands find the rest by name here. */
+export const containers = pulumi.all([
+    postgres.containerName,
+    executor.containerName,
+    ...spark.containerNames,
+    ...airflow.containerNames,
+    maintenance.containerName,
+]);
+export const maintenanceContainer = maintenance.containerName;
+export const airflowInitContainer = airflow.initContainerName;

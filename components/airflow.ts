@@ -73,6 +73,10 @@ export class Airflow extends pulumi.ComponentResource {
     declare readonly url: string;
     declare readonly adminUser: string;
     declare readonly adminPassword: pulumi.Output<string>;
+    /** The long-running containers (services, Redis, Celery workers). */
+    declare readonly containerNames: pulumi.Output<string>[];
+    /** The one-shot init: db migrate, Fernet key rotation, admin user. Run again after a restore. */
+    declare readonly initContainerName: pulumi.Output<string>;
 
     constructor(name: string, args: AirflowArgs, opts?: pulumi.ComponentResourceOptions) {
         super("vpe:platform:Airflow", name, {}, opts);
@@ -92,7 +96,8 @@ export class Airflow extends pulumi.ComponentResource {
         const fernet = new random.RandomBytes(`${prefix}-airflow-fernet-key`, { length: 32 }, { parent: this });
 
         const celery = args.config.executor === "CeleryExecutor";
-        const brokerUrl = celery ? this.redis(prefix, args) : undefined;
+        const redis = celery ? this.redis(prefix, args) : undefined;
+        const brokerUrl = redis?.brokerUrl;
         const apiServerUrl = `http://${platform.aliases.airflowApiServer}:${platform.ports.airflowApi}`;
         const envs: pulumi.Input<string>[] = [
             `AIRFLOW__CORE__EXECUTOR=${args.config.executor}`,
@@ -144,8 +149,9 @@ export class Airflow extends pulumi.ComponentResource {
             { parent: this },
         );
 
+        const containers: docker.Container[] = [];
         const service = (alias: string, command: string[], healthcheck: Healthcheck, ports?: docker.types.input.ContainerPort[]) =>
-            serviceContainer(
+            containers.push(serviceContainer(
                 {
                     name: `${prefix}-${alias}`,
                     image: image.repoDigest,
@@ -162,7 +168,7 @@ export class Airflow extends pulumi.ComponentResource {
                     waitTimeoutSeconds: 300,
                 },
                 { parent: this },
-            );
+            ));
         const httpCheck = (port: number, path: string): Healthcheck => ({
             test: ["CMD", "curl", "-fsS", "-o", "/dev/null", `http://localhost:${port}${path}`],
             timeoutSeconds: 10,
@@ -202,11 +208,13 @@ export class Airflow extends pulumi.ComponentResource {
         this.url = `http://${args.bindAddress}:${args.config.hostPort}`;
         this.adminUser = args.config.adminUser;
         this.adminPassword = pulumi.secret(adminPassword.result);
+        this.containerNames = [...(redis ? [redis.container] : []), ...containers].map((c) => c.name);
+        this.initContainerName = init.container.name;
         this.registerOutputs({ url: this.url, adminUser: this.adminUser, adminPassword: this.adminPassword });
     }
 
-    /** Redis as the Celery broker; returns the broker URL (secret). */
-    private redis(prefix: string, args: AirflowArgs): pulumi.Output<string> {
+    /** Redis as the Celery broker, with its URL (secret). */
+    private redis(prefix: string, args: AirflowArgs): { container: docker.Container; brokerUrl: pulumi.Output<string> } {
         const image = new docker.RemoteImage(
             `${prefix}-redis-image`,
             { name: platform.images.redis, keepLocally: true },
@@ -228,8 +236,9 @@ export class Airflow extends pulumi.ComponentResource {
             },
             { parent: this },
         );
-        return pulumi.secret(
+        const brokerUrl = pulumi.secret(
             pulumi.interpolate`redis://:${password.result}@${container.name.apply(() => platform.aliases.redis)}:${platform.ports.redis}/0`,
         );
+        return { container, brokerUrl };
     }
 }

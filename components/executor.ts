@@ -42,6 +42,7 @@ export function executorBuildArgs(conda: boolean): Record<string, string> {
 export class Executor extends pulumi.ComponentResource {
     /** host:port on the stack network. */
     declare readonly address: string;
+    declare readonly containerName: pulumi.Output<string>;
     /** host:port on the host, or null when unpublished (a stack output of undefined warns on every up). */
     declare readonly hostAddress: string | null;
 
@@ -58,7 +59,7 @@ export class Executor extends pulumi.ComponentResource {
             { parent: this },
         );
         const port = platform.ports.executorGrpc;
-        serviceContainer(
+        const container = serviceContainer(
             {
                 name: `${args.namePrefix}-executor`,
                 image: image.repoDigest,
@@ -91,6 +92,7 @@ export class Executor extends pulumi.ComponentResource {
             },
             { parent: this },
         );
+        this.containerName = container.name;
         this.address = `${platform.aliases.executor}:${port}`;
         this.hostAddress =
             args.config.hostPort === undefined ? null : `${args.bindAddress}:${args.config.hostPort}`;

@@ -19,6 +19,7 @@ export class Spark extends pulumi.ComponentResource {
     declare readonly masterUrl: string;
     declare readonly uiUrl: string;
     declare readonly workerCount: number;
+    declare readonly containerNames: pulumi.Output<string>[];
 
     constructor(name: string, args: SparkArgs, opts?: pulumi.ComponentResourceOptions) {
         super("vpe:platform:Spark", name, {}, opts);
@@ -59,9 +60,10 @@ export class Spark extends pulumi.ComponentResource {
             },
             { parent: this },
         );
+        const containers = [master];
         for (let i = 1; i <= args.config.workers; i++) {
             const alias = `${platform.aliases.sparkWorker}-${i}`;
-            serviceContainer(
+            const worker = serviceContainer(
                 {
                     name: `${args.namePrefix}-${alias}`,
                     image: image.repoDigest,
@@ -83,10 +85,12 @@ export class Spark extends pulumi.ComponentResource {
                 },
                 { parent: this, dependsOn: [master] },
             );
+            containers.push(worker);
         }
         this.masterUrl = sparkMasterUrl;
         this.uiUrl = `http://${args.bindAddress}:${args.config.masterUiHostPort}`;
         this.workerCount = args.config.workers;
+        this.containerNames = containers.map((c) => c.name);
         this.registerOutputs({ masterUrl: this.masterUrl, uiUrl: this.uiUrl });
     }
 }
