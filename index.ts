@@ -3,7 +3,6 @@
 import * as docker from "@pulumi/docker";
 import * as path from "path";
 import { Airflow } from "./components/airflow";
-import * as pulumi from "@pulumi/pulumi";
 import { Executor } from "./components/executor";
 import { Maintenance } from "./components/maintenance";
 import { Network } from "./components/network";
@@ -107,6 +106,7 @@ const maintenance = new Maintenance(prefix, {
     logs: config.logs,
     logVolume: logVolume.name,
     backupVolume: backupVolume.name,
+    keysVolume: airflowKeysVolume.name,
     postgres: { host: internal.host, port: internal.port, user: postgres.adminUser, password: postgres.adminPassword },
     databases: [platform.databases.warehouse, platform.databases.airflow],
 });
@@ -135,12 +135,14 @@ export const postgresDataVolumeName = postgres.dataVolumeName;
 export const backupVolumeName = backupVolume.name;
 export const airflowKeysVolumeName = airflowKeysVolume.name;
 /** Every long-running container, for `npm run status`; the commands find the rest by name here. */
-export const containers = pulumi.all([
+export const containers = [
     postgres.containerName,
     executor.containerName,
     ...spark.containerNames,
     ...airflow.containerNames,
     maintenance.containerName,
-]);
+];
+export const executorContainer = executor.containerName;
+export const postgresContainer = postgres.containerName;
 export const maintenanceContainer = maintenance.containerName;
 export const airflowInitContainer = airflow.initContainerName;

@@ -74,9 +74,9 @@ export class Airflow extends pulumi.ComponentResource {
     declare readonly adminUser: string;
     declare readonly adminPassword: pulumi.Output<string>;
     /** The long-running containers (services, Redis, Celery workers). */
-    declare readonly containerNames: pulumi.Output<string>[];
+    declare readonly containerNames: string[];
     /** The one-shot init: db migrate, Fernet key rotation, admin user. Run again after a restore. */
-    declare readonly initContainerName: pulumi.Output<string>;
+    declare readonly initContainerName: string;
 
     constructor(name: string, args: AirflowArgs, opts?: pulumi.ComponentResourceOptions) {
         super("vpe:platform:Airflow", name, {}, opts);
@@ -96,8 +96,7 @@ export class Airflow extends pulumi.ComponentResource {
         const fernet = new random.RandomBytes(`${prefix}-airflow-fernet-key`, { length: 32 }, { parent: this });
 
         const celery = args.config.executor === "CeleryExecutor";
-        const redis = celery ? this.redis(prefix, args) : undefined;
-        const brokerUrl = redis?.brokerUrl;
+        const brokerUrl = celery ? this.redis(prefix, args) : undefined;
         const apiServerUrl = `http://${platform.aliases.airflowApiServer}:${platform.ports.airflowApi}`;
         const envs: pulumi.Input<string>[] = [
             `AIRFLOW__CORE__EXECUTOR=${args.config.executor}`,
@@ -132,9 +131,10 @@ export class Airflow extends pulumi.ComponentResource {
         ];
         const user = userSpec(platform.users.airflow);
 
+        this.initContainerName = `${prefix}-airflow-init`;
         const init = oneShotContainer(
             {
-                name: `${prefix}-airflow-init`,
+                name: this.initContainerName,
                 image: image.repoDigest,
                 network: args.network,
                 user,
@@ -149,11 +149,13 @@ export class Airflow extends pulumi.ComponentResource {
             { parent: this },
         );
 
-        const containers: docker.Container[] = [];
-        const service = (alias: string, command: string[], healthcheck: Healthcheck, ports?: docker.types.input.ContainerPort[]) =>
-            containers.push(serviceContainer(
+        const containerNames: string[] = celery ? [`${prefix}-${platform.aliases.redis}`] : [];
+        const service = (alias: string, command: string[], healthcheck: Healthcheck, ports?: docker.types.input.ContainerPort[]) => {
+            const name = `${prefix}-${alias}`;
+            containerNames.push(name);
+            serviceContainer(
                 {
-                    name: `${prefix}-${alias}`,
+                    name,
                     image: image.repoDigest,
                     network: args.network,
                     alias,
@@ -168,7 +170,8 @@ export class Airflow extends pulumi.ComponentResource {
                     waitTimeoutSeconds: 300,
                 },
                 { parent: this },
-            ));
+            );
+        };
         const httpCheck = (port: number, path: string): Healthcheck => ({
             test: ["CMD", "curl", "-fsS", "-o", "/dev/null", `http://localhost:${port}${path}`],
             timeoutSeconds: 10,
@@ -208,13 +211,12 @@ export class Airflow extends pulumi.ComponentResource {
         this.url = `http://${args.bindAddress}:${args.config.hostPort}`;
         this.adminUser = args.config.adminUser;
         this.adminPassword = pulumi.secret(adminPassword.result);
-        this.containerNames = [...(redis ? [redis.container] : []), ...containers].map((c) => c.name);
-        this.initContainerName = init.container.name;
+        this.containerNames = containerNames;
         this.registerOutputs({ url: this.url, adminUser: this.adminUser, adminPassword: this.adminPassword });
     }
 
-    /** Redis as the Celery broker, with its URL (secret). */
-    private redis(prefix: string, args: AirflowArgs): { container: docker.Container; brokerUrl: pulumi.Output<string> } {
+    /** Redis as the Celery broker; returns the broker URL (secret). */
+    private redis(prefix: string, args: AirflowArgs): pulumi.Output<string> {
         const image = new docker.RemoteImage(
             `${prefix}-redis-image`,
             { name: platform.images.redis, keepLocally: true },
@@ -223,7 +225,7 @@ export class Airflow extends pulumi.ComponentResource {
         const password = urlSafePassword(`${prefix}-redis-password`, this);
         const container = serviceContainer(
             {
-                name: `${prefix}-redis`,
+                name: `${prefix}-${platform.aliases.redis}`,
                 image: image.imageId,
                 network: args.network,
                 alias: platform.aliases.redis,
@@ -236,9 +238,8 @@ export class Airflow extends pulumi.ComponentResource {
             },
             { parent: this },
         );
-        const brokerUrl = pulumi.secret(
+        return pulumi.secret(
             pulumi.interpolate`redis://:${password.result}@${container.name.apply(() => platform.aliases.redis)}:${platform.ports.redis}/0`,
         );
-        return { container, brokerUrl };
     }
 }

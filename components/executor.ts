@@ -42,12 +42,13 @@ export function executorBuildArgs(conda: boolean): Record<string, string> {
 export class Executor extends pulumi.ComponentResource {
     /** host:port on the stack network. */
     declare readonly address: string;
-    declare readonly containerName: pulumi.Output<string>;
+    declare readonly containerName: string;
     /** host:port on the host, or null when unpublished (a stack output of undefined warns on every up). */
     declare readonly hostAddress: string | null;
 
     constructor(name: string, args: ExecutorArgs, opts?: pulumi.ComponentResourceOptions) {
         super("vpe:platform:Executor", name, {}, opts);
+        this.containerName = `${args.namePrefix}-executor`;
         const conda = usesConda(path.join(projectRoot, "docker", "executor", "envs"));
         const image = localImage(
             `${args.namePrefix}-executor-image`,
@@ -59,9 +60,9 @@ export class Executor extends pulumi.ComponentResource {
             { parent: this },
         );
         const port = platform.ports.executorGrpc;
-        const container = serviceContainer(
+        serviceContainer(
             {
-                name: `${args.namePrefix}-executor`,
+                name: this.containerName,
                 image: image.repoDigest,
                 network: args.network,
                 alias: platform.aliases.executor,
@@ -92,7 +93,6 @@ export class Executor extends pulumi.ComponentResource {
             },
             { parent: this },
         );
-        this.containerName = container.name;
         this.address = `${platform.aliases.executor}:${port}`;
         this.hostAddress =
             args.config.hostPort === undefined ? null : `${args.bindAddress}:${args.config.hostPort}`;

@@ -12,6 +12,8 @@ export interface MaintenanceArgs {
     logVolume: pulumi.Input<string>;
     /** Where backup sets are written; kept on destroy like the data volume. */
     backupVolume: pulumi.Input<string>;
+    /** Airflow's keys volume, where a restore leaves the marker that makes airflow-init re-encrypt. */
+    keysVolume: pulumi.Input<string>;
     /** The admin login on the stack network: backups and restores cover every object. */
     postgres: { host: string; port: number; user: string; password: pulumi.Input<string> };
     /** Databases each backup set holds. */
@@ -45,18 +47,19 @@ export function maintenanceEnv(args: Pick<MaintenanceArgs, "backup" | "logs" | "
  * the log volume, and carries the scripts `npm run backup` and `npm run restore` call.
  */
 export class Maintenance extends pulumi.ComponentResource {
-    declare readonly containerName: pulumi.Output<string>;
+    declare readonly containerName: string;
 
     constructor(name: string, args: MaintenanceArgs, opts?: pulumi.ComponentResourceOptions) {
         super("vpe:platform:Maintenance", name, {}, opts);
+        this.containerName = `${args.namePrefix}-${platform.aliases.maintenance}`;
         const image = localImage(
             `${args.namePrefix}-maintenance-image`,
             { namePrefix: args.namePrefix, service: "maintenance", args: { POSTGRES_IMAGE: platform.images.postgres } },
             { parent: this },
         );
-        const container = serviceContainer(
+        serviceContainer(
             {
-                name: `${args.namePrefix}-${platform.aliases.maintenance}`,
+                name: this.containerName,
                 image: image.repoDigest,
                 network: args.network,
                 alias: platform.aliases.maintenance,
@@ -65,6 +68,7 @@ export class Maintenance extends pulumi.ComponentResource {
                 volumes: [
                     { volumeName: args.logVolume, containerPath: platform.paths.logs },
                     { volumeName: args.backupVolume, containerPath: platform.paths.backups },
+                    { volumeName: args.keysVolume, containerPath: platform.paths.airflowKeys },
                 ],
                 healthcheck: {
                     test: ["CMD", "vpe-maintenance", "--alive", String(platform.maintenance.heartbeatMaxAgeSeconds)],
@@ -76,7 +80,6 @@ export class Maintenance extends pulumi.ComponentResource {
             },
             { parent: this },
         );
-        this.containerName = container.name;
         this.registerOutputs({ containerName: this.containerName });
     }
 }

@@ -43,10 +43,11 @@ export class Postgres extends pulumi.ComponentResource {
     declare readonly adminUser: string;
     declare readonly adminPassword: pulumi.Output<string>;
     declare readonly dataVolumeName: pulumi.Output<string>;
-    declare readonly containerName: pulumi.Output<string>;
+    declare readonly containerName: string;
 
     constructor(name: string, args: PostgresArgs, opts?: pulumi.ComponentResourceOptions) {
         super("vpe:platform:Postgres", name, {}, opts);
+        this.containerName = `${args.namePrefix}-postgres`;
         const image = new docker.RemoteImage(
             `${args.namePrefix}-postgres-image`,
             { name: platform.images.postgres, keepLocally: true },
@@ -61,7 +62,7 @@ export class Postgres extends pulumi.ComponentResource {
         const adminUser = "postgres";
         const container = serviceContainer(
             {
-                name: `${args.namePrefix}-postgres`,
+                name: this.containerName,
                 image: image.imageId,
                 network: args.network,
                 alias: platform.aliases.postgres,
@@ -92,7 +93,6 @@ export class Postgres extends pulumi.ComponentResource {
         this.adminUser = adminUser;
         this.adminPassword = pulumi.secret(password.result);
         this.dataVolumeName = dataVolume.name;
-        this.containerName = container.name;
         this.registerOutputs({
             host: this.host,
             port: this.port,

@@ -19,7 +19,7 @@ export class Spark extends pulumi.ComponentResource {
     declare readonly masterUrl: string;
     declare readonly uiUrl: string;
     declare readonly workerCount: number;
-    declare readonly containerNames: pulumi.Output<string>[];
+    declare readonly containerNames: string[];
 
     constructor(name: string, args: SparkArgs, opts?: pulumi.ComponentResourceOptions) {
         super("vpe:platform:Spark", name, {}, opts);
@@ -34,9 +34,10 @@ export class Spark extends pulumi.ComponentResource {
         );
         const logs = { volumeName: args.logVolume, containerPath: platform.paths.logs };
         const user = userSpec(platform.users.spark);
+        const containerNames = [`${args.namePrefix}-spark-master`];
         const master = serviceContainer(
             {
-                name: `${args.namePrefix}-spark-master`,
+                name: containerNames[0],
                 image: image.repoDigest,
                 network: args.network,
                 alias: platform.aliases.sparkMaster,
@@ -60,12 +61,12 @@ export class Spark extends pulumi.ComponentResource {
             },
             { parent: this },
         );
-        const containers = [master];
         for (let i = 1; i <= args.config.workers; i++) {
             const alias = `${platform.aliases.sparkWorker}-${i}`;
-            const worker = serviceContainer(
+            containerNames.push(`${args.namePrefix}-${alias}`);
+            serviceContainer(
                 {
-                    name: `${args.namePrefix}-${alias}`,
+                    name: containerNames.at(-1)!,
                     image: image.repoDigest,
                     network: args.network,
                     alias,
@@ -85,12 +86,11 @@ export class Spark extends pulumi.ComponentResource {
                 },
                 { parent: this, dependsOn: [master] },
             );
-            containers.push(worker);
         }
         this.masterUrl = sparkMasterUrl;
         this.uiUrl = `http://${args.bindAddress}:${args.config.masterUiHostPort}`;
         this.workerCount = args.config.workers;
-        this.containerNames = containers.map((c) => c.name);
+        this.containerNames = containerNames;
         this.registerOutputs({ masterUrl: this.masterUrl, uiUrl: this.uiUrl });
     }
 }

@@ -36,6 +36,8 @@ export interface StackEngine {
     destroy(): Promise<void>;
     /** Removes what destroy kept on the engine (data volumes): test clean-up, not a Pulumi operation. */
     purgeRetained(): Promise<void>;
+    /** Environment under which the user commands (commands/stackOutputs.ts) read this stack's outputs. */
+    commandEnv(): Record<string, string>;
 }
 
 export interface StackEngineOptions {
@@ -142,7 +144,10 @@ class HarnessEngine implements StackEngine {
     }
 
     async up(config?: readonly string[]): Promise<Deployment> {
-        return this.deployment(await harness.up(this.harnessOptions(config)));
+        const deployment = this.deployment(await harness.up(this.harnessOptions(config)));
+        // What `pulumi stack output --json --show-secrets` would print, for the user commands.
+        fs.writeFileSync(this.outputsPath, JSON.stringify(deployment.outputs), { mode: 0o600 });
+        return deployment;
     }
 
     async preview(config?: readonly string[]): Promise<Deployment> {
@@ -153,6 +158,15 @@ class HarnessEngine implements StackEngine {
         if (fs.existsSync(this.statePath)) {
             await harness.destroy(this.harnessOptions());
         }
+        fs.rmSync(this.outputsPath, { force: true });
+    }
+
+    commandEnv(): Record<string, string> {
+        return { VPE_STACK_OUTPUTS_FILE: this.outputsPath };
+    }
+
+    private get outputsPath(): string {
+        return path.join(this.options.workDir, "outputs.json");
     }
 
     async purgeRetained(): Promise<void> {
@@ -211,8 +225,13 @@ class PulumiEngine implements StackEngine {
         private readonly stack: Stack,
         readonly version: string,
         private readonly options: StackEngineOptions,
+        private readonly envForCommands: Record<string, string>,
     ) {
         this.projectDir = options.projectDir;
+    }
+
+    commandEnv(): Record<string, string> {
+        return this.envForCommands;
     }
 
     static async open(options: StackEngineOptions): Promise<PulumiEngine> {
@@ -227,13 +246,14 @@ class PulumiEngine implements StackEngine {
             PULUMI_CONFIG_PASSPHRASE: fs.readFileSync(passphraseFile, "utf8"),
             PULUMI_SKIP_UPDATE_CHECK: "true",
         };
+        const commandEnv = { PULUMI_BACKEND_URL: envVars.PULUMI_BACKEND_URL, PULUMI_CONFIG_PASSPHRASE_FILE: passphraseFile };
         const stack = await LocalWorkspace.createOrSelectStack({ stackName: options.stack, workDir: options.projectDir }, { envVars });
         const plugins = (await stack.workspace.listPlugins())
             .filter((p) => p.kind === "resource")
             .map((p) => `${p.name} ${p.version}`)
             .join(", ");
         const version = `pulumi v${stack.workspace.pulumiVersion} (plugins: ${plugins}) on @pulumi/pulumi ${sdkVersion()}`;
-        return new PulumiEngine(stack, version, options);
+        return new PulumiEngine(stack, version, options, commandEnv);
     }
 
     up(config: readonly string[] = []): Promise<Deployment> {

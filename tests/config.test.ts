@@ -49,6 +49,10 @@ describe("stack config", () => {
         ["celery without workers", { "vpe:airflow": '{"executor": "CeleryExecutor"}' }, "vpe:airflow.celeryWorkers: must be at least 1"],
         ["workers without celery", { "vpe:airflow": '{"celeryWorkers": 2}' }, "vpe:airflow.celeryWorkers: only applies to CeleryExecutor"],
         ["no task slots", { "vpe:airflow": '{"parallelism": 0}' }, "vpe:airflow.parallelism:"],
+        ["no backup kept", { "vpe:backup": '{"keep": 0}' }, "vpe:backup.keep: Too small"],
+        ["backups less than hourly", { "vpe:backup": '{"everyHours": 0.5}' }, "vpe:backup.everyHours:"],
+        ["unknown backup key", { "vpe:backup": '{"retain": 3}' }, "vpe:backup.retain: unknown key"],
+        ["logs kept for no day", { "vpe:logs": '{"retentionDays": 0}' }, "vpe:logs.retentionDays: Too small"],
         [
             "the removed stack-wide environment format",
             { "vpe:executor": '{"environmentFormat": "venv"}' },

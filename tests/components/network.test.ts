@@ -13,6 +13,6 @@ describe("Network", () => {
             return !nets.some((n) => n.name === "vpe-dev-net");
         });
         // Volume init containers need no network; everything else must be on it.
-        assert.deepEqual(offNetwork.map((c) => c.name).sort(), ["vpe-dev-airflow-keys-init", "vpe-dev-buffer-init", "vpe-dev-logs-init"]);
+        assert.deepEqual(offNetwork.map((c) => c.name).sort(), ["vpe-dev-airflow-keys-init", "vpe-dev-backups-init", "vpe-dev-buffer-init", "vpe-dev-logs-init"]);
     });
 });

@@ -22,6 +22,7 @@ const expectedImages: Record<string, string[]> = {
     "docker/spark/jobs/events_per_country_year.py": ["airflow"],
     "docker/spark/build/setup.sh": ["spark"],
     "docker/airflow/bin/airflow-init.sh": ["airflow"],
+    "docker/maintenance/bin/vpe-backup": ["maintenance"],
     "docker/airflow/constraints.txt": ["airflow", "spark"],
     "docker/proto/executor.proto": ["airflow", "executor"],
     "docker/platform.json": ["airflow", "executor", "spark"],
@@ -42,7 +43,7 @@ describe("image build contexts", () => {
     after(() => fs.rmSync(copy, { recursive: true, force: true }));
 
     it("every image has an ignore file of its own", () => {
-        assert.deepEqual(services, ["airflow", "executor", "spark"]);
+        assert.deepEqual(services, ["airflow", "executor", "maintenance", "spark"]);
         for (const s of services) {
             const dockerfile = path.join(projectRoot, "docker", s, "Dockerfile");
             assert.equal(ignoreFile(path.join(projectRoot, "docker"), dockerfile), `${dockerfile}.dockerignore`);

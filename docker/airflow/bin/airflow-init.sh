@@ -4,9 +4,11 @@
 #     _AIRFLOW_DB_MIGRATE swallows migration errors);
 #  2. Fernet keys: Airflow encrypts connection secrets, variables and trigger arguments with the
 #     stack's key, and a stack that comes back onto kept data (destroy keeps it) has a new one.
-#     The keys earlier runs used are recorded on a volume only this step mounts (platform.json
-#     paths.airflowKeys); everything is re-encrypted with the current key, then only that one is
-#     recorded. Data encrypted with a key that was never recorded fails the step, loudly;
+#     Every key the stack has used is recorded, current first, on the keys volume (platform.json
+#     paths.airflowKeys). When the current key is new, or when `npm run restore` left its marker
+#     (paths.airflowKeysRestored: restored data may be under any earlier key), everything is
+#     re-encrypted with the current key. Data encrypted with a key that was never recorded fails
+#     the step, loudly;
 #  3. the admin user of the FAB auth manager: created, or its password reset when it exists,
 #     so a re-run converges and exits 0 (admin-user.py: one process, not three CLI runs).
 # The user name and password come from the environment variables that platform.json
@@ -35,19 +37,23 @@ airflow db migrate
 
 keys_dir=$(json paths.airflowKeys)
 keyring="$keys_dir/fernet-keys"
+restored=$(json paths.airflowKeysRestored)
 current=${AIRFLOW__CORE__FERNET_KEY:-}
 [ -n "$current" ] || die "AIRFLOW__CORE__FERNET_KEY is empty"
 [ -d "$keys_dir" ] && [ -w "$keys_dir" ] || die "$keys_dir (platform.json paths.airflowKeys) is not a writable folder"
+last=""
 previous=""
 if [ -s "$keyring" ]; then
+  last=$(head -n1 "$keyring")
   previous=$(grep -vxF -- "$current" "$keyring" | paste -sd, -) || true
 fi
-if [ -n "$previous" ]; then
-  echo "airflow-init: the Fernet key changed; re-encrypting connections, variables and triggers with the new one"
+if [ -n "$previous" ] && { [ "$last" != "$current" ] || [ -e "$restored" ]; }; then
+  echo "airflow-init: data may be under an earlier Fernet key; re-encrypting connections, variables and triggers with the current one"
   AIRFLOW__CORE__FERNET_KEY="$current,$previous" airflow rotate-fernet-key
 fi
-(umask 077 && printf '%s\n' "$current" > "$keyring.new")
+(umask 077 && { printf '%s\n' "$current"; [ -z "$previous" ] || tr , '\n' <<<"$previous"; } > "$keyring.new")
 mv "$keyring.new" "$keyring"
+rm -f "$restored"
 
 printf '%s\n' "$password" | python "$(dirname "${BASH_SOURCE[0]}")/admin-user.py" "$username"
 echo "airflow-init: done"
