@@ -142,11 +142,9 @@ function judgeOutcome<T>(what: string, outcome: Outcome<T>, judgeValue: (value: 
     return judgeValue(outcome.value);
 }
 
-/** Whether a container is as it should be (a sick one has its logs gathered too). */
+/** Whether a container is as it should be (gathering reads the logs of one that is not). */
 export function containerWell(c: ContainerFacts): boolean {
-    if (c.error !== undefined || c.missing) return false;
-    if (c.oneShot) return c.state === "exited" && c.exitCode === 0;
-    return c.state === "running" && c.health === "healthy";
+    return judgeContainer(c, 0).ok; // the time only words the line
 }
 
 export function judgeContainer(c: ContainerFacts, now: number): Verdict {
@@ -418,7 +416,7 @@ export async function gather(stack: string, outputs: StackOutputs, timeoutMs = C
         ]),
         check(`GET ${outputs.airflowUrl}/api/v2/monitor/health`, (signal) => airflowHealth(outputs.airflowUrl, signal)),
         check(`GET ${outputs.sparkUiUrl}/json/`, (signal) => sparkMaster(outputs.sparkUiUrl, signal)),
-        check(`the gRPC health probe in ${outputs.executorContainer}`, (signal) => executorHealth(outputs.executorContainer, signal)),
+        check(`the gRPC health probe in ${outputs.executorContainer}`, (signal) => executorHealth(outputs.executorContainer, timeoutMs, signal)),
         check(`PostgreSQL ${outputs.postgresHost}:${outputs.postgresPort}`, (signal) => warehouseState(outputs, timeoutMs, signal)),
         check("Docker engine GET /system/df", (signal) => volumeSizes(volumeNames(outputs), signal)),
         check(`vpe-backup --list in ${outputs.maintenanceContainer}`, (signal) => backupState(outputs.maintenanceContainer, signal)),
@@ -508,9 +506,9 @@ async function sparkMaster(sparkUiUrl: string, signal: AbortSignal): Promise<Spa
     return { status: String(body.status), aliveWorkers: body.aliveworkers };
 }
 
-async function executorHealth(container: string, signal: AbortSignal): Promise<ExecutorFacts> {
-    // The probe's own timeout is shorter than ours, so a hung server is reported by the probe.
-    const cmd = [`${platform.paths.envs}/server/bin/python`, "-m", "vpe_executor.health", "--timeout", String(CHECK_TIMEOUT_MS / 2000)];
+async function executorHealth(container: string, timeoutMs: number, signal: AbortSignal): Promise<ExecutorFacts> {
+    // The probe's own timeout is half ours, so a hung server is reported by the probe itself.
+    const cmd = [`${platform.paths.envs}/server/bin/python`, "-m", "vpe_executor.health", "--timeout", String(timeoutMs / 2000)];
     const result = await exec(container, cmd, signal);
     return { exitCode: result.exitCode, output: lastLines(result.output, PROBE_LINES) };
 }

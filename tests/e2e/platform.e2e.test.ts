@@ -4,6 +4,7 @@
 // does, destroy and coming back onto the kept data; then both at once; then torn down.
 // Run alone: npm run test:e2e. Writes reports/e2e-report.{json,md}.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -254,6 +255,70 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
 
     platformChecks(dev);
 
+    it("status: one screen says all is well, exit 0, and shows no secret", async () => {
+        const run = await dev.command("status", "--json");
+        dev.report.seconds.statusHealthy = Number(run.seconds.toFixed(2));
+        assert.equal(run.code, 0, `${run.stdout}${run.stderr}`);
+        const status = JSON.parse(run.stdout) as { ok: boolean; problems: string[] };
+        assert.equal(status.ok, true);
+        assert.deepEqual(status.problems, []);
+        for (const name of dev.outputs.containers as string[]) assert.ok(run.stdout.includes(name), `${name} is not in the status`);
+        const screen = await dev.command("status");
+        assert.equal(screen.code, 0, screen.stdout);
+        assert.ok(screen.stdout.includes(dev.outputs.airflowUrl), "the Airflow URL is not on the screen");
+        for (const run_ of [run, screen]) {
+            for (const secret of [dev.outputs.postgresAdminPassword, dev.outputs.airflowAdminPassword]) {
+                assert.ok(!run_.stdout.includes(secret) && !run_.stderr.includes(secret), "the status printed a password");
+            }
+        }
+    });
+
+    it("status: names a stopped Spark worker and why, exit 1, and is well again once it runs", async () => {
+        const worker = `${dev.prefix}-${platform.aliases.sparkWorker}-1`;
+        docker("stop", worker);
+        try {
+            const run = await dev.command("status", "--json");
+            dev.report.seconds.statusUnwell = Number(run.seconds.toFixed(2));
+            assert.equal(run.code, 1, run.stdout);
+            const status = JSON.parse(run.stdout) as { ok: boolean; problems: string[] };
+            assert.equal(status.ok, false);
+            assert.ok(status.problems.some((p) => p.includes(worker)), `no problem names ${worker}: ${status.problems.join("; ")}`);
+            assert.ok(status.problems.some((p) => /spark/i.test(p) && /0\/1|0 of 1/.test(p)), `no problem counts the alive workers: ${status.problems.join("; ")}`);
+        } finally {
+            docker("start", worker);
+        }
+        await waitFor(`${worker} healthy`, 120_000, () => (inspectContainers(dev.prefix).find((c) => c.name === worker)?.health === "healthy" ? true : undefined));
+        const again = await waitFor("status all well again", 60_000, async () => {
+            const run = await dev.command("status", "--json");
+            return run.code === 0 ? run : undefined;
+        });
+        assert.equal(again.code, 0);
+    });
+
+    it("removes task and executor logs past the retention on the maintenance schedule, and keeps the rest", async () => {
+        const maintenance = `${dev.prefix}-${platform.aliases.maintenance}`;
+        const logFiles = (sub: string) =>
+            docker("exec", maintenance, "find", `${platform.paths.logs}/${sub}`, "-type", "f", "-name", "*.log").split("\n").filter(Boolean).sort();
+        const taskLogs = logFiles("airflow");
+        const runLogs = logFiles("executor");
+        assert.ok(taskLogs.length >= 2 && runLogs.length >= 2, `too few logs to groom: ${taskLogs.length} task, ${runLogs.length} executor`);
+        const aged = [taskLogs[0], runLogs[0]];
+        // As root: the files belong to the Airflow and executor users.
+        docker("exec", "--user", "0", maintenance, "touch", "-d", `${dev.config.logs.retentionDays + 1} days ago`, ...aged);
+        const since = new Date().toISOString();
+        docker("restart", maintenance); // the loop grooms at start, then every groomEveryMinutes
+        const groomed = await waitFor("the groomer's report", 60_000, () => {
+            const logs = docker("logs", "--since", since, maintenance);
+            return /vpe-groom-logs: removed \d+ files/.test(logs) ? logs : undefined;
+        }, 1000);
+        assert.match(groomed, /vpe-groom-logs: removed [1-9]\d* files/);
+        const left = [...logFiles("airflow"), ...logFiles("executor")];
+        for (const file of aged) assert.ok(!left.includes(file), `${file} outlived the retention`);
+        for (const file of [...taskLogs.slice(1), ...runLogs.slice(1)]) assert.ok(left.includes(file), `${file} was removed too early`);
+        const status = JSON.parse((await dev.command("status", "--json")).stdout) as { volumes: unknown };
+        assert.ok(JSON.stringify(status.volumes).includes(dev.outputs.logVolumeName), "the status does not report the log volume");
+    });
+
     it("restarts a killed executor, and the retried task succeeds", async () => {
         const executorName = `${dev.prefix}-executor`;
         const before = inspectContainers(dev.prefix).find((c) => c.name === executorName)!;
@@ -392,6 +457,45 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
         assert.equal(setting.shared_buffers, "192MB");
     });
 
+    it("moves PostgreSQL to another minor release and back with a plain up: one service replaced, rows and DAG history intact", async () => {
+        const serverVersion = async () => (await query<{ server_version: string }>(dev.adminUrl, "SHOW server_version"))[0].server_version;
+        const pinned = platform.images.postgres;
+        const other = "postgres:15.18-bookworm"; // Debian bookworm's own release; the pin is its security update
+        assert.notEqual(pinned, other, "the pinned PostgreSQL is 15.18: pick another release for this test");
+        const platformFile = path.join(dev.engine.projectDir, "docker", "platform.json");
+        const original = fs.readFileSync(platformFile, "utf8");
+        const counts = await dev.warehouseCounts();
+        const runs = await dagRunIds(dev, "ingestion");
+        const p = dev.prefix;
+        const expectedPlan = { [`${p}-postgres-image`]: "replace", [`${p}-postgres`]: "replace", [`${p}-maintenance-image`]: "update", [`${p}-maintenance`]: "replace" };
+        const moves: Record<string, unknown> = {};
+        for (const [image, version] of [[other, "15.18"], [pinned, "15.20"]]) {
+            fs.writeFileSync(platformFile, original.replace(`"postgres": "${pinned}"`, `"postgres": "${image}"`));
+            try {
+                execFileSync(path.join(projectRoot, "scripts", "provide-images.sh"), ["postgres"], {
+                    env: { ...process.env, VPE_PLATFORM_FILE: platformFile },
+                    stdio: ["ignore", "ignore", "inherit"],
+                });
+                const plan = await dev.engine.preview(dev.overrides);
+                assert.deepEqual(byName(changed(plan)), expectedPlan, `preview of the move to ${image}`);
+                const ids = dev.containerIds();
+                const applied = await dev.up(`postgres${version}`);
+                assert.deepEqual(byName(changed(applied)), expectedPlan, `up to ${image}`);
+                const recreated = Object.keys(ids).filter((name) => dev.containerIds()[name] !== ids[name]).sort();
+                assert.deepEqual(recreated, [`${p}-maintenance`, `${p}-postgres`]);
+            } finally {
+                fs.writeFileSync(platformFile, original);
+            }
+            assert.match(await serverVersion(), new RegExp(`^${version.replace(".", "\\.")}\\b`));
+            assert.deepEqual(await dev.warehouseCounts(), counts);
+            assert.deepEqual(await dagRunIds(dev, "ingestion"), runs);
+            await dev.runDag("ping_grpc", `2024-07-0${Object.keys(moves).length + 1}T00:00:00Z`, 300_000);
+            moves[image] = { seconds: dev.report.seconds[`postgres${version}`], serverVersion: await serverVersion() };
+        }
+        dev.report.postgresMinorMoves = moves;
+        assertAllHealthy(dev);
+    });
+
     it("keeps the data volumes and their rows through destroy", async () => {
         const before = await dev.warehouseCounts();
         kept.counts = before;
@@ -401,8 +505,11 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
         await dev.airflow.call("POST", "/variables", { key: keptVariable.key, value: keptVariable.value });
         await dev.engine.destroy();
         assert.deepEqual(dev.serviceContainers(), [], "containers left after destroy");
+        const status = await dev.command("status");
+        assert.equal(status.code, 2, status.stdout);
+        assert.match(status.stderr, /stack dev is not deployed/);
         const volumes = docker("volume", "ls", "-q", "--filter", `name=^${dev.prefix}-`).split("\n").sort();
-        assert.deepEqual(volumes, ["airflow-keys", "buffer", "logs", "postgres-data"].map((v) => `${dev.prefix}-${v}`));
+        assert.deepEqual(volumes, ["airflow-keys", "backups", "buffer", "logs", "postgres-data"].map((v) => `${dev.prefix}-${v}`));
         // Read the kept cluster with a throwaway server on the volume (socket only, local trust).
         const count = docker(
             "run", "--rm", "--user", `${platform.users.postgres.uid}:${platform.users.postgres.gid}`,
@@ -426,6 +533,50 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
         assert.equal(variable.value, keptVariable.value, "a variable encrypted with the old Fernet key is unreadable");
         await dev.runDag("ingestion", "2024-06-04T00:00:00Z");
         assert.deepEqual(await dev.warehouseCounts(), kept.counts, "the same sample ingested again adds no row");
+    });
+
+    it("backs up, loses the data volume, and restores the same rows, statistics and DAG runs", async () => {
+        const counts = await dev.warehouseCounts();
+        const stats = await statistics(dev);
+        const runs = await dagRunIds(dev, "ingestion");
+        const backup = await dev.command("backup");
+        assert.equal(backup.code, 0, backup.stderr);
+        const set = backup.stdout.match(/set (\d{8}T\d{6}Z)/)?.[1];
+        assert.ok(set, backup.stdout);
+        const listed = await dev.command("backup", "--list");
+        assert.match(listed.stdout, new RegExp(`^${set} .*${platform.databases.airflow}`, "m"));
+
+        // A damaged copy of the set is refused before anything stops.
+        const maintenance = `${dev.prefix}-${platform.aliases.maintenance}`;
+        const damaged = "20000101T000000Z";
+        const dir = platform.paths.backups;
+        docker("exec", maintenance, "sh", "-c", `cp -r ${dir}/${set} ${dir}/${damaged} && truncate -s 4096 ${dir}/${damaged}/${platform.databases.warehouse}.dump`);
+        const ids = dev.containerIds();
+        const refused = await dev.command("restore", "--from", damaged, "--yes");
+        assert.equal(refused.code, 1, refused.stdout);
+        assert.match(refused.stderr, /does not match its checksum[\s\S]*nothing was changed/);
+        assert.deepEqual(dev.containerIds(), ids);
+        assertAllHealthy(dev);
+        docker("exec", maintenance, "rm", "-r", `${dir}/${damaged}`);
+
+        // The data volume is lost: the stack comes back empty, then the backup restores it.
+        await dev.engine.destroy();
+        docker("volume", "rm", `${dev.prefix}-postgres-data`);
+        await dev.up("afterDataLoss");
+        assert.equal((await dev.warehouseCounts()).landslide_event, 0);
+        assert.deepEqual(await dagRunIds(dev, "ingestion"), []);
+        const restored = await dev.command("restore", "--from", set, "--yes");
+        dev.report.seconds.restore = Number(restored.seconds.toFixed(1));
+        assert.equal(restored.code, 0, `${restored.stdout}${restored.stderr}`);
+        assertAllHealthy(dev);
+        assert.deepEqual(await dev.warehouseCounts(), counts);
+        assert.deepEqual(await statistics(dev), stats);
+        assert.deepEqual(await dagRunIds(dev, "ingestion"), runs, "Airflow lost its DAG runs");
+        const variable = await dev.airflow.call<{ value: string }>("GET", `/variables/${keptVariable.key}`);
+        assert.equal(variable.value, keptVariable.value, "a restored variable is unreadable under the stack's new Fernet key");
+        await dev.runDag("ping_grpc", "2024-06-05T00:00:00Z", 300_000);
+        const status = await dev.command("status");
+        assert.equal(status.code, 0, status.stdout);
     });
 
     it("deletes everything on destroy when the user asks for it (vpe:deleteDataOnDestroy)", async () => {

@@ -1,5 +1,6 @@
 // One shipped stack under test: its effective config, the engine that applies it, what a user
 // reads from it (outputs, Airflow's API, the warehouse) and the figures for the report.
+import { spawn } from "node:child_process";
 import * as path from "node:path";
 import { parseConfig, type PlatformConfig } from "../../config";
 import { type Deployment, type EngineName, openStack, type StackEngine } from "../../e2e/engines";
@@ -53,10 +54,26 @@ export class PlatformStack {
         });
     }
 
-    /** PostgreSQL, the executor, the Spark master, the four Airflow services, Redis and the workers. */
+    /** PostgreSQL, the executor, the Spark master, the four Airflow services, maintenance, Redis and the workers. */
     get expectedServices(): number {
         const celery = this.config.airflow.executor === "CeleryExecutor";
-        return 7 + this.config.spark.workers + (celery ? 1 + this.config.airflow.celeryWorkers : 0);
+        return 8 + this.config.spark.workers + (celery ? 1 + this.config.airflow.celeryWorkers : 0);
+    }
+
+    /** Runs a user command (commands/<name>.ts) against this stack as `npm run <name>` would. */
+    async command(name: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string; seconds: number }> {
+        const started = performance.now();
+        const child = spawn(process.execPath, ["--import", "tsx", path.join(projectRoot, "commands", `${name}.ts`), "--stack", this.stack, ...args], {
+            cwd: projectRoot,
+            env: { ...process.env, ...this.engine.commandEnv() },
+            stdio: ["ignore", "pipe", "pipe"],
+        });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+        child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+        const code = await new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? 1)));
+        return { code, stdout, stderr, seconds: (performance.now() - started) / 1000 };
     }
 
     /** `pulumi up` with the suite's overrides (plus `extra` for this run), timed as `label`. */
