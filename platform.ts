@@ -1,8 +1,12 @@
 // Typed view of docker/platform.json, the one source of truth for values shared by the
-// TypeScript program, the Python services and the Dockerfiles (as build args).
+// TypeScript program, the Python services and the Dockerfiles (as build args), and of
+// docker/images.json, the upstream image tags. The tags live apart because every image the
+// project builds contains platform.json: a tag there would rebuild, and replace, every
+// container whenever one upstream image moves to another release.
+import imagesJson from "./docker/images.json";
 import platformJson from "./docker/platform.json";
 
-export const platform = platformJson;
+export const platform = { ...platformJson, images: imagesJson };
 
 export const projectRoot = __dirname;
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds a local stand-in for the official Debian slim image (platform.json images.debian) with
+# Builds a local stand-in for the official Debian slim image (docker/images.json debian) with
 # debootstrap and imports it into the Docker engine under the upstream name:tag.
 # Usage: scripts/debian-base.sh            (needs root; installs debootstrap with apt if missing)
 # Env:   DEBIAN_MIRROR / DEBIAN_SECURITY_MIRROR override the mirrors read from the host's apt.

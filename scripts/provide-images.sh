@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Makes every upstream image the stack uses available in the local Docker engine under its
-# upstream name:tag (platform.json "images"): keeps it if present, else pulls it, else builds the
+# upstream name:tag (docker/images.json): keeps it if present, else pulls it, else builds the
 # local stand-in from e2e/standins/<key> (for machines with no reachable registry).
 #
 # Usage: scripts/provide-images.sh [--force] [--no-pull] [KEY...]
-#   KEY       a key of platform.json "images" (default: debian postgres airflow redis)
+#   KEY       a key of docker/images.json (default: debian postgres airflow redis)
 #   --force   ignore images already present (pull or rebuild them)
 #   --no-pull skip the registry and build stand-ins directly
 # Prints one line per image: present / pulled / built, with seconds and size.
@@ -66,7 +66,7 @@ configure_standin() {
         --build-arg "REDIS_PORT=$(platform_value ports redis)") ;;
     airflow)
       [ "$version" = "$(platform_value versions airflow)" ] \
-        || die "images.airflow ($tag) disagrees with versions.airflow in $vpe_platform_file"
+        || die "images.json airflow ($tag) disagrees with versions.airflow in $vpe_platform_file"
       build_args+=(--build-arg "AIRFLOW_VERSION=$version"
         --build-arg "PYTHON_MINOR=$(platform_value pythonMinor)"
         --build-arg "AIRFLOW_UID=$(platform_value users airflow uid)"

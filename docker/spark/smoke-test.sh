@@ -4,7 +4,7 @@
 # a Python UDF runs from the Airflow image (client-mode driver) on the worker, proving that
 # driver and executors agree on Python and PySpark versions. Also checks the Airflow image's
 # spark-submit, gRPC stubs, JDBC jar and init script. Prints build times and image sizes.
-# Needs the base images of platform.json (images.debian, images.airflow) in the local engine.
+# Needs the base images of images.json (debian, airflow) in the local engine.
 # Usage: docker/spark/smoke-test.sh      Env: DOCKER (default /usr/bin/docker), TAG_PREFIX
 set -euo pipefail
 
@@ -13,6 +13,7 @@ docker_bin=${DOCKER:-/usr/bin/docker}
 prefix=${TAG_PREFIX:-vpe-smoke}
 run_id="$prefix-$$"
 json() { python3 "$repo/docker/spark/build/platform-get.py" "$repo/docker/platform.json" "$1"; }
+image() { python3 "$repo/docker/spark/build/platform-get.py" "$repo/docker/images.json" "$1"; }
 
 dockerd() { DOCKER_BUILDKIT=1 "$docker_bin" "$@"; }
 cleanup() {
@@ -30,8 +31,8 @@ build() { # <service> <build args...>
     "$(dockerd image inspect -f '{{.Size}}' "$prefix/$service:test" | awk '{printf "%.0f MB", $1/1e6}')"
 }
 
-build spark --build-arg "DEBIAN_IMAGE=$(json images.debian)" --build-arg "SPARK_HOME=$(json paths.sparkHome)"
-build airflow --build-arg "AIRFLOW_IMAGE=$(json images.airflow)" --build-arg "PLATFORM_FILE=$(json paths.platformFile)"
+build spark --build-arg "DEBIAN_IMAGE=$(image debian)" --build-arg "SPARK_HOME=$(json paths.sparkHome)"
+build airflow --build-arg "AIRFLOW_IMAGE=$(image airflow)" --build-arg "PLATFORM_FILE=$(json paths.platformFile)"
 
 master=$(json aliases.sparkMaster)
 master_url="spark://$master:$(json ports.sparkMaster)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Exercises scripts/provide-images.sh against a copy of platform.json whose redis tag is a
+# Exercises scripts/provide-images.sh against a copy of images.json whose redis tag is a
 # throwaway one, so the images other people use are never replaced. Needs the debian image.
 # shellcheck source=e2e/standins/testlib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/testlib.sh"
@@ -16,15 +16,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-python3 - "$vpe_platform_file" "$work/platform.json" "$tag" <<'PY'
+python3 - "$vpe_images_file" "$work/images.json" "$tag" <<'PY'
 import json
 import sys
 
-platform = json.load(open(sys.argv[1]))
-platform["images"]["redis"] = sys.argv[3]
-json.dump(platform, open(sys.argv[2], "w"))
+images = json.load(open(sys.argv[1]))
+images["redis"] = sys.argv[3]
+json.dump(images, open(sys.argv[2], "w"))
 PY
-export VPE_PLATFORM_FILE="$work/platform.json"
+cp "$vpe_platform_file" "$work/platform.json"
+export VPE_IMAGES_FILE="$work/images.json" VPE_PLATFORM_FILE="$work/platform.json"
 
 # Runs the script; its stdout+stderr land in $out and its exit code in $rc.
 provide_run() {

@@ -26,6 +26,7 @@ const expectedImages: Record<string, string[]> = {
     "docker/airflow/constraints.txt": ["airflow", "spark"],
     "docker/proto/executor.proto": ["airflow", "executor"],
     "docker/platform.json": ["airflow", "executor", "spark"],
+    "docker/images.json": [],
     "docker/executor/bench/README.md": [],
     "docker/spark/smoke-test.sh": [],
     "docker/executor/src/__pycache__/server.cpython-311.pyc": [],
