@@ -1,7 +1,7 @@
 // `npm run backup -- --stack S [--list]`: a backup set now (the warehouse and Airflow's metadata,
 // pg_dump custom format, checksummed) in the stack's backup volume, or the sets it holds.
 import { parseArgs } from "node:util";
-import { dockerOk } from "./docker";
+import { dockerOk, exec } from "./docker";
 import { StackNotDeployed, checkedStackName, readStackOutputs, type StackOutputs } from "./stackOutputs";
 
 export interface BackupSet {
@@ -21,8 +21,11 @@ export function parseBackupList(text: string): BackupSet[] {
         });
 }
 
-export async function listBackups(outputs: StackOutputs): Promise<BackupSet[]> {
-    return parseBackupList(await dockerOk(["exec", outputs.maintenanceContainer, "vpe-backup", "--list"]));
+/** The sets in the backup volume, through the maintenance container. */
+export async function listBackups(maintenanceContainer: string, signal?: AbortSignal): Promise<BackupSet[]> {
+    const listed = await exec(maintenanceContainer, ["vpe-backup", "--list"], signal);
+    if (listed.exitCode !== 0) throw new Error(`vpe-backup --list in ${maintenanceContainer} exited ${listed.exitCode}: ${listed.output.trim()}`);
+    return parseBackupList(listed.stdout);
 }
 
 /** Takes a backup set now; returns its name. */
@@ -47,7 +50,7 @@ async function main(argv: string[]): Promise<number> {
     try {
         const outputs = await readStackOutputs(stack);
         if (list) {
-            for (const set of await listBackups(outputs)) {
+            for (const set of await listBackups(outputs.maintenanceContainer)) {
                 console.log(`${set.name}  ${(set.bytes / 1e6).toFixed(1)} MB  ${set.databases.join(", ")}`);
             }
             return 0;

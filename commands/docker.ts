@@ -1,5 +1,9 @@
-// The Docker CLI as the commands use it: the engine the user's `docker` talks to (DOCKER_HOST).
+// The Docker engine as the commands use it: its Engine API for quick questions (inspect, exec,
+// logs, disk use), the `docker` CLI for long operations whose output the user watches (backup,
+// restore). Both reach the engine DOCKER_HOST names, else the default socket.
 import { spawn } from "node:child_process";
+import * as http from "node:http";
+import { engineAddress } from "../lib/dockerEngine";
 
 export interface Ran {
     code: number;
@@ -35,4 +39,93 @@ export async function dockerOk(args: readonly string[], options: { echo?: boolea
         throw new Error(`docker ${args.slice(0, 2).join(" ")} failed (exit ${ran.code}): ${(ran.stderr || ran.stdout).trim()}`);
     }
     return ran.stdout;
+}
+
+export interface EngineReply {
+    status: number;
+    body: Buffer;
+}
+
+export function engine(method: string, path: string, signal?: AbortSignal, body?: unknown): Promise<EngineReply> {
+    const address = engineAddress();
+    if (address === undefined) {
+        return Promise.reject(new Error(`DOCKER_HOST=${process.env.DOCKER_HOST}: only unix:// and tcp:// Docker engines can be asked`));
+    }
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const options: http.RequestOptions = {
+        method,
+        signal,
+        headers: payload === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(payload) },
+    };
+    const where = "socketPath" in address ? address.socketPath : address.url;
+    return new Promise((resolve, reject) => {
+        const request = "socketPath" in address ? http.request({ ...options, socketPath: address.socketPath, path }) : http.request(new URL(path, address.url), options);
+        request.on("response", (response) => {
+            const chunks: Buffer[] = [];
+            response.on("data", (chunk: Buffer) => chunks.push(chunk));
+            response.on("end", () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks) }));
+            response.on("error", reject);
+        });
+        request.on("error", (err) => reject(new Error(`Docker engine at ${where}: ${method} ${path}: ${err.message}`)));
+        request.end(payload);
+    });
+}
+
+/** The reply's JSON body; an engine error (status >= 300) as an Error with its message. */
+export function engineJson(reply: EngineReply, what: string): unknown {
+    const text = reply.body.toString("utf8");
+    if (reply.status >= 300) {
+        let message = text.trim();
+        try {
+            message = (JSON.parse(text) as { message?: string }).message ?? message;
+        } catch {
+            // not JSON: the text itself
+        }
+        throw new Error(`Docker engine: ${what}: ${reply.status} ${message}`);
+    }
+    return text === "" ? {} : JSON.parse(text);
+}
+
+/** Runs `cmd` in a running container through the exec endpoints; its exit code and output. */
+export async function exec(container: string, cmd: string[], signal?: AbortSignal): Promise<{ exitCode: number; stdout: string; output: string }> {
+    const what = `exec ${cmd.join(" ")} in ${container}`;
+    const created = engineJson(
+        await engine("POST", `/containers/${encodeURIComponent(container)}/exec`, signal, { Cmd: cmd, AttachStdout: true, AttachStderr: true }),
+        what,
+    ) as { Id: string };
+    const started = await engine("POST", `/exec/${created.Id}/start`, signal, { Detach: false, Tty: false });
+    if (started.status !== 200) engineJson(started, what);
+    const streams = demultiplex(started.body);
+    // The stream ends as the process does; the engine may record its exit code a moment later.
+    for (;;) {
+        const info = engineJson(await engine("GET", `/exec/${created.Id}/json`, signal), what) as { Running: boolean; ExitCode: number | null };
+        if (!info.Running && info.ExitCode !== null) return { exitCode: info.ExitCode, stdout: streams.stdout, output: streams.combined };
+        await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+}
+
+/**
+ * Docker's multiplexed stream (logs and exec of a container without a TTY): frames of an 8-byte
+ * header (stream: 0 stdin, 1 stdout, 2 stderr; three zero bytes; payload size, 32-bit big-endian)
+ * and the payload. A truncated last frame keeps what arrived; bytes that are not a frame header
+ * are taken as raw output.
+ */
+export function demultiplex(data: Buffer): { stdout: string; stderr: string; combined: string } {
+    const parts: { stdout: Buffer[]; stderr: Buffer[]; combined: Buffer[] } = { stdout: [], stderr: [], combined: [] };
+    let offset = 0;
+    while (offset < data.length) {
+        const stream = data[offset];
+        if (data.length - offset < 8 || stream > 2 || data[offset + 1] !== 0 || data[offset + 2] !== 0 || data[offset + 3] !== 0) {
+            parts.combined.push(data.subarray(offset));
+            parts.stdout.push(data.subarray(offset));
+            break;
+        }
+        const size = data.readUInt32BE(offset + 4);
+        const payload = data.subarray(offset + 8, offset + 8 + size);
+        (stream === 2 ? parts.stderr : parts.stdout).push(payload);
+        parts.combined.push(payload);
+        offset += 8 + size;
+    }
+    const text = (buffers: Buffer[]) => Buffer.concat(buffers).toString("utf8");
+    return { stdout: text(parts.stdout), stderr: text(parts.stderr), combined: text(parts.combined) };
 }

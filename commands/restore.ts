@@ -5,7 +5,7 @@
 // re-encryption, the stack's admin password), and the services start again.
 import { parseArgs } from "node:util";
 import { platform } from "../platform";
-import { docker, dockerOk } from "./docker";
+import { docker, dockerOk, exec } from "./docker";
 import { StackNotDeployed, checkedStackName, readStackOutputs, type StackOutputs } from "./stackOutputs";
 
 /** The set failed verification: nothing was changed. */
@@ -20,9 +20,9 @@ const healthyTimeoutMs = 300_000;
 
 export async function restore(outputs: StackOutputs, set: string, echo = false): Promise<void> {
     const maintenance = outputs.maintenanceContainer;
-    const check = await docker(["exec", maintenance, "vpe-restore", "--check", set]);
-    if (check.code !== 0) {
-        throw new RestoreRefused((check.stderr || check.stdout).trim());
+    const check = await exec(maintenance, ["vpe-restore", "--check", set]);
+    if (check.exitCode !== 0) {
+        throw new RestoreRefused(check.output.trim());
     }
     const writers = outputs.containers.filter((name) => name !== outputs.postgresContainer && name !== maintenance);
     const running = await runningOf(writers);

@@ -8,13 +8,12 @@
 //
 // Gathering (I/O: the Docker Engine API, HTTP, PostgreSQL) runs every check at once, each bounded
 // by CHECK_TIMEOUT_MS, into a Snapshot; judging and rendering are pure functions of it.
-import * as http from "node:http";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { Client } from "pg";
-import { engineAddress } from "../lib/dockerEngine";
 import { platform } from "../platform";
-import { type BackupSet, parseBackupList } from "./backup";
+import { type BackupSet, listBackups } from "./backup";
+import { demultiplex, engine, engineJson, exec } from "./docker";
 import { StackNotDeployed, type StackOutputs, checkedStackName, readStackOutputs } from "./stackOutputs";
 
 /** How long any one check may take before it is reported as not answering. */
@@ -574,19 +573,15 @@ async function volumeSizes(names: string[], signal: AbortSignal): Promise<Volume
 
 async function backupState(container: string, signal: AbortSignal): Promise<BackupFacts> {
     const failureFile = `${platform.paths.backups}/last-failure`;
-    const [list, failure] = await Promise.all([
-        exec(container, ["vpe-backup", "--list"], signal),
+    const [sets, failure] = await Promise.all([
+        listBackups(container, signal),
         // Exit 3: no such file (no failure recorded); any other non-zero exit is an error.
         exec(container, ["sh", "-c", 'if [ -e "$1" ]; then cat "$1"; else exit 3; fi', "sh", failureFile], signal),
     ]);
-    if (list.exitCode !== 0) throw new Error(`vpe-backup --list in ${container} exited ${list.exitCode}: ${list.output.trim()}`);
     if (failure.exitCode !== 0 && failure.exitCode !== 3) {
         throw new Error(`reading ${failureFile} in ${container} failed (exit ${failure.exitCode}): ${failure.output.trim()}`);
     }
-    return {
-        sets: parseBackupList(list.stdout),
-        ...(failure.exitCode === 0 ? { lastFailure: failure.output.trimEnd().split("\n") } : {}),
-    };
+    return { sets, ...(failure.exitCode === 0 ? { lastFailure: failure.output.trimEnd().split("\n") } : {}) };
 }
 
 /** The last `n` non-empty lines of `text`, without terminal colour codes. */
@@ -601,96 +596,7 @@ export function lastLines(text: string, n: number): string[] {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The Docker Engine API and HTTP.
-
-interface EngineReply {
-    status: number;
-    body: Buffer;
-}
-
-function engine(method: string, path: string, signal: AbortSignal, body?: unknown): Promise<EngineReply> {
-    const address = engineAddress();
-    if (address === undefined) {
-        return Promise.reject(new Error(`DOCKER_HOST=${process.env.DOCKER_HOST}: only unix:// and tcp:// Docker engines can be asked`));
-    }
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const options: http.RequestOptions = {
-        method,
-        signal,
-        headers: payload === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(payload) },
-    };
-    const where = "socketPath" in address ? address.socketPath : address.url;
-    return new Promise((resolve, reject) => {
-        const request = "socketPath" in address ? http.request({ ...options, socketPath: address.socketPath, path }) : http.request(new URL(path, address.url), options);
-        request.on("response", (response) => {
-            const chunks: Buffer[] = [];
-            response.on("data", (chunk: Buffer) => chunks.push(chunk));
-            response.on("end", () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks) }));
-            response.on("error", reject);
-        });
-        request.on("error", (err) => reject(new Error(`Docker engine at ${where}: ${method} ${path}: ${err.message}`)));
-        request.end(payload);
-    });
-}
-
-/** The reply's JSON body; an engine error (status >= 300) as an Error with its message. */
-function engineJson(reply: EngineReply, what: string): unknown {
-    const text = reply.body.toString("utf8");
-    if (reply.status >= 300) {
-        let message = text.trim();
-        try {
-            message = (JSON.parse(text) as { message?: string }).message ?? message;
-        } catch {
-            // not JSON: the text itself
-        }
-        throw new Error(`Docker engine: ${what}: ${reply.status} ${message}`);
-    }
-    return text === "" ? {} : JSON.parse(text);
-}
-
-/** Runs `cmd` in a running container through the exec endpoints; its exit code and output. */
-async function exec(container: string, cmd: string[], signal: AbortSignal): Promise<{ exitCode: number; stdout: string; output: string }> {
-    const what = `exec ${cmd.join(" ")} in ${container}`;
-    const created = engineJson(
-        await engine("POST", `/containers/${encodeURIComponent(container)}/exec`, signal, { Cmd: cmd, AttachStdout: true, AttachStderr: true }),
-        what,
-    ) as { Id: string };
-    const started = await engine("POST", `/exec/${created.Id}/start`, signal, { Detach: false, Tty: false });
-    if (started.status !== 200) engineJson(started, what);
-    const streams = demultiplex(started.body);
-    // The stream ends as the process does; the engine may record its exit code a moment later.
-    for (;;) {
-        const info = engineJson(await engine("GET", `/exec/${created.Id}/json`, signal), what) as { Running: boolean; ExitCode: number | null };
-        if (!info.Running && info.ExitCode !== null) return { exitCode: info.ExitCode, stdout: streams.stdout, output: streams.combined };
-        await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-}
-
-/**
- * Docker's multiplexed stream (logs and exec of a container without a TTY): frames of an 8-byte
- * header (stream: 0 stdin, 1 stdout, 2 stderr; three zero bytes; payload size, 32-bit big-endian)
- * and the payload. A truncated last frame keeps what arrived; bytes that are not a frame header
- * are taken as raw output.
- */
-export function demultiplex(data: Buffer): { stdout: string; stderr: string; combined: string } {
-    const parts: { stdout: Buffer[]; stderr: Buffer[]; combined: Buffer[] } = { stdout: [], stderr: [], combined: [] };
-    let offset = 0;
-    while (offset < data.length) {
-        const stream = data[offset];
-        if (data.length - offset < 8 || stream > 2 || data[offset + 1] !== 0 || data[offset + 2] !== 0 || data[offset + 3] !== 0) {
-            parts.combined.push(data.subarray(offset));
-            parts.stdout.push(data.subarray(offset));
-            break;
-        }
-        const size = data.readUInt32BE(offset + 4);
-        const payload = data.subarray(offset + 8, offset + 8 + size);
-        (stream === 2 ? parts.stderr : parts.stdout).push(payload);
-        parts.combined.push(payload);
-        offset += 8 + size;
-    }
-    const text = (buffers: Buffer[]) => Buffer.concat(buffers).toString("utf8");
-    return { stdout: text(parts.stdout), stderr: text(parts.stderr), combined: text(parts.combined) };
-}
+// HTTP.
 
 async function getJson(url: string, signal: AbortSignal): Promise<unknown> {
     let response: Response;

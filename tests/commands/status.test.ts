@@ -10,7 +10,6 @@ import {
     type StatusIo,
     bounded,
     containerWell,
-    demultiplex,
     gather,
     judge,
     main,
@@ -19,6 +18,7 @@ import {
     secretsOf,
     warehouseTables,
 } from "../../commands/status";
+import { demultiplex } from "../../commands/docker";
 import type { StackOutputs } from "../../commands/stackOutputs";
 import { projectRoot } from "../../platform";
 
