@@ -18,26 +18,41 @@ export class RestoreRefused extends Error {
 
 const healthyTimeoutMs = 300_000;
 
-export async function restore(outputs: StackOutputs, set: string, echo = false): Promise<void> {
+/** Seconds each step of a restore took, in order. */
+export type RestorePhases = Record<"verify" | "stop" | "restore" | "init" | "start", number>;
+
+export async function restore(outputs: StackOutputs, set: string, echo = false): Promise<RestorePhases> {
+    const phases: Partial<RestorePhases> = {};
+    let started = performance.now();
+    const done = (phase: keyof RestorePhases) => {
+        phases[phase] = (performance.now() - started) / 1000;
+        started = performance.now();
+    };
     const maintenance = outputs.maintenanceContainer;
     const check = await exec(maintenance, ["vpe-restore", "--check", set]);
     if (check.exitCode !== 0) {
         throw new RestoreRefused(check.output.trim());
     }
+    done("verify");
     const writers = outputs.containers.filter((name) => name !== outputs.postgresContainer && name !== maintenance);
     const running = await runningOf(writers);
     if (running.length > 0) await dockerOk(["stop", ...running]);
+    done("stop");
     try {
         await dockerOk(["exec", maintenance, "vpe-restore", set], { echo });
         await dockerOk(["exec", maintenance, "touch", platform.paths.airflowKeysRestored]);
+        done("restore");
         const init = await docker(["start", "--attach", outputs.airflowInitContainer], { echo });
         if (init.code !== 0) {
             throw new Error(`${outputs.airflowInitContainer} failed after the restore (exit ${init.code}): ${init.stderr.trim().split("\n").slice(-5).join("\n")}`);
         }
+        done("init");
     } finally {
         if (running.length > 0) await dockerOk(["start", ...running]);
         await waitHealthy(running);
     }
+    done("start");
+    return phases as RestorePhases;
 }
 
 async function runningOf(names: string[]): Promise<string[]> {
@@ -86,8 +101,9 @@ async function main(argv: string[]): Promise<number> {
     }
     try {
         const outputs = await readStackOutputs(stack);
-        await restore(outputs, set, true);
-        console.log(`restore: stack ${stack} now holds backup set ${set}; every service is healthy`);
+        const phases = await restore(outputs, set, true);
+        const steps = Object.entries(phases).map(([phase, seconds]) => `${phase} ${seconds.toFixed(1)} s`);
+        console.log(`restore: stack ${stack} now holds backup set ${set}; every service is healthy (${steps.join(", ")})`);
         return 0;
     } catch (err) {
         console.error(`restore: ${(err as Error).message}`);
