@@ -72,6 +72,7 @@ const spark = new Spark(prefix, {
     bindAddress: config.bindAddress,
     config: config.spark,
     logVolume: logVolume.name,
+    logRetentionDays: config.logs.retentionDays,
 });
 
 const airflow = new Airflow(prefix, {

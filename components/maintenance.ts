@@ -20,6 +20,9 @@ export interface MaintenanceArgs {
     databases: string[];
 }
 
+/** The log folders the groomer owns; Spark's workers clean their own (see workerCleanupOpts). */
+export const groomedLogDirs = platform.logSubdirs.filter((dir) => dir !== "spark");
+
 /** The environment the maintenance scripts read (docker/maintenance/bin). */
 export function maintenanceEnv(args: Pick<MaintenanceArgs, "backup" | "logs" | "postgres" | "databases">): pulumi.Input<string>[] {
     const env = platform.env;
@@ -32,7 +35,7 @@ export function maintenanceEnv(args: Pick<MaintenanceArgs, "backup" | "logs" | "
         `${env.backupKeep}=${args.backup.keep}`,
         `${env.backupEveryHours}=${args.backup.everyHours}`,
         `${env.backupDatabases}=${args.databases.join(" ")}`,
-        `${env.logDir}=${platform.paths.logs}`,
+        `${env.logDirs}=${groomedLogDirs.map((dir) => `${platform.paths.logs}/${dir}`).join(" ")}`,
         `${env.logRetentionDays}=${args.logs.retentionDays}`,
         `${env.maintenanceTickSeconds}=${platform.maintenance.tickSeconds}`,
         `${env.groomEveryMinutes}=${platform.maintenance.groomEveryMinutes}`,

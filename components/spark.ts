@@ -10,6 +10,20 @@ export interface SparkArgs {
     bindAddress: string;
     config: SparkConfig;
     logVolume: pulumi.Input<string>;
+    /** Days a finished application's work folder is kept (Spark's own worker cleanup removes it). */
+    logRetentionDays: number;
+}
+
+/**
+ * The worker's own cleanup of finished applications' work folders under logs/spark, which it
+ * owns (the maintenance container cannot remove them), checked as often as the log groomer runs.
+ */
+export function workerCleanupOpts(retentionDays: number): string {
+    return [
+        "-Dspark.worker.cleanup.enabled=true",
+        `-Dspark.worker.cleanup.interval=${platform.maintenance.groomEveryMinutes * 60}`,
+        `-Dspark.worker.cleanup.appDataTtl=${retentionDays * 24 * 3600}`,
+    ].join(" ");
 }
 
 export const sparkMasterUrl = `spark://${platform.aliases.sparkMaster}:${platform.ports.sparkMaster}`;
@@ -77,6 +91,7 @@ export class Spark extends pulumi.ComponentResource {
                         `SPARK_WORKER_MEMORY=${args.config.workerMemory}`,
                         `SPARK_WORKER_WEBUI_PORT=${platform.ports.sparkWorkerUi}`,
                         `SPARK_WORKER_DIR=${platform.paths.logs}/spark/${alias}`,
+                        `SPARK_WORKER_OPTS=${workerCleanupOpts(args.logRetentionDays)}`,
                     ],
                     volumes: [logs],
                     healthcheck: {

@@ -32,6 +32,17 @@ describe("Spark", () => {
         assert.equal(run.outputs.sparkWorkers.value, 2);
     });
 
+    it("has each worker remove finished applications' folders after the stack's log retention", () => {
+        const opts = (stack: ReturnType<typeof runStack>, name: string) =>
+            ((named(stack, name).inputs as Record<string, any>).envs as string[]).find((e) => e.startsWith("SPARK_WORKER_OPTS="));
+        const expected = (days: number) =>
+            "SPARK_WORKER_OPTS=-Dspark.worker.cleanup.enabled=true " +
+            `-Dspark.worker.cleanup.interval=${platform.maintenance.groomEveryMinutes * 60} -Dspark.worker.cleanup.appDataTtl=${days * 86400}`;
+        assert.equal(opts(run, "vpe-prod-spark-worker-2"), expected(30));
+        const custom = runStack("dev", { overrides: { "vpe:logs": '{"retentionDays": 2}' } });
+        assert.equal(opts(custom, "vpe-dev-spark-worker-1"), expected(2));
+    });
+
     it("allows zero workers", () => {
         const none = runStack("dev", { overrides: { "vpe:spark": '{"workers": 0, "masterUiHostPort": 18181}' } });
         assert.equal(none.error, undefined);

@@ -299,7 +299,7 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
         assert.equal(again.code, 0);
     });
 
-    it("removes task and executor logs past the retention on the maintenance schedule, and keeps the rest", async () => {
+    it("removes task and executor logs past the retention on the maintenance schedule, keeps the rest, and has Spark clean its own", async () => {
         const maintenance = `${dev.prefix}-${platform.aliases.maintenance}`;
         const logFiles = (sub: string) =>
             docker("exec", maintenance, "find", `${platform.paths.logs}/${sub}`, "-type", "f", "-name", "*.log").split("\n").filter(Boolean).sort();
@@ -321,6 +321,10 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
         for (const file of [...taskLogs.slice(1), ...runLogs.slice(1)]) assert.ok(left.includes(file), `${file} was removed too early`);
         const status = JSON.parse((await dev.command("status", "--json")).stdout) as { volumes: unknown };
         assert.ok(JSON.stringify(status.volumes).includes(dev.outputs.logVolumeName), "the status does not report the log volume");
+        // Spark's work folders belong to its workers, which clean them: the JVM has the setting.
+        const ttl = dev.config.logs.retentionDays * 86400;
+        const worker = docker("top", `${dev.prefix}-${platform.aliases.sparkWorker}-1`, "-eo", "args");
+        assert.match(worker, new RegExp(`-Dspark\\.worker\\.cleanup\\.enabled=true .*-Dspark\\.worker\\.cleanup\\.appDataTtl=${ttl}`));
     });
 
     it("restarts a killed executor, and the retried task succeeds", async () => {

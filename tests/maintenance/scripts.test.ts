@@ -172,7 +172,7 @@ describe("vpe-groom-logs", () => {
         fs.utimesSync(file, when, when);
     };
 
-    it("removes log files past the retention and the folders left empty, never the service folders", () => {
+    it("removes log files past the retention in the folders it grooms, and the folders left empty, never those folders", () => {
         const logs = tempDir("vpe-logs-");
         const write = (rel: string, days: number) => {
             const file = path.join(logs, rel);
@@ -184,20 +184,22 @@ describe("vpe-groom-logs", () => {
         write("airflow/dag_id=ingestion/run_id=new/task_id=extract/attempt=1.log", 2);
         write("executor/old-run.log", 8);
         write("executor/new-run.log", 6.9);
-        fs.mkdirSync(path.join(logs, "spark"));
-        const ran = run("vpe-groom-logs", [], { PATH: process.env.PATH, [env.logDir]: logs, [env.logRetentionDays]: "7" });
+        write("spark/spark-worker-1/app-1/0/stderr", 30); // Spark's workers clean their own folders
+        const dirs = `${path.join(logs, "airflow")} ${path.join(logs, "executor")}`;
+        const ran = run("vpe-groom-logs", [], { PATH: process.env.PATH, [env.logDirs]: dirs, [env.logRetentionDays]: "7" });
         assert.equal(ran.code, 0, ran.stderr);
         assert.match(ran.stdout, /removed 2 files \(200 bytes\) older than 7 days/);
         const left = spawnSync("find", [".", "-mindepth", "1"], { cwd: logs, encoding: "utf8" }).stdout.trim().split("\n").sort();
         assert.deepEqual(left, [
             "./airflow", "./airflow/dag_id=ingestion", "./airflow/dag_id=ingestion/run_id=new",
             "./airflow/dag_id=ingestion/run_id=new/task_id=extract", "./airflow/dag_id=ingestion/run_id=new/task_id=extract/attempt=1.log",
-            "./executor", "./executor/new-run.log", "./spark",
+            "./executor", "./executor/new-run.log",
+            "./spark", "./spark/spark-worker-1", "./spark/spark-worker-1/app-1", "./spark/spark-worker-1/app-1/0", "./spark/spark-worker-1/app-1/0/stderr",
         ]);
     });
 
     it("rejects a retention that is not a whole number of days", () => {
-        const ran = run("vpe-groom-logs", [], { PATH: process.env.PATH, [env.logDir]: tempDir("vpe-logs-"), [env.logRetentionDays]: "0" });
+        const ran = run("vpe-groom-logs", [], { PATH: process.env.PATH, [env.logDirs]: tempDir("vpe-logs-"), [env.logRetentionDays]: "0" });
         assert.notEqual(ran.code, 0);
         assert.match(ran.stderr, /VPE_LOG_RETENTION_DAYS: expected a whole number of days, got '0'/);
     });
@@ -207,7 +209,7 @@ describe("vpe-maintenance", () => {
     function loopEnv(dir: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
         return scriptEnv(dir, {
             [env.backupEveryHours]: "0",
-            [env.logDir]: tempDir("vpe-logs-"),
+            [env.logDirs]: tempDir("vpe-logs-"),
             [env.logRetentionDays]: "7",
             [env.maintenanceTickSeconds]: "1",
             [env.groomEveryMinutes]: "60",
