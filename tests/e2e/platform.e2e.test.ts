@@ -465,7 +465,7 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
         assert.equal(setting.shared_buffers, "192MB");
     });
 
-    it("moves PostgreSQL to another minor release and back with a plain up: one service replaced, rows and DAG history intact", async () => {
+    it("moves PostgreSQL to another minor release and back with a plain up: only PostgreSQL and maintenance replaced, rows and DAG history intact", async () => {
         const serverVersion = async () => (await query<{ server_version: string }>(dev.adminUrl, "SHOW server_version"))[0].server_version;
         const pinned = platform.images.postgres;
         const other = "postgres:15.18-bookworm"; // Debian bookworm's own release; the pin is its security update
