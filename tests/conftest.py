@@ -30,7 +30,7 @@ PG_USER = "vpe_test"
 
 @pytest.fixture(scope="session")
 def platform() -> dict[str, Any]:
-    """docker/platform.json with the image tags of docker/images.json under "images", as platform.ts has it."""
+    """docker/platform.json, with docker/images.json's tags under "images" as platform.ts has it."""
     values: dict[str, Any] = json.loads((REPO / "docker" / "platform.json").read_text())
     values["images"] = json.loads((REPO / "docker" / "images.json").read_text())
     return values
