@@ -323,7 +323,7 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
         assert.ok(JSON.stringify(status.volumes).includes(dev.outputs.logVolumeName), "the status does not report the log volume");
         // Spark's work folders belong to its workers, which clean them: the JVM has the setting.
         const ttl = dev.config.logs.retentionDays * 86400;
-        const worker = docker("top", `${dev.prefix}-${platform.aliases.sparkWorker}-1`, "-eo", "args");
+        const worker = docker("top", `${dev.prefix}-${platform.aliases.sparkWorker}-1`, "-eo", "pid,args");
         assert.match(worker, new RegExp(`-Dspark\\.worker\\.cleanup\\.enabled=true .*-Dspark\\.worker\\.cleanup\\.appDataTtl=${ttl}`));
     });
 
@@ -454,17 +454,6 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
         assertAllHealthy(dev);
     });
 
-    it("replaces the PostgreSQL container without losing a row", async () => {
-        const before = await dev.warehouseCounts();
-        const deployment = await dev.up("postgresReplace", ["vpe:postgres.sharedBuffers=192MB"]);
-        const ops = changed(deployment);
-        const replaced = Object.entries(ops).filter(([urn, op]) => op === "replace" && urn.endsWith(`::${dev.prefix}-postgres`));
-        assert.equal(replaced.length, 1, `expected the postgres container to be replaced: ${JSON.stringify(ops)}`);
-        assert.deepEqual(await dev.warehouseCounts(), before);
-        const [setting] = await query<{ shared_buffers: string }>(dev.adminUrl, "SHOW shared_buffers");
-        assert.equal(setting.shared_buffers, "192MB");
-    });
-
     it("moves PostgreSQL to another minor release and back with a plain up: only PostgreSQL and maintenance replaced, rows and DAG history intact", async () => {
         const serverVersion = async () => (await query<{ server_version: string }>(dev.adminUrl, "SHOW server_version"))[0].server_version;
         const pinned = platform.images.postgres;
@@ -502,6 +491,17 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
         }
         dev.report.postgresMinorMoves = moves;
         assertAllHealthy(dev);
+    });
+
+    it("replaces the PostgreSQL container without losing a row", async () => {
+        const before = await dev.warehouseCounts();
+        const deployment = await dev.up("postgresReplace", ["vpe:postgres.sharedBuffers=192MB"]);
+        const ops = changed(deployment);
+        const replaced = Object.entries(ops).filter(([urn, op]) => op === "replace" && urn.endsWith(`::${dev.prefix}-postgres`));
+        assert.equal(replaced.length, 1, `expected the postgres container to be replaced: ${JSON.stringify(ops)}`);
+        assert.deepEqual(await dev.warehouseCounts(), before);
+        const [setting] = await query<{ shared_buffers: string }>(dev.adminUrl, "SHOW shared_buffers");
+        assert.equal(setting.shared_buffers, "192MB");
     });
 
     it("keeps the data volumes and their rows through destroy", async () => {
