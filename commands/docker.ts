@@ -2,8 +2,7 @@
 // logs, disk use), the `docker` CLI for long operations whose output the user watches (backup,
 // restore). Both reach the engine DOCKER_HOST names, else the default socket.
 import { spawn } from "node:child_process";
-import * as http from "node:http";
-import { engineAddress } from "../lib/dockerEngine";
+import { type EngineReply, engineRequest } from "../lib/dockerEngine";
 
 export interface Ran {
     code: number;
@@ -41,36 +40,6 @@ export async function dockerOk(args: readonly string[], options: { echo?: boolea
     return ran.stdout;
 }
 
-export interface EngineReply {
-    status: number;
-    body: Buffer;
-}
-
-export function engine(method: string, path: string, signal?: AbortSignal, body?: unknown): Promise<EngineReply> {
-    const address = engineAddress();
-    if (address === undefined) {
-        return Promise.reject(new Error(`DOCKER_HOST=${process.env.DOCKER_HOST}: only unix:// and tcp:// Docker engines can be asked`));
-    }
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const options: http.RequestOptions = {
-        method,
-        signal,
-        headers: payload === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(payload) },
-    };
-    const where = "socketPath" in address ? address.socketPath : address.url;
-    return new Promise((resolve, reject) => {
-        const request = "socketPath" in address ? http.request({ ...options, socketPath: address.socketPath, path }) : http.request(new URL(path, address.url), options);
-        request.on("response", (response) => {
-            const chunks: Buffer[] = [];
-            response.on("data", (chunk: Buffer) => chunks.push(chunk));
-            response.on("end", () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks) }));
-            response.on("error", reject);
-        });
-        request.on("error", (err) => reject(new Error(`Docker engine at ${where}: ${method} ${path}: ${err.message}`)));
-        request.end(payload);
-    });
-}
-
 /** The reply's JSON body; an engine error (status >= 300) as an Error with its message. */
 export function engineJson(reply: EngineReply, what: string): unknown {
     const text = reply.body.toString("utf8");
@@ -90,15 +59,15 @@ export function engineJson(reply: EngineReply, what: string): unknown {
 export async function exec(container: string, cmd: string[], signal?: AbortSignal): Promise<{ exitCode: number; stdout: string; output: string }> {
     const what = `exec ${cmd.join(" ")} in ${container}`;
     const created = engineJson(
-        await engine("POST", `/containers/${encodeURIComponent(container)}/exec`, signal, { Cmd: cmd, AttachStdout: true, AttachStderr: true }),
+        await engineRequest("POST", `/containers/${encodeURIComponent(container)}/exec`, signal, { Cmd: cmd, AttachStdout: true, AttachStderr: true }),
         what,
     ) as { Id: string };
-    const started = await engine("POST", `/exec/${created.Id}/start`, signal, { Detach: false, Tty: false });
+    const started = await engineRequest("POST", `/exec/${created.Id}/start`, signal, { Detach: false, Tty: false });
     if (started.status !== 200) engineJson(started, what);
     const streams = demultiplex(started.body);
     // The stream ends as the process does; the engine may record its exit code a moment later.
     for (;;) {
-        const info = engineJson(await engine("GET", `/exec/${created.Id}/json`, signal), what) as { Running: boolean; ExitCode: number | null };
+        const info = engineJson(await engineRequest("GET", `/exec/${created.Id}/json`, signal), what) as { Running: boolean; ExitCode: number | null };
         if (!info.Running && info.ExitCode !== null) return { exitCode: info.ExitCode, stdout: streams.stdout, output: streams.combined };
         await new Promise((resolve) => setTimeout(resolve, 20));
     }

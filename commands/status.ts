@@ -11,15 +11,17 @@
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { Client } from "pg";
+import { engineRequest } from "../lib/dockerEngine";
 import { platform } from "../platform";
+import { warehouseTables as tables } from "../warehouse/tables";
 import { type BackupSet, listBackups } from "./backup";
-import { demultiplex, engine, engineJson, exec } from "./docker";
+import { demultiplex, engineJson, exec } from "./docker";
 import { StackNotDeployed, type StackOutputs, checkedStackName, readStackOutputs } from "./stackOutputs";
 
 /** How long any one check may take before it is reported as not answering. */
 export const CHECK_TIMEOUT_MS = 2000;
 /** The tables warehouse/migrations create (a unit test keeps this list in step with them). */
-export const warehouseTables = ["event", "data", "location", "datetime", "landslide_event", "weather_data", "soil", "event_stats_country_year"];
+export const warehouseTables = [...tables.staging, ...tables.star, ...tables.statistics];
 /** The components Airflow's /api/v2/monitor/health reports, each of which must be healthy. */
 export const airflowComponents = ["metadatabase", "scheduler", "triggerer", "dag_processor"];
 const PROBE_LINES = 5;
@@ -455,7 +457,7 @@ interface Inspect {
 
 /** A container's facts from GET /containers/{name}/json, and its last log lines if it is not well. */
 async function inspectContainer(name: string, oneShot: boolean, timeoutMs: number): Promise<ContainerFacts> {
-    const inspected = await bounded(timeoutMs, `Docker engine GET /containers/${name}/json`, (signal) => engine("GET", `/containers/${encodeURIComponent(name)}/json`, signal));
+    const inspected = await bounded(timeoutMs, `Docker engine GET /containers/${name}/json`, (signal) => engineRequest("GET", `/containers/${encodeURIComponent(name)}/json`, signal));
     if (!inspected.ok) return { name, oneShot, error: inspected.error };
     if (inspected.value.status === 404) return { name, oneShot, missing: true };
     let info: Inspect;
@@ -480,7 +482,7 @@ async function inspectContainer(name: string, oneShot: boolean, timeoutMs: numbe
     if (containerWell(facts)) return facts;
     const path = `/containers/${encodeURIComponent(name)}/logs?stdout=1&stderr=1&tail=${LOG_LINES}`;
     const logs = await bounded(timeoutMs / 2, `Docker engine GET ${path}`, async (signal) => {
-        const reply = await engine("GET", path, signal);
+        const reply = await engineRequest("GET", path, signal);
         if (reply.status !== 200) engineJson(reply, `GET ${path}`);
         return info.Config?.Tty ? reply.body.toString("utf8") : demultiplex(reply.body).combined;
     });
@@ -559,7 +561,7 @@ async function warehouseState(outputs: StackOutputs, timeoutMs: number, signal: 
  * of milliseconds, and the check's bound keeps a slow one from stalling the command.
  */
 async function volumeSizes(names: string[], signal: AbortSignal): Promise<VolumeFacts> {
-    const df = engineJson(await engine("GET", "/system/df", signal), "GET /system/df") as {
+    const df = engineJson(await engineRequest("GET", "/system/df", signal), "GET /system/df") as {
         Volumes?: { Name: string; UsageData?: { Size: number } | null }[] | null;
     };
     const listed = new Map((df.Volumes ?? []).map((v) => [v.Name, v.UsageData?.Size ?? -1]));
