@@ -4,17 +4,7 @@ import { urlSafePassword } from "../lib/secrets";
 import { platform } from "../platform";
 import { type AdminConnection, Database, LoginRole } from "../warehouse/accessResource";
 import { WarehouseMigrations, readMigrationFiles } from "../warehouse/migrationsResource";
-
-/**
- * Warehouse relations by who may touch them; a test keeps this in step with the migrations.
- * Loaders only insert into staging: the SECURITY DEFINER triggers build the star schema.
- */
-export const warehouseTables = {
-    staging: ["event", "data"],
-    star: ["location", "datetime", "weather_data", "soil", "landslide_event"],
-    statistics: ["event_stats_country_year"],
-    views: ["landslide_event_country_year"],
-};
+import { warehouseTables } from "../warehouse/tables";
 
 export const roleNames = {
     airflow: "airflow",
