@@ -2,18 +2,11 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { airflowConnections, celeryWorkerConcurrency } from "../../components/airflow";
 import { platform } from "../../platform";
-import { byType, isSecret, named, reveal, runStack, types, type StackRun } from "../support/stack";
+import { byType, envOf, named, runStack, types } from "../support/stack";
 
 const services = ["api-server", "scheduler", "dag-processor", "triggerer"];
 
 /** A container's environment by variable name, and whether Pulumi holds it as a secret. */
-function envOf(run: StackRun, name: string): { vars: Map<string, string>; secret: boolean } {
-    const envs = named(run, name).inputs.envs;
-    const list = reveal<string[]>(envs) ?? [];
-    const vars = new Map(list.map((text) => [text.slice(0, text.indexOf("=")), text.slice(text.indexOf("=") + 1)] as [string, string]));
-    return { vars, secret: isSecret(envs) };
-}
-
 describe("Airflow", () => {
     const dev = runStack("dev");
     const airflowContainers = ["init", ...services].map((s) => `vpe-dev-airflow-${s}`);

@@ -1,12 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { platform } from "../../platform";
-import { byType, isSecret, named, reveal, runStack, types } from "../support/stack";
-
-function envOf(run: ReturnType<typeof runStack>, name: string): Map<string, string> {
-    const list = reveal<string[]>(named(run, name).inputs.envs);
-    return new Map(list.map((text) => [text.slice(0, text.indexOf("=")), text.slice(text.indexOf("=") + 1)] as [string, string]));
-}
+import { byType, envOf, named, runStack, types } from "../support/stack";
 
 describe("Maintenance", () => {
     const dev = runStack("dev");
@@ -47,7 +42,7 @@ describe("Maintenance", () => {
         const expected = { dev: { keep: "3", days: "7" }, prod: { keep: "14", days: "30" } };
         for (const stack of ["dev", "prod"] as const) {
             const run = stack === "dev" ? dev : runStack("prod");
-            const vars = envOf(run, `vpe-${stack}-maintenance`);
+            const vars = envOf(run, `vpe-${stack}-maintenance`).vars;
             assert.equal(vars.get(env.backupKeep), expected[stack].keep);
             assert.equal(vars.get(env.logRetentionDays), expected[stack].days);
             assert.equal(vars.get(env.backupEveryHours), "24");
@@ -55,9 +50,9 @@ describe("Maintenance", () => {
             assert.equal(vars.get("PGHOST"), platform.aliases.postgres);
             assert.equal(vars.get(env.maintenanceTickSeconds), String(platform.maintenance.tickSeconds));
         }
-        assert.ok(isSecret(named(dev, "vpe-dev-maintenance").inputs.envs), "the env holding PGPASSWORD is not secret");
+        assert.ok(envOf(dev, "vpe-dev-maintenance").secret, "the env holding PGPASSWORD is not secret");
         const custom = runStack("dev", { overrides: { "vpe:backup": '{"everyHours": 6, "keep": 28}', "vpe:logs": '{"retentionDays": 90}' } });
-        const vars = envOf(custom, "vpe-dev-maintenance");
+        const vars = envOf(custom, "vpe-dev-maintenance").vars;
         assert.deepEqual([vars.get(env.backupEveryHours), vars.get(env.backupKeep), vars.get(env.logRetentionDays)], ["6", "28", "90"]);
     });
 

@@ -57,6 +57,14 @@ export function reveal<T = unknown>(value: unknown): T {
     return (isSecret(value) ? (value as { value: unknown }).value : value) as T;
 }
 
+/** A container's environment as name -> value, and whether the provider is given it as a secret. */
+export function envOf(run: StackRun, name: string): { vars: Map<string, string>; secret: boolean } {
+    const envs = named(run, name).inputs.envs;
+    const list = reveal<string[]>(envs) ?? [];
+    const vars = new Map(list.map((text) => [text.slice(0, text.indexOf("=")), text.slice(text.indexOf("=") + 1)] as [string, string]));
+    return { vars, secret: isSecret(envs) };
+}
+
 export function byType(run: StackRun, type: string): RegisteredResource[] {
     return run.resources.filter((r) => r.type === type);
 }
