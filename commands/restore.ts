@@ -18,6 +18,11 @@ export class RestoreRefused extends Error {
 
 const healthyTimeoutMs = 300_000;
 
+/** The containers a restore stops: everything but PostgreSQL and the maintenance container. */
+export function databaseWriters(outputs: Pick<StackOutputs, "containers" | "postgresContainer" | "maintenanceContainer">): string[] {
+    return outputs.containers.filter((name) => name !== outputs.postgresContainer && name !== outputs.maintenanceContainer);
+}
+
 /** Seconds each step of a restore took, in order. */
 export type RestorePhases = Record<"verify" | "stop" | "restore" | "init" | "start", number>;
 
@@ -34,8 +39,7 @@ export async function restore(outputs: StackOutputs, set: string, echo = false):
         throw new RestoreRefused(check.output.trim());
     }
     done("verify");
-    const writers = outputs.containers.filter((name) => name !== outputs.postgresContainer && name !== maintenance);
-    const running = await runningOf(writers);
+    const running = await runningOf(databaseWriters(outputs));
     if (running.length > 0) await dockerOk(["stop", ...running]);
     done("stop");
     try {

@@ -14,6 +14,7 @@ import { executorBuildArgs } from "../components/executor";
 import { dockerCli } from "../e2e/harness/handlers/dockerImage";
 import { projectRoot } from "../platform";
 import { buildExecutorImage } from "../tests/e2e/platform";
+import { median } from "./stats";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "3" }, baseline: { type: "string" } } });
 const runs = Number(values.runs);
@@ -41,7 +42,6 @@ function build(variant: Variant, tag: string, noCache: boolean): number {
     return (performance.now() - started) / 1000;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const range = (xs: number[]) => `${Math.min(...xs).toFixed(1)}-${Math.max(...xs).toFixed(1)}`;
 
 function main(): void {

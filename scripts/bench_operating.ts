@@ -8,31 +8,27 @@
 // Brings the dev stack up (warm when its images are cached), ingests the sample once, measures N
 // runs of each, and tears the stack down. Applied by the real Pulumi CLI when on PATH, else the
 // harness. Writes reports/bench-operating.{md,json}.
-import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
+import { databaseWriters } from "../commands/restore";
+import type { StackOutputs } from "../commands/stackOutputs";
 import { selectEngine } from "../e2e/engines";
-import { dockerCli } from "../e2e/harness/handlers/dockerImage";
 import { platform, projectRoot } from "../platform";
-import { waitFor } from "../tests/e2e/platform";
+import { docker, waitFor } from "../tests/e2e/platform";
 import { PlatformStack } from "../tests/e2e/platformStack";
+import { median } from "./stats";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "5" } } });
 const runs = Number(values.runs);
 if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs: expected a whole number >= 1, got ${values.runs}`);
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const range = (xs: number[]) => `${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)}`;
 
 function timed(run: () => void): number {
     const started = performance.now();
     run();
     return (performance.now() - started) / 1000;
-}
-
-function docker(...args: string[]): string {
-    return execFileSync(dockerCli, args, { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
 }
 
 async function main(): Promise<void> {
@@ -53,7 +49,7 @@ async function main(): Promise<void> {
         await stack.runDag("ingestion", "2024-06-01T00:00:00Z");
         const containers = stack.outputs.containers as string[];
         const maintenance = stack.outputs.maintenanceContainer as string;
-        const writers = containers.filter((c) => c !== stack.outputs.postgresContainer && c !== maintenance);
+        const writers = databaseWriters(stack.outputs as StackOutputs);
         const databases = [platform.databases.warehouse, platform.databases.airflow];
         const bare = `/tmp/vpe-bench-bare`;
         for (let i = 0; i < runs; i++) {

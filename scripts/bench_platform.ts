@@ -18,6 +18,7 @@ import { selectEngine } from "../e2e/engines";
 import { dockerCli } from "../e2e/harness/handlers/dockerImage";
 import { projectRoot } from "../platform";
 import { PlatformStack } from "../tests/e2e/platformStack";
+import { median } from "./stats";
 
 const { values } = parseArgs({
     options: {
@@ -115,7 +116,6 @@ interface Figures {
 }
 
 const total = (usage: Record<string, number>) => Object.values(usage).reduce((a, b) => a + b, 0);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const spread = (xs: number[]) => `${Math.min(...xs).toFixed(1)}-${Math.max(...xs).toFixed(1)}`;
 const settle = () => new Promise((resolve) => setTimeout(resolve, 30_000));
 const log = (message: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${message}`);

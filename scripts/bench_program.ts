@@ -4,15 +4,11 @@
 import { execFileSync } from "node:child_process";
 import * as path from "node:path";
 import type { StackRun } from "../tests/support/stackRunner";
+import { median } from "./stats";
 
 const root = path.resolve(__dirname, "..");
 const runs = Number(process.argv[2] ?? 5);
 const env = { ...process.env, TSX_DISABLE_CACHE: "1" };
-
-function median(values: number[]): number {
-    const sorted = [...values].sort((a, b) => a - b);
-    return sorted[Math.floor(sorted.length / 2)];
-}
 
 function timed(args: string[]): { wallMs: number; stdout: string } {
     const started = performance.now();
