@@ -81,7 +81,7 @@ def test_lock_check_fails_when_the_project_changed_without_its_lock(tmp_path: Pa
     env.mkdir()
     (env / "uv.lock").write_bytes((EXECUTOR / "envs" / "ingestion" / "uv.lock").read_bytes())
     text = (EXECUTOR / "envs" / "ingestion" / "pyproject.toml").read_text()
-    edited = text.replace("typing_extensions==4.15.0", "typing_extensions==4.14.1")
+    edited = text.replace("typing_extensions==4.16.0", "typing_extensions==4.15.0")
     assert edited != text
     (env / "pyproject.toml").write_text(edited)
     assert lock_check(env).returncode != 0

@@ -22,9 +22,15 @@ def platform() -> dict[str, Any]:
     return load_platform()
 
 
-def buffer_file(buffer_dir: Path, key: str, day: date, settings: dict[str, Any]) -> Path:
-    """Path of a per-date buffer file; the layout lives in platform bufferFiles.<key>."""
-    return buffer_dir / lookup(settings, f"bufferFiles.{key}").format(date=day.isoformat())
+def buffer_file(
+    buffer_dir: Path, key: str, day: date, settings: dict[str, Any], **parts: str
+) -> Path:
+    """Path of a per-date buffer file; the layout lives in platform bufferFiles.<key>.
+
+    `parts` fill the layout's other placeholders, e.g. format="xlsx" for the catalog files.
+    """
+    layout = lookup(settings, f"bufferFiles.{key}")
+    return buffer_dir / layout.format(date=day.isoformat(), **parts)
 
 
 def atomic_write_text(target: Path, text: str) -> None:
