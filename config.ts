@@ -73,6 +73,18 @@ const logsSchema = z.strictObject({
     retentionDays: z.number().int().min(1).max(3650).default(14),
 });
 
+const weatherSchema = z.strictObject({
+    /** The hourly archive API fetch_weather calls: Open-Meteo's public one, or a compatible mirror. */
+    baseUrl: z
+        .url({ protocol: /^https?$/, message: "must be an http(s) URL such as https://archive-api.open-meteo.com/v1/archive" })
+        .default("https://archive-api.open-meteo.com/v1/archive"),
+    /**
+     * Requests fetch_weather starts per minute. The public API's free tier allows 5,000 calls an
+     * hour, and a 30-day, 12-variable series of one point weighs about 3 calls.
+     */
+    requestsPerMinute: z.number().int().min(1).max(6000).default(20),
+});
+
 const ipv4 = z.ipv4({ message: "must be an IPv4 address such as 127.0.0.1" });
 
 const sectionSchemas = {
@@ -82,6 +94,7 @@ const sectionSchemas = {
     spark: sparkSchema,
     backup: backupSchema,
     logs: logsSchema,
+    weather: weatherSchema,
 };
 
 const stackSchema = z.strictObject({
@@ -96,6 +109,7 @@ const stackSchema = z.strictObject({
     spark: sparkSchema.prefault({}),
     backup: backupSchema.prefault({}),
     logs: logsSchema.prefault({}),
+    weather: weatherSchema.prefault({}),
 });
 
 export type PlatformConfig = z.infer<typeof stackSchema>;
@@ -105,6 +119,7 @@ export type ExecutorConfig = PlatformConfig["executor"];
 export type PostgresConfig = PlatformConfig["postgres"];
 export type BackupConfig = PlatformConfig["backup"];
 export type LogsConfig = PlatformConfig["logs"];
+export type WeatherConfig = PlatformConfig["weather"];
 
 /** Every host port the stack publishes, keyed by the config key that sets it. */
 export function publishedPorts(config: Partial<PlatformConfig>): [string, number][] {

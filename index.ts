@@ -64,6 +64,7 @@ const executor = new Executor(prefix, {
     logVolume: logVolume.name,
     dataDir: path.join(projectRoot, "data", "fixtures"),
     warehouseUrl: postgresUrl(warehouse.writerLogin, internal.host, internal.port, platform.databases.warehouse),
+    weather: config.weather,
 });
 
 const spark = new Spark(prefix, {

@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import type { ExecutorConfig } from "../config";
+import type { ExecutorConfig, WeatherConfig } from "../config";
 import { publish, serviceContainer } from "../lib/containers";
 import { localImage } from "../lib/images";
 import { platform, projectRoot, userSpec } from "../platform";
@@ -17,6 +17,8 @@ export interface ExecutorArgs {
     dataDir: string;
     /** libpq URL of the pipeline writer role (secret). */
     warehouseUrl: pulumi.Input<string>;
+    /** Where and how fast fetch_weather fetches hourly weather. */
+    weather: WeatherConfig;
 }
 
 /**
@@ -70,6 +72,8 @@ export class Executor extends pulumi.ComponentResource {
                 envs: [
                     pulumi.interpolate`${platform.env.warehouseUrl}=${args.warehouseUrl}`,
                     `${platform.env.executorMaxConcurrent}=${args.config.maxConcurrentTasks}`,
+                    `${platform.env.weatherBaseUrl}=${args.weather.baseUrl}`,
+                    `${platform.env.weatherRequestsPerMinute}=${args.weather.requestsPerMinute}`,
                 ],
                 volumes: [
                     { volumeName: args.bufferVolume, containerPath: platform.paths.buffer },

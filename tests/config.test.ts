@@ -53,6 +53,9 @@ describe("stack config", () => {
         ["backups less than hourly", { "vpe:backup": '{"everyHours": 0.5}' }, "vpe:backup.everyHours:"],
         ["unknown backup key", { "vpe:backup": '{"retain": 3}' }, "vpe:backup.retain: unknown key"],
         ["logs kept for no day", { "vpe:logs": '{"retentionDays": 0}' }, "vpe:logs.retentionDays: Too small"],
+        ["a weather URL without a scheme", { "vpe:weather": '{"baseUrl": "archive-api.open-meteo.com/v1/archive"}' }, "vpe:weather.baseUrl: must be an http(s) URL"],
+        ["a weather URL of another scheme", { "vpe:weather": '{"baseUrl": "ftp://mirror/v1/archive"}' }, "vpe:weather.baseUrl: must be an http(s) URL"],
+        ["no weather requests", { "vpe:weather": '{"requestsPerMinute": 0}' }, "vpe:weather.requestsPerMinute: Too small"],
         [
             "the removed stack-wide environment format",
             { "vpe:executor": '{"environmentFormat": "venv"}' },

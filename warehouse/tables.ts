@@ -8,6 +8,6 @@
 export const warehouseTables = {
     staging: ["event", "data"],
     star: ["location", "datetime", "weather_data", "soil", "landslide_event"],
-    statistics: ["event_stats_country_year"],
-    views: ["landslide_event_country_year"],
+    statistics: ["event_stats_country_year", "precipitation_stats_country_year"],
+    views: ["landslide_event_country_year", "landslide_precipitation_country_year"],
 };

@@ -17,6 +17,8 @@ from vpe_dags.platform import connection_id
 # Commands of the executor's task registry (docker/executor/tasks.toml) the DAGs call.
 EXTRACT_CATALOG = "extract_catalog"
 IMPORT_EVENTS = "import_events"
+FETCH_WEATHER = "fetch_weather"
+IMPORT_WEATHER = "import_weather"
 
 # Names the Airflow run and task, so the executor's per-run log file can be traced back; the
 # executor replaces characters that are unsafe in file names.

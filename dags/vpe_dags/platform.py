@@ -52,6 +52,14 @@ def connection_id(kind: str) -> str:
     return str(value(f"connections.{kind}"))
 
 
-def buffer_file(kind: str, date_template: str) -> str:
-    """Buffer-relative path of a per-date file (bufferFiles.<kind>) for a templated date."""
-    return str(value(f"bufferFiles.{kind}")).replace("{date}", date_template)
+def buffer_file(kind: str, date_template: str, **parts: str) -> str:
+    """Buffer-relative path of a per-date file (bufferFiles.<kind>) for a templated date.
+
+    `parts` fill the layout's other placeholders (format="xlsx"); the date stays a template.
+    """
+    path = str(value(f"bufferFiles.{kind}")).replace("{date}", date_template)
+    for name, part in parts.items():
+        path = path.replace(f"{{{name}}}", part)
+    if "{" in path.replace(date_template, ""):
+        raise PlatformError(f"bufferFiles.{kind} = {path!r}: a placeholder is not filled")
+    return path

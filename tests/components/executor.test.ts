@@ -76,5 +76,8 @@ describe("Executor", () => {
         const envs = reveal<string[]>(container.envs);
         assert.ok(envs.some((e) => /^VPE_WAREHOUSE_URL=postgresql:\/\/pipeline_writer:[^@]+@postgres:5432\/landslide_warehouse$/.test(e)));
         assert.ok(envs.includes(`${platform.env.executorMaxConcurrent}=4`));
+        // The public archive by default, at a rate inside its free tier.
+        assert.ok(envs.includes(`${platform.env.weatherBaseUrl}=https://archive-api.open-meteo.com/v1/archive`));
+        assert.ok(envs.includes(`${platform.env.weatherRequestsPerMinute}=20`));
     });
 });

@@ -1,5 +1,5 @@
-"""events_per_country_year.py with real PySpark (local master) against a real PostgreSQL
-warehouse built from warehouse/migrations: its table must equal the warehouse's own view."""
+"""The Spark jobs with real PySpark (local master) against a real PostgreSQL warehouse built
+from warehouse/migrations: each job's table must equal the warehouse's own view of its rule."""
 
 import hashlib
 import os
@@ -13,7 +13,9 @@ from urllib.parse import urlsplit
 import pytest
 from conftest import PLATFORM_FILE, REPO
 
-JOB = REPO / "docker" / "spark" / "jobs" / "events_per_country_year.py"
+JOBS = REPO / "docker" / "spark" / "jobs"
+JOB = JOBS / "events_per_country_year.py"
+PRECIPITATION_JOB = JOBS / "precipitation_before_events.py"
 JAR_CACHE = Path(os.environ.get("VPE_JAR_CACHE", Path.home() / ".cache" / "vpe" / "jars"))
 PASSWORD = "sentinel-password-must-not-be-printed"
 EVENTS = """
@@ -43,8 +45,22 @@ def jdbc_jar(platform: dict[str, Any]) -> Path:
     return jar
 
 
+# Hourly precipitation at event 1's point (Nepal, 2015-03-01): 0.5 mm in each of the 720 hours
+# of its 30-day window, plus hours outside it (the event day, and 31 days before) that must not
+# count; at event 4's point (Peru, 2016-05-05): 1 mm in each hour of 2016-05-02, 3 days before.
+# Event 2 (Nepal, 2015) has no weather, so it is not counted.
+WEATHER = """
+INSERT INTO data (latitude, longitude, observed_at, precipitation)
+SELECT 27.7, 85.3, hour, 0.5
+  FROM generate_series('2015-01-29 00:00'::timestamp, '2015-03-01 23:00', '1 hour') AS hour;
+INSERT INTO data (latitude, longitude, observed_at, precipitation)
+SELECT -12.0, -77.0, hour, 1
+  FROM generate_series('2016-05-02 00:00'::timestamp, '2016-05-02 23:00', '1 hour') AS hour;
+"""
+
+
 def run_job(
-    warehouse_url: str, jar: Path, platform: dict[str, Any]
+    warehouse_url: str, jar: Path, platform: dict[str, Any], job: Path = JOB
 ) -> subprocess.CompletedProcess[str]:
     url = urlsplit(warehouse_url)
     names = platform["env"]
@@ -59,7 +75,7 @@ def run_job(
     }
     spark_submit = Path(sys.executable).parent / "spark-submit"
     return subprocess.run(
-        [str(spark_submit), "--master", "local[1]", "--jars", str(jar), str(JOB)],
+        [str(spark_submit), "--master", "local[1]", "--jars", str(jar), str(job)],
         env=env, capture_output=True, text=True, check=False, timeout=600,
     )  # fmt: skip
 
@@ -94,6 +110,33 @@ def test_job_matches_the_warehouse_view_and_keeps_the_table(
         "Nepal|2015|2", "Nepal|2016|1", "Peru|2016|1", "Unknown|2016|2",
     ]  # fmt: skip
     assert query(postgres_server, database, constraints_sql) == constraints
+
+
+def test_precipitation_job_matches_the_warehouse_view(
+    postgres_server: Any, warehouse_url: str, jdbc_jar: Path, platform: dict[str, Any]
+) -> None:
+    database = urlsplit(warehouse_url).path.lstrip("/")
+    postgres_server.psql(database, "-c", EVENTS)
+    postgres_server.psql(database, "-c", WEATHER)
+    columns = (
+        "country, year, events, mean_precipitation_3d_mm, mean_precipitation_7d_mm, "
+        "mean_precipitation_30d_mm, max_precipitation_30d_mm"
+    )
+    stats_sql = f"SELECT {columns} FROM precipitation_stats_country_year ORDER BY 1, 2"
+    view_sql = f"SELECT {columns} FROM landslide_precipitation_country_year ORDER BY 1, 2"
+
+    for _ in range(2):  # a re-run replaces the rows instead of adding to them
+        result = run_job(warehouse_url, jdbc_jar, platform, PRECIPITATION_JOB)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert PASSWORD not in result.stdout + result.stderr
+        assert query(postgres_server, database, stats_sql) == query(
+            postgres_server, database, view_sql
+        )
+
+    assert query(postgres_server, database, stats_sql) == [
+        "Nepal|2015|1|36.000|84.000|360.000|360.000",
+        "Peru|2016|1|24.000|24.000|24.000|24.000",
+    ]
 
 
 def test_job_names_a_missing_setting(platform: dict[str, Any], tmp_path: Path) -> None:

@@ -217,6 +217,34 @@ describe("the data staging table", () => {
     });
 });
 
+describe("bulk weather loads", () => {
+    it("derive every observation of one statement, once, linking each staged row to its weather row", async () => {
+        const connection = await migratedDatabase();
+        await withClient(connection, async (client) => {
+            const load = `INSERT INTO data (latitude, longitude, elevation, timezone, observed_at, precipitation,
+                                  soil_temperature_0_7cm, soil_moisture_100_255cm)
+                          SELECT point.lat, point.lon, 800, 'Asia/Kathmandu', hour, 0.2, 11.5, 0.3
+                            FROM (VALUES (27.7, 85.3), (-12.0, -77.0)) AS point (lat, lon),
+                                 generate_series('2015-02-01'::timestamp, '2015-02-02 23:00', '1 hour') AS hour
+                          ON CONFLICT (latitude, longitude, observed_at) DO NOTHING`;
+            assert.equal((await client.query(load)).rowCount, 96);
+            const once = await counts(client);
+            assert.deepEqual(once, { location: 2, datetime: 96, landslide_event: 0, weather_data: 96, soil: 384, event: 0, data: 96 });
+            assert.equal((await client.query(load)).rowCount, 0);
+            assert.deepEqual(await counts(client), once, "a re-run derives nothing");
+            const linked = await client.query(
+                `SELECT count(*)::int AS n FROM data s JOIN weather_data w USING (weather_data_id)
+                   JOIN datetime d USING (datetime_id) JOIN location l ON l.location_id = w.location_id
+                  WHERE d.day = s.observed_at::date AND d.time = s.observed_at::time
+                    AND l.latitude = s.latitude AND l.longitude = s.longitude AND l.elevation = 800`,
+            );
+            assert.equal(linked.rows[0].n, 96);
+            const bands = await client.query("SELECT count(DISTINCT weather_data_id)::int AS n FROM soil WHERE depth_top_cm = 100 AND moisture = 0.3");
+            assert.equal(bands.rows[0].n, 96);
+        });
+    });
+});
+
 describe("constraints", () => {
     async function rejectsCleanly(client: Client, attempt: () => Promise<unknown>, constraint: string) {
         const before = await counts(client);
@@ -251,12 +279,14 @@ describe("constraints", () => {
 });
 
 describe("least privilege", () => {
-    it("lets a role with only INSERT on the staging tables load through the triggers", async () => {
+    it("lets a role with only INSERT on the staging tables (and weather ids) load through the triggers", async () => {
         const connection = await migratedDatabase();
         const password = "loader-test-password";
         await withClient(connection, async (admin) => {
             await admin.query(`CREATE ROLE test_loader LOGIN PASSWORD '${password}'`);
             await admin.query("GRANT INSERT ON event, data TO test_loader");
+            // A staged observation draws its weather row's id (migration 0005).
+            await admin.query("GRANT USAGE ON SEQUENCE weather_data_weather_data_id_seq TO test_loader");
             // ON CONFLICT (event_id) reads the arbiter column.
             await admin.query("GRANT SELECT (event_id) ON event TO test_loader");
         });

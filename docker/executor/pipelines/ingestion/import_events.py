@@ -1,4 +1,4 @@
-"""Load one day's buffered events into the warehouse staging table `event`, idempotently.
+"""Load one day's buffered events of one catalog format into the staging table `event`.
 
 One transaction: COPY into a temp table, then INSERT ... ON CONFLICT (event_id) DO NOTHING,
 so re-running a day inserts nothing and the AFTER INSERT trigger only sees new rows.
@@ -67,22 +67,30 @@ def main(argv: list[str] | None = None) -> int:
     url_env = lookup(settings, "env.warehouseUrl")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--date", type=iso_date, required=True, help="logical date, YYYY-MM-DD")
+    parser.add_argument(
+        "--format", required=True, choices=sorted(lookup(settings, "catalogSources")),
+        help="which catalog extraction to load",
+    )  # fmt: skip
     parser.add_argument("--buffer-dir", type=Path, default=Path(lookup(settings, "paths.buffer")))
     args = parser.parse_args(argv)
     conninfo = os.environ.get(url_env)
     if not conninfo:
         print(f"import_events: environment variable {url_env} is not set", file=sys.stderr)
         return 1
-    path = buffer_file(args.buffer_dir, "events", args.date, settings)
+    path = buffer_file(args.buffer_dir, "events", args.date, settings, format=args.format)
     try:
         counts = load(conninfo, read_events(path))
     except FileNotFoundError:
-        print(f"import_events: {path} does not exist; run extract_catalog first", file=sys.stderr)
+        hint = f"run extract_catalog --format {args.format} first"
+        print(f"import_events: {path} does not exist; {hint}", file=sys.stderr)
         return 1
     except (ValueError, psycopg.Error) as exc:
         print(f"import_events: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    print(f"import_events: read={counts.read} inserted={counts.inserted} skipped={counts.skipped}")
+    print(
+        f"import_events: format={args.format} read={counts.read} inserted={counts.inserted} "
+        f"skipped={counts.skipped}"
+    )
     return 0
 
 

@@ -1,0 +1,71 @@
+"""The warehouse over JDBC, for the Spark jobs beside this file (imported by their drivers).
+
+Connection settings come from the environment variables that platform.json
+env.warehouseJdbcUrl / warehouseUser / warehousePassword name; the password is handed to the
+JDBC driver only, never printed.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+
+PLATFORM_FILE_ENV = "VPE_PLATFORM_FILE"
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    url: str
+    user: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"Warehouse(url={self.url!r}, user={self.user!r}, password=<hidden>)"
+
+    def options(self, table: str) -> dict[str, str]:
+        return {
+            "url": self.url,
+            "user": self.user,
+            "password": self.password,
+            "driver": "org.postgresql.Driver",
+            "dbtable": table,
+        }
+
+
+def warehouse_from_env() -> Warehouse:
+    platform_file = os.environ.get(PLATFORM_FILE_ENV)
+    if not platform_file:
+        raise SystemExit(f"{PLATFORM_FILE_ENV} is not set: it must name platform.json")
+    names = json.loads(Path(platform_file).read_text(encoding="utf-8"))["env"]
+    values = {}
+    for key in ("warehouseJdbcUrl", "warehouseUser", "warehousePassword"):
+        variable = names[key]
+        values[key] = os.environ.get(variable, "")
+        if not values[key]:
+            raise SystemExit(f"environment variable {variable} (platform.json env.{key}) is empty")
+    return Warehouse(
+        values["warehouseJdbcUrl"], values["warehouseUser"], values["warehousePassword"]
+    )
+
+
+def read_table(spark: SparkSession, warehouse: Warehouse, table: str, *columns: str) -> DataFrame:
+    # Selecting right away lets Spark prune the JDBC query to these columns.
+    return spark.read.format("jdbc").options(**warehouse.options(table)).load().select(*columns)
+
+
+def read_query(spark: SparkSession, warehouse: Warehouse, query: str) -> DataFrame:
+    """Rows of a SELECT run by PostgreSQL: to filter rows before they cross JDBC."""
+    return spark.read.format("jdbc").options(**warehouse.options(f"({query}) AS rows")).load()
+
+
+def replace_table(warehouse: Warehouse, table: str, rows: DataFrame) -> None:
+    # truncate=true keeps the table (its key, CHECKs and grants); plain overwrite drops it.
+    (
+        rows.write.format("jdbc")
+        .options(**warehouse.options(table))
+        .option("truncate", "true")
+        .mode("overwrite")
+        .save()
+    )
