@@ -14,13 +14,42 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.providers.grpc.operators.grpc import GrpcOperator
 from airflow.providers.standard.sensors.filesystem import FileSensor
 from conftest import DAGS, REPO, STUBS, provision_connections
-from vpe_dags.executor import EXTRACT_CATALOG, IMPORT_EVENTS, ExecutorCommandOperator
+from vpe_dags.executor import (
+    EXTRACT_CATALOG,
+    FETCH_WEATHER,
+    IMPORT_EVENTS,
+    IMPORT_WEATHER,
+    ExecutorCommandOperator,
+)
 
 SERVICE = executor_pb2.DESCRIPTOR.services_by_name["PingService"]
+FORMATS = ("csv", "xlsx")
+# Each catalog format on its own branch; weather after both imports; the precipitation
+# statistic after the weather and after the other Spark job (one small worker runs one at a time).
 INGESTION_EDGES = {
-    ("extract_catalog", "wait_for_events"),
-    ("wait_for_events", "import_events"),
-    ("import_events", "events_per_country_year"),
+    *(
+        edge
+        for f in FORMATS
+        for edge in (
+            (f"extract_{f}", f"wait_for_events_{f}"),
+            (f"wait_for_events_{f}", f"import_{f}"),
+            (f"import_{f}", "fetch_weather"),
+            (f"import_{f}", "events_per_country_year"),
+        )
+    ),
+    ("fetch_weather", "wait_for_weather"),
+    ("wait_for_weather", "import_weather"),
+    ("import_weather", "precipitation_before_events"),
+    ("events_per_country_year", "precipitation_before_events"),
+}
+# task id -> (registry command, its arguments after --date)
+COMMANDS = {
+    "extract_csv": (EXTRACT_CATALOG, ["--format", "csv"]),
+    "extract_xlsx": (EXTRACT_CATALOG, ["--format", "xlsx"]),
+    "import_csv": (IMPORT_EVENTS, ["--format", "csv"]),
+    "import_xlsx": (IMPORT_EVENTS, ["--format", "xlsx"]),
+    "fetch_weather": (FETCH_WEATHER, []),
+    "import_weather": (IMPORT_WEATHER, []),
 }
 
 
@@ -60,8 +89,10 @@ def test_ingestion_graph(dagbag: Any) -> None:
     dag = dagbag.dags["ingestion"]
     assert {task.task_id for task in dag.tasks} == {a for edge in INGESTION_EDGES for a in edge}
     assert edges(dag) == INGESTION_EDGES
-    assert isinstance(dag.get_task("wait_for_events"), FileSensor)
-    assert isinstance(dag.get_task("events_per_country_year"), SparkSubmitOperator)
+    for sensor in ("wait_for_events_csv", "wait_for_events_xlsx", "wait_for_weather"):
+        assert isinstance(dag.get_task(sensor), FileSensor)
+    for job in ("events_per_country_year", "precipitation_before_events"):
+        assert isinstance(dag.get_task(job), SparkSubmitOperator)
     assert dag.max_active_runs == 1
 
 
@@ -93,7 +124,7 @@ def grpc_tasks(dagbag: Any) -> list[Any]:
 
 def test_grpc_calls_use_the_proto_methods_and_messages(dagbag: Any) -> None:
     tasks = grpc_tasks(dagbag)
-    assert {t.task_id for t in tasks} == {"ping", "extract_catalog", "import_events"}
+    assert {t.task_id for t in tasks} == {"ping", *COMMANDS}
     for task in tasks:
         assert task.stub_class is executor_pb2_grpc.PingServiceStub
         method = SERVICE.methods_by_name[task.call_func]
@@ -115,42 +146,55 @@ def render(task: Any, ds: str) -> None:
     task.render_template_fields(context)
 
 
-@pytest.mark.parametrize(("task_id", "command"), [("extract_catalog", EXTRACT_CATALOG),
-                                                  ("import_events", IMPORT_EVENTS)])  # fmt: skip
-def test_commands_carry_the_logical_date_and_a_traceable_run_id(
-    dagbag: Any, task_id: str, command: str
-) -> None:
+@pytest.mark.parametrize("task_id", sorted(COMMANDS))
+def test_commands_carry_the_logical_date_and_a_traceable_run_id(dagbag: Any, task_id: str) -> None:
+    command, extra_args = COMMANDS[task_id]
     task = dagbag.dags["ingestion"].get_task(task_id)
     render(task, "2024-05-01")
     request = task.request()
     assert request.command == command
-    assert list(request.args) == ["--date", "2024-05-01"]
+    assert list(request.args) == ["--date", "2024-05-01", *extra_args]
     assert request.run_id == f"ingestion.scheduled__2024-05-01.{task_id}.1"
 
 
 def test_registry_knows_the_commands() -> None:
     # The executor's registry is the authority on command names.
     registry = (REPO / "docker" / "executor" / "tasks.toml").read_text()
-    for command in (EXTRACT_CATALOG, IMPORT_EVENTS):
+    for command, _ in COMMANDS.values():
         assert f"[tasks.{command}]" in registry
 
 
-def test_sensor_waits_for_the_extracted_events_file(dagbag: Any, platform: dict[str, Any]) -> None:
-    sensor = dagbag.dags["ingestion"].get_task("wait_for_events")
+@pytest.mark.parametrize(
+    ("sensor_id", "kind", "parts"),
+    [
+        ("wait_for_events_csv", "events", {"format": "csv"}),
+        ("wait_for_events_xlsx", "events", {"format": "xlsx"}),
+        ("wait_for_weather", "weather", {}),
+    ],
+)
+def test_sensors_wait_for_the_files_their_tasks_write(
+    dagbag: Any, platform: dict[str, Any], sensor_id: str, kind: str, parts: dict[str, str]
+) -> None:
+    sensor = dagbag.dags["ingestion"].get_task(sensor_id)
     render(sensor, "2024-05-01")
-    assert sensor.filepath == platform["bufferFiles"]["events"].format(date="2024-05-01")
+    assert sensor.filepath == platform["bufferFiles"][kind].format(date="2024-05-01", **parts)
     assert sensor.mode == "poke"
     assert 0 < sensor.poke_interval <= 30
     assert 0 < sensor.timeout <= 3600
 
 
+@pytest.mark.parametrize("job", ["events_per_country_year", "precipitation_before_events"])
 def test_spark_submit_command_fits_one_small_worker(
-    dagbag: Any, platform: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    dagbag: Any,
+    platform: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    job: str,
 ) -> None:
     provision_connections(monkeypatch, platform, grpc_address=("executor", 1), buffer=tmp_path)
-    task = dagbag.dags["ingestion"].get_task("events_per_country_year")
+    task = dagbag.dags["ingestion"].get_task(job)
     jobs, jars = platform["paths"]["jobs"], platform["paths"]["jars"]
-    assert task.application == f"{jobs}/events_per_country_year.py"
+    assert task.application == f"{jobs}/{job}.py"
     assert (REPO / "docker" / "spark" / "jobs" / Path(task.application).name).is_file()
     command = task._get_hook()._build_spark_submit_command(task.application)
     options = dict(zip(command[1:-1:2], command[2:-1:2], strict=True))

@@ -1,9 +1,9 @@
 """The DAGs really run in Airflow (dag.test) against an in-process gRPC PingService.
 
 The fake executor speaks the real proto over a real gRPC channel, records every ExeTask, writes
-the buffer file extract_catalog would write, and answers chosen commands with the non-OK
-status the real executor uses for a failed run. Only the Spark task is marked successful
-instead of run (test_spark_job.py runs the job itself).
+the buffer files extract_catalog and fetch_weather would write, and answers chosen commands with
+the non-OK status the real executor uses for a failed run. Only the Spark tasks are marked
+successful instead of run (test_spark_job.py runs the jobs themselves).
 """
 
 from collections.abc import Iterator
@@ -17,16 +17,17 @@ import executor_pb2_grpc
 import grpc
 import pytest
 from conftest import DAGS, provision_connections
-from vpe_dags.executor import EXTRACT_CATALOG, IMPORT_EVENTS
+from vpe_dags.executor import EXTRACT_CATALOG, FETCH_WEATHER, IMPORT_EVENTS, IMPORT_WEATHER
 
 LOGICAL_DATE = datetime(2024, 5, 1, tzinfo=UTC)
 DS = "2024-05-01"
+SPARK_TASKS = "^(events_per_country_year|precipitation_before_events)$"
 
 
 class FakeExecutor(executor_pb2_grpc.PingServiceServicer):
-    def __init__(self, buffer: Path, events_file: str, failing: set[str]) -> None:
+    def __init__(self, buffer: Path, buffer_files: dict[str, str], failing: set[str]) -> None:
         self.buffer = buffer
-        self.events_file = events_file
+        self.buffer_files = buffer_files
         self.failing = failing
         self.pings: list[str] = []
         self.commands: list[Any] = []
@@ -41,11 +42,18 @@ class FakeExecutor(executor_pb2_grpc.PingServiceServicer):
             context.abort(
                 grpc.StatusCode.ABORTED, f"task {request.command!r} failed with exit code 3"
             )
-        if request.command == EXTRACT_CATALOG:
-            date = request.args[list(request.args).index("--date") + 1]
-            events = self.buffer / self.events_file.format(date=date)
-            events.parent.mkdir(parents=True, exist_ok=True)
-            events.write_text("event_id\n1\n")
+        args = list(request.args)
+        date = args[args.index("--date") + 1]
+        written = {
+            EXTRACT_CATALOG: lambda: self.buffer_files["events"].format(
+                date=date, format=args[args.index("--format") + 1]
+            ),
+            FETCH_WEATHER: lambda: self.buffer_files["weather"].format(date=date),
+        }
+        if request.command in written:
+            path = self.buffer / written[request.command]()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("header\n")
         return executor_pb2.ExeResult(message="done", run_id=request.run_id, exit_code=0)
 
 
@@ -56,7 +64,7 @@ def executor_factory(
     servers: list[grpc.Server] = []
 
     def start(failing: set[str] = frozenset()) -> FakeExecutor:  # type: ignore[assignment]
-        fake = FakeExecutor(tmp_path, platform["bufferFiles"]["events"], set(failing))
+        fake = FakeExecutor(tmp_path, platform["bufferFiles"], set(failing))
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         executor_pb2_grpc.add_PingServiceServicer_to_server(fake, server)
         port = server.add_insecure_port("127.0.0.1:0")
@@ -100,29 +108,39 @@ def test_ping_round_trip_pushes_the_reply(executor_factory: Any) -> None:
 
 def test_ingestion_calls_the_executor_in_order(executor_factory: Any, tmp_path: Path) -> None:
     fake = executor_factory()
-    run = fresh_dag("ingestion").test(
-        logical_date=LOGICAL_DATE, mark_success_pattern="^events_per_country_year$"
+    run = fresh_dag("ingestion").test(logical_date=LOGICAL_DATE, mark_success_pattern=SPARK_TASKS)
+    assert set(states(run).values()) == {"success"}
+    assert len(states(run)) == 11
+    calls = [(c.command, list(c.args)) for c in fake.commands]
+    # Both formats before the weather; each import after its own extraction.
+    assert sorted(calls[:4]) == sorted(
+        (command, ["--date", DS, "--format", f])
+        for command in (EXTRACT_CATALOG, IMPORT_EVENTS)
+        for f in ("csv", "xlsx")
     )
-    assert states(run) == dict.fromkeys(
-        ["extract_catalog", "wait_for_events", "import_events", "events_per_country_year"],
-        "success",
-    )
-    assert [c.command for c in fake.commands] == [EXTRACT_CATALOG, IMPORT_EVENTS]
+    for f in ("csv", "xlsx"):
+        args = ["--date", DS, "--format", f]
+        assert calls.index((EXTRACT_CATALOG, args)) < calls.index((IMPORT_EVENTS, args))
+    assert calls[4:] == [(FETCH_WEATHER, ["--date", DS]), (IMPORT_WEATHER, ["--date", DS])]
     for call in fake.commands:
-        assert list(call.args) == ["--date", DS]
-        assert call.run_id.startswith(f"ingestion.{run.run_id}.{call.command}.")
+        assert call.run_id.startswith(f"ingestion.{run.run_id}.")
 
 
 def test_a_failed_executor_run_fails_the_task(executor_factory: Any) -> None:
     fake = executor_factory(failing={IMPORT_EVENTS})
-    run = fresh_dag("ingestion").test(
-        logical_date=LOGICAL_DATE, mark_success_pattern="^events_per_country_year$"
-    )
+    run = fresh_dag("ingestion").test(logical_date=LOGICAL_DATE, mark_success_pattern=SPARK_TASKS)
     assert states(run) == {
-        "extract_catalog": "success",
-        "wait_for_events": "success",
-        "import_events": "failed",
+        "extract_csv": "success",
+        "extract_xlsx": "success",
+        "wait_for_events_csv": "success",
+        "wait_for_events_xlsx": "success",
+        "import_csv": "failed",
+        "import_xlsx": "failed",
+        "fetch_weather": "upstream_failed",
+        "wait_for_weather": "upstream_failed",
+        "import_weather": "upstream_failed",
         "events_per_country_year": "upstream_failed",
+        "precipitation_before_events": "upstream_failed",
     }
     assert str(run.state) == "failed"
-    assert [c.command for c in fake.commands] == [EXTRACT_CATALOG, IMPORT_EVENTS]
+    assert FETCH_WEATHER not in [c.command for c in fake.commands]
