@@ -1,7 +1,8 @@
 """The ingestion pipeline scripts on the real sample, run as the executor runs them.
 
 Real numbers of the sample (data/fixtures/landslides_sample.csv): 956 rows, all valid; 8 rows
-have a non-clock "time" ("night", "evening", ...) kept with a NULL time.
+have a non-clock "time" ("night", "evening", ...) kept with a NULL time. The XLSX extraction of
+the same catalog is tested in test_catalog_xlsx.py.
 """
 
 import csv
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from conftest import PIPELINES, REPO, child_env
+from conftest import PIPELINES, PLATFORM_FILE, REPO, child_env
 
 from catalog import COLUMNS, parse_buffer_row
 from extract_catalog import events_csv, extract
@@ -34,16 +35,17 @@ def run_script(
 
 
 def extract_to(
-    buffer_dir: Path, generated_dir: Path, source: Path = SAMPLE
+    buffer_dir: Path, generated_dir: Path, source: Path = SAMPLE, source_format: str = "csv"
 ) -> subprocess.CompletedProcess[str]:
     return run_script(
-        "extract_catalog.py", generated_dir, "--date", DAY, "--source", str(source),
-        "--buffer-dir", str(buffer_dir),
+        "extract_catalog.py", generated_dir, "--date", DAY, "--format", source_format,
+        "--source", str(source), "--buffer-dir", str(buffer_dir),
     )  # fmt: skip
 
 
-def day_dir(buffer_dir: Path) -> Path:
-    return buffer_dir / "landslides" / DAY
+def day_dir(buffer_dir: Path, source_format: str = "csv") -> Path:
+    """bufferFiles.events/rejects: landslides/{date}/{format}/..."""
+    return buffer_dir / "landslides" / DAY / source_format
 
 
 def test_sample_has_956_good_rows_and_8_time_warnings(tmp_path: Path, generated_dir: Path) -> None:
@@ -57,9 +59,36 @@ def test_sample_has_956_good_rows_and_8_time_warnings(tmp_path: Path, generated_
     assert rows[0]["event_date"] == "2007-01-02"  # MM/DD/YYYY normalised to ISO
     assert rows[0]["fatalities"] == "1"  # "1.0" in the source
     report = json.loads((day_dir(tmp_path) / "rejects.json").read_text())
+    assert (report["format"], report["notes"]) == ("csv", [])
     assert (report["rows_read"], report["rows_good"], report["rows_rejected"]) == (956, 956, 0)
     assert {w["field"] for w in report["warnings"]} == {"time"}
     assert len(report["warnings"]) == 8
+    assert all(set(w) == {"line", "field", "reason"} for w in report["warnings"])
+
+
+def test_format_is_required_and_picks_the_default_source(
+    tmp_path: Path, generated_dir: Path, platform: dict[str, Any]
+) -> None:
+    no_format = run_script("extract_catalog.py", generated_dir, "--date", DAY)
+    assert no_format.returncode == 2
+    assert "--format" in no_format.stderr
+    # paths.data pointed at the fixtures: the default --source is catalogSources.<format> there.
+    local = json.loads(PLATFORM_FILE.read_text())
+    local["paths"]["data"] = str(SAMPLE.parent)
+    platform_file = tmp_path / "platform.json"
+    platform_file.write_text(json.dumps(local))
+    for source_format in ("csv", "xlsx"):
+        done = run_script(
+            "extract_catalog.py", generated_dir, "--date", DAY, "--format", source_format,
+            "--buffer-dir", str(tmp_path / "buffer"), VPE_PLATFORM_FILE=str(platform_file),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert f"format={source_format}" in done.stdout
+        report_file = day_dir(tmp_path / "buffer", source_format) / "rejects.json"
+        report = json.loads(report_file.read_text())
+        name = platform["catalogSources"][source_format]
+        assert report["source"] == str(SAMPLE.parent / name)
+        assert report["rows_good"] == 956
 
 
 def _with_bad_rows(tmp_path: Path) -> Path:
@@ -107,6 +136,7 @@ def test_bad_rows_reported_with_line_numbers_and_good_rows_kept(
     assert set(by_line[6]) == {"fatalities", "injuries"}
     assert by_line[7] == {"id": "required value is empty", "date": "required value is empty"}
     assert by_line[8] == {"id": "duplicate of the row on line 3"}
+    assert "rejected line 8:" in done.stdout
     assert "must be a number" in by_line[11]["latitude"]
     with (day_dir(tmp_path / "buffer") / "events.csv").open(newline="") as fh:
         ids = [row["event_id"] for row in csv.DictReader(fh)]
@@ -119,8 +149,21 @@ def test_missing_required_column_fails_clearly(tmp_path: Path, generated_dir: Pa
     source.write_text("id,date,longitude\n1,01/02/2007,3\n")
     done = extract_to(tmp_path / "buffer", generated_dir, source)
     assert done.returncode == 1
-    assert "lacks required column(s): latitude" in done.stderr
+    assert f"{source} lacks required column(s): latitude" in done.stderr
     assert not (tmp_path / "buffer").exists()
+
+
+def test_header_only_csv_is_an_empty_catalog(tmp_path: Path, generated_dir: Path) -> None:
+    source = tmp_path / "empty.csv"
+    source.write_text(SAMPLE.read_text().splitlines(keepends=True)[0])
+    done = extract_to(tmp_path / "buffer", generated_dir, source)
+    assert done.returncode == 0, done.stderr
+    assert "read=0 good=0" in done.stdout
+    assert "no data rows" in done.stderr
+    report = json.loads((day_dir(tmp_path / "buffer") / "rejects.json").read_text())
+    assert report["notes"] == [f"{source} has a header but no data rows: the catalog is empty"]
+    events = (day_dir(tmp_path / "buffer") / "events.csv").read_text()
+    assert events == ",".join(COLUMNS) + "\n"
 
 
 def test_outputs_replace_atomically(tmp_path: Path, generated_dir: Path) -> None:
@@ -139,7 +182,7 @@ def test_outputs_replace_atomically(tmp_path: Path, generated_dir: Path) -> None
 
 
 def test_events_csv_round_trips(tmp_path: Path) -> None:
-    extraction = extract(SAMPLE)
+    extraction = extract(SAMPLE, "csv")
     rows = list(csv.DictReader(events_csv(extraction.events).splitlines()))
     assert [parse_buffer_row(row) for row in rows] == extraction.events
 
@@ -156,8 +199,9 @@ def _import(
 ) -> subprocess.CompletedProcess[str]:
     env = {platform["env"]["warehouseUrl"]: url}
     return run_script(
-        "import_events.py", generated_dir, "--date", DAY, "--buffer-dir", str(buffer_dir), **env
-    )
+        "import_events.py", generated_dir, "--date", DAY, "--format", "csv",
+        "--buffer-dir", str(buffer_dir), **env,
+    )  # fmt: skip
 
 
 def test_import_is_idempotent(
@@ -215,9 +259,9 @@ def test_import_needs_url_and_file(
     tmp_path: Path, generated_dir: Path, platform: dict[str, Any]
 ) -> None:
     name = platform["env"]["warehouseUrl"]
-    no_url = run_script("import_events.py", generated_dir, "--date", DAY)
+    no_url = run_script("import_events.py", generated_dir, "--date", DAY, "--format", "csv")
     assert no_url.returncode == 1
     assert f"environment variable {name} is not set" in no_url.stderr
     no_file = _import(tmp_path, generated_dir, "postgresql://nobody@127.0.0.1:1/x", platform)
     assert no_file.returncode == 1
-    assert "does not exist; run extract_catalog first" in no_file.stderr
+    assert "does not exist; run extract_catalog" in no_file.stderr
