@@ -101,17 +101,39 @@ function platformChecks(s: PlatformStack): void {
         await s.runDag("ping_grpc", ingestionDate, 300_000);
     });
 
-    it("runs ingestion end to end, each task where the executor config puts it", async () => {
+    it("runs ingestion end to end: both catalog formats, their weather, both statistics, each task where the executor config puts it", async () => {
         const { tis } = await s.runDag("ingestion", ingestionDate);
         s.report.memoryAfterIngestionMiB = s.memoryMiB();
         const counts = await s.warehouseCounts();
         s.report.warehouseCounts = counts;
         assert.equal(counts.event, 956);
         assert.equal(counts.landslide_event, 956);
+        // The weather is fetched at the events' own points: no location of its own.
         assert.equal(counts.location, 956);
+        // The XLSX workbook is the CSV sample exported: both extractions buffer the same events.
+        const day = ingestionDate.slice(0, 10);
+        const events = (format: string) => `/b/${platform.bufferFiles.events.replace("{date}", day).replace("{format}", format)}`;
+        docker("run", "--rm", "-v", `${s.outputs.bufferVolumeName}:/b:ro`, platform.images.debian, "cmp", events("csv"), events("xlsx"));
+        // Every hour the fake archive served with a value is one observation, staged once and
+        // derived into one weather row, its datetime and four soil bands; its gaps add nothing.
+        const served = s.weatherServed();
+        s.report.weatherServed = served;
+        assert.ok(served.observations > 0.95 * 956 * 720 && served.observations <= 956 * 720, JSON.stringify(served));
+        assert.equal(counts.data, served.observations);
+        assert.equal(counts.weather_data, served.observations);
+        assert.equal(counts.soil, 4 * served.observations);
+        assert.equal(counts.datetime, 956 + served.observations);
         assert.ok(counts.event_stats_country_year > 0);
         const [total] = await query<{ n: string }>(s.adminUrl, "SELECT sum(events) AS n FROM event_stats_country_year");
         assert.equal(Number(total.n), 956, "the Spark statistic counts every event");
+        const precipitation = (relation: string) =>
+            query(s.adminUrl, `SELECT country, year, events, mean_precipitation_3d_mm::text, mean_precipitation_7d_mm::text,
+                                      mean_precipitation_30d_mm::text, max_precipitation_30d_mm::text FROM ${relation} ORDER BY 1, 2`);
+        const precipitationStats = await precipitation("precipitation_stats_country_year");
+        assert.ok(precipitationStats.length > 0);
+        assert.deepEqual(precipitationStats, await precipitation("landslide_precipitation_country_year"));
+        const [analystRead] = await query<{ n: string }>(s.outputs.warehouseAnalystUrl, "SELECT count(*) AS n FROM precipitation_stats_country_year");
+        assert.equal(Number(analystRead.n), precipitationStats.length, "the analyst role reads the statistics");
         const celery = s.config.airflow.executor === "CeleryExecutor";
         const workers = Array.from({ length: s.config.airflow.celeryWorkers }, (_, i) => `${platform.aliases.airflowWorker}-${i + 1}`);
         for (const ti of tis) {
@@ -333,27 +355,27 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
         const started = performance.now();
         const runId = await dev.airflow.trigger("ingestion", "2024-06-02T00:00:00Z");
         // Crash the executor (SIGKILL to its process, not `docker stop`) again and again until the
-        // first try of extract_catalog has ended: that try cannot reach it, and Airflow retries.
+        // first try of extract_csv has ended: that try cannot reach it, and Airflow retries.
         let kills = 0;
-        await waitFor("first try of extract_catalog to end", 300_000, async () => {
+        await waitFor("first try of extract_csv to end", 300_000, async () => {
             const current = inspectContainers(dev.prefix).find((c) => c.name === executorName)!;
             if (current.running && current.pid > 0) {
                 process.kill(current.pid, "SIGKILL");
                 kills++;
             }
-            const ti = (await dev.airflow.taskInstances("ingestion", runId)).task_instances.find((t) => t.task_id === "extract_catalog");
+            const ti = (await dev.airflow.taskInstances("ingestion", runId)).task_instances.find((t) => t.task_id === "extract_csv");
             const ended = ti && (ti.try_number > 1 || ["up_for_retry", "success", "failed"].includes(String(ti.state)));
             return ended ? ti : undefined;
         }, 200);
         const { tis } = await dev.finishRun("ingestion", runId, started);
-        const ti = tis.find((t) => t.task_id === "extract_catalog")!;
+        const ti = tis.find((t) => t.task_id === "extract_csv")!;
         const afterKill = await waitFor("executor healthy again", 120_000, () => {
             const c = inspectContainers(dev.prefix).find((x) => x.name === executorName)!;
             return c.health === "healthy" ? c : undefined;
         });
         dev.report.executorFault = { kills, restarts: afterKill.restartCount - before.restartCount, extractTries: ti.try_number };
         assert.ok(afterKill.restartCount > before.restartCount, "Docker did not restart the executor");
-        assert.ok(ti.try_number >= 2, `extract_catalog was not retried (try ${ti.try_number})`);
+        assert.ok(ti.try_number >= 2, `extract_csv was not retried (try ${ti.try_number})`);
         assert.equal(ti.state, "success");
     });
 
@@ -511,7 +533,7 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
         kept.runs = await dagRunIds(dev, "ingestion");
         // Encrypted with this stack's Fernet key: the stack that comes back has another one.
         await dev.airflow.call("POST", "/variables", { key: keptVariable.key, value: keptVariable.value });
-        await dev.engine.destroy();
+        await dev.destroy();
         assert.deepEqual(dev.serviceContainers(), [], "containers left after destroy");
         const status = await dev.command("status");
         assert.equal(status.code, 2, status.stdout);
@@ -568,7 +590,7 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
         docker("exec", maintenance, "rm", "-r", `${dir}/${damaged}`);
 
         // The data volume is lost: the stack comes back empty, then the backup restores it.
-        await dev.engine.destroy();
+        await dev.destroy();
         docker("volume", "rm", `${dev.prefix}-postgres-data`);
         await dev.up("afterDataLoss");
         assert.equal((await dev.warehouseCounts()).landslide_event, 0);
@@ -589,7 +611,7 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
 
     it("deletes everything on destroy when the user asks for it (vpe:deleteDataOnDestroy)", async () => {
         await dev.up("deleteDataOnDestroy", ["vpe:deleteDataOnDestroy=true"]);
-        await dev.engine.destroy();
+        await dev.destroy();
         assert.deepEqual(inspectContainers(dev.prefix), [], "containers left after destroy");
         assert.equal(docker("volume", "ls", "-q", "--filter", `name=^${dev.prefix}-`), "", "volumes left after destroy");
     });
@@ -635,7 +657,7 @@ describe(`the prod stack on the same engine, beside dev`, { timeout: 60 * 60_000
     });
 
     it("comes up warm (images cached) after destroy and purge", async () => {
-        await prod.engine.destroy();
+        await prod.destroy();
         assert.deepEqual(prod.serviceContainers(), [], "containers left after destroy");
         await prod.engine.purgeRetained();
         await prod.up("warmBringUp");

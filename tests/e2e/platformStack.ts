@@ -23,7 +23,28 @@ export interface StackReport {
     [figure: string]: unknown;
 }
 
-const warehouseTables = ["event", "location", "datetime", "landslide_event", "event_stats_country_year"];
+const warehouseTables = [
+    "event", "location", "datetime", "landslide_event", "data", "weather_data", "soil",
+    "event_stats_country_year", "precipitation_stats_country_year",
+];
+
+/**
+ * This machine has no internet: the suite runs a fake Open-Meteo archive (tests/fakes) on each
+ * stack's network, in the stack's executor image (it has python3), and points the stack at it.
+ */
+const weatherArchive = { alias: "weather-archive", port: 8000, script: "open_meteo_archive.py" };
+const weatherOverrides = [
+    `weather.baseUrl=http://${weatherArchive.alias}:${weatherArchive.port}/v1/archive`,
+    "weather.requestsPerMinute=6000",
+];
+
+/** What the fake archive served (its GET /served). */
+export interface WeatherServed {
+    requests: number;
+    observations: number;
+    gap_hours: number;
+    locations: number;
+}
 
 export class PlatformStack {
     readonly config: PlatformConfig;
@@ -34,14 +55,52 @@ export class PlatformStack {
     airflow!: AirflowApi;
     adminUrl = "";
 
-    /** `overrides`: config the suite applies on every up (say why in the report). */
-    constructor(
-        readonly stack: string,
-        readonly overrides: string[] = [],
-    ) {
-        this.config = parseConfig(applyOverrides(stackConfig(stack), overrides, platform.project), stack);
+    /** Config the suite applies on every up (reported): the fake weather archive's URL and rate. */
+    readonly overrides: string[];
+
+    constructor(readonly stack: string) {
+        this.overrides = weatherOverrides;
+        this.config = parseConfig(applyOverrides(stackConfig(stack), this.overrides, platform.project), stack);
         this.prefix = this.config.namePrefix;
-        this.report = { overrides, seconds: {}, images: {}, dagRuns: {} };
+        this.report = { overrides: this.overrides, seconds: {}, images: {}, dagRuns: {} };
+    }
+
+    /** Not named after the stack's prefix: it is no container of the stack's. */
+    get weatherArchiveName(): string {
+        return `e2e-weather-archive-${this.stack}`;
+    }
+
+    /** Starts the fake archive on the stack's network unless it runs there already. */
+    startWeatherArchive(): void {
+        if (this.weatherArchiveContainers("ps").length > 0) return;
+        const image = docker("inspect", "--format", "{{.Config.Image}}", this.outputs.executorContainer);
+        docker(
+            "run", "-d", "--rm", "--name", this.weatherArchiveName,
+            "--network", this.outputs.networkName, "--network-alias", weatherArchive.alias,
+            "-v", `${path.join(projectRoot, "tests", "fakes")}:/srv:ro`, "--entrypoint", "python3",
+            image, `/srv/${weatherArchive.script}`, "--host", "0.0.0.0", "--port", String(weatherArchive.port),
+        );
+    }
+
+    stopWeatherArchive(): void {
+        // A container on the network would keep the stack's destroy from removing it.
+        if (this.weatherArchiveContainers("ps", "-a").length > 0) docker("rm", "-f", this.weatherArchiveName);
+    }
+
+    private weatherArchiveContainers(...list: string[]): string[] {
+        return docker(...list, "--format", "{{.Names}}").split("\n").filter((name) => name === this.weatherArchiveName);
+    }
+
+    /** What the fake archive has served since it started. */
+    weatherServed(): WeatherServed {
+        const read = `import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:${weatherArchive.port}/served").read().decode())`;
+        return JSON.parse(docker("exec", this.weatherArchiveName, "python3", "-c", read)) as WeatherServed;
+    }
+
+    /** `pulumi destroy`, after removing the fake archive from the stack's network. */
+    async destroy(): Promise<void> {
+        this.stopWeatherArchive();
+        await this.engine.destroy();
     }
 
     /** `projectDir`: the project to apply (another checkout, for a benchmark's baseline). */
@@ -92,6 +151,7 @@ export class PlatformStack {
         this.adminUrl =
             `postgresql://${this.outputs.postgresAdminUser}:${this.outputs.postgresAdminPassword}` +
             `@${this.outputs.postgresHost}:${this.outputs.postgresPort}/${platform.databases.warehouse}`;
+        this.startWeatherArchive();
         return deployment;
     }
 
@@ -160,6 +220,7 @@ export class PlatformStack {
     /** Destroys the stack and removes its kept volumes; errors are printed, not thrown. */
     async teardown(): Promise<void> {
         if (this.engine === undefined) return; // never opened: nothing was deployed
+        this.stopWeatherArchive();
         await this.engine.destroy().catch((err) => console.error(`${this.stack}: destroy failed: ${err}`));
         await this.engine.purgeRetained().catch((err) => console.error(`${this.stack}: purge failed: ${err}`));
     }
