@@ -316,6 +316,19 @@ def test_ambiguous_merge_over_a_column_not_read_is_only_noted(tmp_path: Path) ->
     assert any("'source_name' is ambiguous" in note for note in extraction.notes)
 
 
+def test_merged_data_cells_count_once_and_are_noted(tmp_path: Path) -> None:
+    """A date merged over rows 2-3 belongs to row 2; row 3 has no date and is rejected."""
+    source = save(
+        tmp_path / "book.xlsx",
+        {"landslides": [HEADER, GOOD, [2, None, *GOOD[2:]]]},
+        merges=["B2:B3"],
+    )
+    extraction = xlsx(source)
+    assert ids(extraction) == [1]
+    assert errors_by_row(extraction) == {3: {"date": "required value is empty"}}
+    assert any("merged cells in the data (B2:B3)" in note for note in extraction.notes)
+
+
 def test_repeated_and_missing_header_names(tmp_path: Path, generated_dir: Path) -> None:
     twice = save(tmp_path / "twice.xlsx", {"landslides": [[*HEADER, "date"], [*GOOD, "x"]]})
     done = run_xlsx(tmp_path, generated_dir, twice)

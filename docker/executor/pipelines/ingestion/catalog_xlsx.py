@@ -21,6 +21,8 @@ Workbook shapes and what happens to them:
   several columns names exactly one of them: the only one holding data, or its first column when
   none does. When several of them hold data the name is ambiguous: WorkbookError naming the sheet
   and the merged cell if the catalog reads that column, else a note and the columns are ignored.
+- Merged cells below the header are not filled in: a merge's value belongs to its top-left cell,
+  the cells it covers read as empty (a required column then rejects the row); a note lists them.
 - A column without a name is ignored (with a note when it holds data). A column the catalog reads
   named twice is a WorkbookError naming both cells; other repeated names keep the first column.
 - Cells to text: empty -> None; text unchanged; TRUE/FALSE; int -> "12"; float -> "12" when whole
@@ -87,7 +89,6 @@ class SheetRow:
 class CatalogSheet:
     sheet: str
     header_row: int
-    data_row: int  # first row below the header (a merged header may span several rows)
     rows: list[SheetRow]
     blank_rows: int
     ignored_sheets: list[dict[str, str]]
@@ -145,7 +146,7 @@ def _read(path: Path, workbook: Workbook) -> CatalogSheet:
         sheet_names: list[str] = list(workbook.sheetnames)
     ignored: list[dict[str, str]] = []
     notes: list[str] = []
-    chosen: tuple[str, _Header, list[Raw]] | None = None
+    chosen: tuple[str, _Header, list[Raw], list[CellRange]] | None = None
     for name in sheet_names:
         with _reading(path):
             sheet = workbook[name]
@@ -170,7 +171,7 @@ def _read(path: Path, workbook: Workbook) -> CatalogSheet:
             notes.append(f"sheet {name!r} {reason}")
         else:
             with _reading(path):
-                chosen = (name, found, _rows(sheet))
+                chosen = (name, found, _rows(sheet), merges)
     if chosen is None:
         lacks = "; ".join(f"sheet {i['sheet']!r} {i['reason']}" for i in ignored)
         raise WorkbookError(
@@ -178,8 +179,8 @@ def _read(path: Path, workbook: Workbook) -> CatalogSheet:
             f"{', '.join(REQUIRED_SOURCE_COLUMNS)} within rows 1-{HEADER_SEARCH_ROWS}): "
             f"{lacks or 'the workbook has no sheets'}"
         )
-    sheet_name, header, rows = chosen
-    return _catalog(path, sheet_name, header, rows, epoch, ignored, notes)
+    sheet_name, header, rows, merges = chosen
+    return _catalog(path, sheet_name, header, rows, merges, epoch, ignored, notes)
 
 
 def _rows(sheet: ReadOnlyWorksheet, limit: int | None = None) -> list[Raw]:
@@ -187,18 +188,17 @@ def _rows(sheet: ReadOnlyWorksheet, limit: int | None = None) -> list[Raw]:
 
 
 def _merged_ranges(sheet: ReadOnlyWorksheet) -> list[CellRange]:
-    """The merged cells that reach into the header search rows.
+    """The sheet's merged cells.
 
     openpyxl only reports merges outside read-only mode, so read the sheet part's
-    <mergeCell ref="..."/> elements (they follow <sheetData>) with openpyxl's own part opener.
+    <mergeCell ref="..."/> elements (they follow <sheetData>) with openpyxl's own part opener
+    (a private method of openpyxl 3.1.5, the pinned version; the merge tests exercise it).
     """
     ranges: list[CellRange] = []
     with sheet._get_source() as source:
         for _, element in iterparse(source):
             if element.tag == _MERGE_CELL and element.get("ref"):
-                merge = CellRange(element.get("ref"))
-                if merge.min_row <= HEADER_SEARCH_ROWS:
-                    ranges.append(merge)
+                ranges.append(CellRange(element.get("ref")))
             elif element.tag == _ROW:
                 element.clear()
     return ranges
@@ -253,6 +253,7 @@ def _catalog(
     sheet: str,
     header: _Header,
     rows: list[Raw],
+    merges: list[CellRange],
     epoch: datetime,
     ignored: list[dict[str, str]],
     notes: list[str],
@@ -298,6 +299,15 @@ def _catalog(
             )
     if header.row > 1 and not all(map(_blank, rows[: header.row - 1])):
         notes.append(f"sheet {sheet!r}: rows 1-{header.row - 1} above the header are ignored")
+    in_data = [m.coord for m in merges if m.min_row > header.last_row]
+    if in_data:
+        shown = ", ".join(in_data[:5]) + (
+            f" and {len(in_data) - 5} more" if len(in_data) > 5 else ""
+        )
+        notes.append(
+            f"sheet {sheet!r}: merged cells in the data ({shown}) count once, in their first "
+            "cell; the other cells they cover read as empty"
+        )
     if header.last_row > header.row:
         notes.append(
             f"sheet {sheet!r}: merged header cells make rows {header.row}-{header.last_row} "
@@ -320,7 +330,6 @@ def _catalog(
     return CatalogSheet(
         sheet=sheet,
         header_row=header.row,
-        data_row=header.last_row + 1,
         rows=result,
         blank_rows=blank_rows,
         ignored_sheets=ignored,
