@@ -38,12 +38,14 @@ import argparse
 import json
 import math
 import re
+import signal
 import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -169,6 +171,14 @@ class Query:
     end: date
     variables: list[str]
 
+    @cached_property
+    def times(self) -> list[str]:
+        """The hourly `time` values (GMT), shared by every point of the request."""
+        days = (self.end - self.start).days + 1
+        return [
+            f"{self.start + timedelta(days=d)}T{h:02d}:00" for d in range(days) for h in range(24)
+        ]
+
 
 def parse_query(params: dict[str, str]) -> Query:
     lats = _coordinates(params, "latitude", 90)
@@ -262,14 +272,8 @@ def answer_point(
         "elevation": elevation(slat, slon),
     }
     if query.variables:
-        days = (query.end - query.start).days + 1
-        times = [
-            f"{query.start + timedelta(days=d)}T{hh:02d}:00"
-            for d in range(days)
-            for hh in range(24)
-        ]
         body["hourly_units"] = {"time": "iso8601", **{v: VARIABLES[v] for v in query.variables}}
-        body["hourly"] = {"time": times, **dict(zip(query.variables, columns, strict=True))}
+        body["hourly"] = {"time": query.times, **dict(zip(query.variables, columns, strict=True))}
     return PointAnswer((lat_text, lon_text), body, observed, gaps)
 
 
@@ -330,7 +334,7 @@ class FakeArchive(ThreadingHTTPServer):
                 self.stats.gaps.setdefault(answer.key, set()).update(answer.gaps)
 
     def start(self) -> "FakeArchive":
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         return self
 
@@ -348,6 +352,7 @@ def start(host: str = "127.0.0.1", port: int = 0, verbose: bool = False) -> Fake
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
     server: FakeArchive
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -449,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     args = parser.parse_args(argv)
+    # As a container's PID 1, an unhandled SIGTERM would be ignored until the SIGKILL.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = FakeArchive((args.host, args.port), args.verbose)
     print(f"open_meteo_archive: listening on {args.host}:{server.server_address[1]}", flush=True)
     try:

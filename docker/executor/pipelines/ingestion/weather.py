@@ -84,6 +84,7 @@ ARCHIVE_PATH = "/v1/archive"
 CACHE_FILE = "archive.sqlite"
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 _REASON_LIMIT = 300
+_VALUE_TYPES = {int, float, type(None)}  # NaN and Infinity are parsed as text (see _as_text)
 
 
 class ConfigError(ValueError):
@@ -263,6 +264,10 @@ class ArchiveCache:
         try:
             directory.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=60)
+            # WAL: a crash mid-write leaves the last committed state; NORMAL syncs at checkpoints
+            # only (a cache may lose its newest batches to a power cut, never its consistency).
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
             with self._db:
                 self._db.execute(self.SCHEMA)
         except (OSError, sqlite3.Error) as exc:
@@ -311,7 +316,12 @@ class ArchiveCache:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def _as_text(constant: str) -> str:
+    """json parse_constant: NaN/Infinity stay text, so validation rejects them as non-numbers."""
+    return constant
 
 
 def parse_point(obj: Any, variables: Sequence[str], window: Window) -> list[DaySeries]:
@@ -341,7 +351,7 @@ def parse_point(obj: Any, variables: Sequence[str], window: Window) -> list[DayS
             raise ResponseError(f"hourly lacks {name!r}")
         if len(values) != len(times):
             raise ResponseError(f"hourly.{name} has {len(values)} values for {len(times)} times")
-        if not all(v is None or _number(v) for v in values):
+        if not {type(v) for v in values} <= _VALUE_TYPES:  # fast path: bool and str are out
             raise ResponseError(f"hourly.{name} holds a value that is neither a number nor null")
         columns.append(values)
     elevation, timezone = obj.get("elevation"), obj.get("timezone")
@@ -353,11 +363,11 @@ def parse_point(obj: Any, variables: Sequence[str], window: Window) -> list[DayS
     if offset is not None and not isinstance(offset, int):
         raise ResponseError(f"utc_offset_seconds {offset!r} is not an integer")
     by_day: dict[str, list[list[Any]]] = {d.isoformat(): [] for d in window.days()}
-    for i, stamp in enumerate(times):
-        hours = by_day.get(stamp[:10])
+    for hour in zip(times, *columns, strict=True):
+        hours = by_day.get(hour[0][:10])
         if hours is None:
-            raise ResponseError(f"time {stamp} lies outside {window.start}..{window.end}")
-        hours.append([stamp, *(column[i] for column in columns)])
+            raise ResponseError(f"time {hour[0]} lies outside {window.start}..{window.end}")
+        hours.append(list(hour))
     missing = [day for day, hours in by_day.items() if not hours]
     if missing:
         raise ResponseError(f"no hours for {len(missing)} day(s) of the window, first {missing[0]}")
@@ -555,7 +565,7 @@ class ArchiveClient:
                 status = response.status_code
                 if status == 200:
                     try:
-                        return response.json()
+                        return json.loads(response.content, parse_constant=_as_text)
                     except ValueError as exc:
                         last = f"malformed JSON: {exc}"
                 elif status == 429 or status >= 500:
