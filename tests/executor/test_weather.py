@@ -351,6 +351,14 @@ def test_request_starts_are_spaced_by_the_rate_limit(
     assert clock.slept == [2.0, 2.0]
 
 
+def test_base_url_may_name_the_archive_path_or_only_the_host(platform: dict[str, Any]) -> None:
+    for base in ("http://archive:8000", "http://archive:8000/", "http://archive:8000/v1/archive"):
+        assert make_settings(base, platform).url == "http://archive:8000/v1/archive"
+    for bad in ("archive:8000", "ftp://archive", ""):
+        with pytest.raises(ValueError, match="base URL must be"):
+            make_settings(bad, platform)
+
+
 def test_rate_limiter_sleeps_only_what_is_left() -> None:
     clock = FakeClock()
     limiter = RateLimiter(60, clock, clock.sleep)  # one per second

@@ -6,8 +6,9 @@ cache, retries, rate limit), and writes <buffer>/<bufferFiles.weatherReport> fir
 <buffer>/<bufferFiles.weather> last, each atomically (the CSV is streamed to a temp file and
 renamed), so a sensor waiting for the CSV finds both complete. A failed batch or event never
 stops the others; the report lists each failed event with its window and error.
-Environment: the archive base URL (env.weatherBaseUrl), requests per minute
-(env.weatherRequestsPerMinute) and the warehouse URL (env.warehouseUrl, never printed).
+Environment: the archive URL (env.weatherBaseUrl: http(s)://host[:port], with or without the
+/v1/archive path), requests per minute (env.weatherRequestsPerMinute) and the warehouse URL
+(env.warehouseUrl, never printed).
 Exit codes: 0 done (even with failed events), 1 every event to fetch failed, or missing
 environment/configuration, or a database or cache error.
 """
