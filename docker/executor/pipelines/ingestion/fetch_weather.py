@@ -164,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             cache.close()
     except CacheError as exc:
         return _fail(str(exc))
+    except OSError as exc:  # the buffer could not be written
+        return _fail(f"{type(exc).__name__}: {exc}")
 
     print(
         f"{NAME}: selected={summary['events_selected']} fetched={summary['events_fetched']} "
