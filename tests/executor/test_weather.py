@@ -578,6 +578,16 @@ def load_data(url: str, csv_path: Path) -> None:
         copy.write(csv_path.read_bytes())
 
 
+def load_data_new(url: str, csv_path: Path) -> None:
+    """Loads only the observations `data` lacks, as import_weather does."""
+    columns = ", ".join(DATA_COLUMNS)
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE TEMP TABLE incoming AS SELECT {columns} FROM data WITH NO DATA")
+        with cur.copy("COPY incoming FROM STDIN (FORMAT csv, HEADER true)") as copy:
+            copy.write(csv_path.read_bytes())
+        cur.execute(f"INSERT INTO data ({columns}) SELECT * FROM incoming ON CONFLICT DO NOTHING")
+
+
 def outputs(buffer_dir: Path) -> tuple[dict[str, Any], list[dict[str, str]], list[str]]:
     day_dir = buffer_dir / "weather" / DAY
     report = json.loads((day_dir / "report.json").read_text())
@@ -638,8 +648,11 @@ def test_fetch_weather_writes_buffer_and_report_then_selects_nothing_once_loaded
     third = run_fetch(generated_dir, platform, tmp_path, env)
     assert third.returncode == 0, third.stderr
     report, rows, _ = outputs(tmp_path)
-    # Event 6's window overlaps loaded data at its point, so it counts as enriched already.
-    assert report["events_selected"] == 0
+    # Event 6's window overlaps loaded data at its point but for its last day: one request for
+    # that day's window, whose other days are loaded already and skipped on import.
+    assert (report["events_selected"], report["requests"]) == (1, 1)
+    assert any(r["observed_at"].startswith(AUGUST.isoformat()) for r in rows)
+    load_data_new(warehouse_url, tmp_path / "weather" / DAY / "hourly.csv")
     insert_events(warehouse_url, [(7, JUNE, "10.5", "20.25")])
     fourth = run_fetch(generated_dir, platform, tmp_path, env)
     assert fourth.returncode == 0, fourth.stderr

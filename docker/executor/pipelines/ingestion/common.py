@@ -3,9 +3,11 @@
 import argparse
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from vpe_executor.platform_config import load_platform, lookup
 
@@ -33,14 +35,16 @@ def buffer_file(
     return buffer_dir / layout.format(date=day.isoformat(), **parts)
 
 
-def atomic_write_text(target: Path, text: str) -> None:
-    """Write then rename, so a FileSensor never sees a half-written file."""
+@contextmanager
+def atomic_writer(target: Path) -> Iterator[TextIO]:
+    """A text file that appears at `target` whole, once the block ends (write, then rename),
+    so a FileSensor never sees a half-written file; nothing appears if the block raises."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         # mkstemp creates 0600; readers (Airflow, Spark) share the group, so honour the umask.
@@ -48,6 +52,10 @@ def atomic_write_text(target: Path, text: str) -> None:
         os.umask(umask)
         tmp.chmod(0o666 & ~umask)
         tmp.replace(target)
-    except BaseException:
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
+
+
+def atomic_write_text(target: Path, text: str) -> None:
+    with atomic_writer(target) as fh:
+        fh.write(text)

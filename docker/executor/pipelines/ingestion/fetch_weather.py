@@ -1,11 +1,13 @@
 """Fetch the hourly weather of the days before each landslide event still lacking it.
 
-Selects the staging `event` rows with no `data` row at their coordinates within their window
-(one set-based query), fetches those windows from the Open-Meteo archive (weather.py: batching,
-cache, retries, rate limit), and writes <buffer>/<bufferFiles.weatherReport> first and
-<buffer>/<bufferFiles.weather> last, each atomically (the CSV is streamed to a temp file and
-renamed), so a sensor waiting for the CSV finds both complete. A failed batch or event never
-stops the others; the report lists each failed event with its window and error.
+Selects the staging `event` rows whose window has a day without a `data` row at their
+coordinates (one set-based query), fetches those windows from the Open-Meteo archive
+(weather.py: batching, cache, retries, rate limit), and writes
+<buffer>/<bufferFiles.weatherReport> first and <buffer>/<bufferFiles.weather> last, each
+atomically (the CSV is streamed to a temp file and renamed), so a sensor waiting for the CSV
+finds both complete. A failed batch or event never stops the others; the report lists each
+failed event with its window and error (after 3 batches in a row exhausted their retries the
+API counts as down: the rest are not sent, and their events are listed as failed too).
 Environment: the archive URL (env.weatherBaseUrl: http(s)://host[:port], with or without the
 /v1/archive path), requests per minute (env.weatherRequestsPerMinute) and the warehouse URL
 (env.warehouseUrl, never printed).
@@ -18,15 +20,12 @@ import csv
 import json
 import os
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import psycopg
 
-from common import atomic_write_text, buffer_file, iso_date, platform
+from common import atomic_write_text, atomic_writer, buffer_file, iso_date, platform
 from vpe_executor.platform_config import PlatformError, lookup
 from weather import (
     DATA_COLUMNS,
@@ -44,17 +43,18 @@ from weather import (
 NAME = "fetch_weather"
 FAILURES_SHOWN = 20
 
-# Events whose window [event_date - N days, event_date) has no observation at their coordinates.
+# Events with a day of their window [event_date - N days, event_date) that has no observation at
+# their coordinates: a later event at a point already enriched for an overlapping window still
+# gets the days it lacks (its other days come from the cache and are skipped on import).
 SELECT_EVENTS = """
     SELECT e.event_id, e.latitude::text, e.longitude::text, e.event_date
       FROM event AS e
-     WHERE NOT EXISTS (
-           SELECT 1
-             FROM data AS d
-            WHERE d.latitude = e.latitude
-              AND d.longitude = e.longitude
-              AND d.observed_at >= e.event_date - %(days)s::integer
-              AND d.observed_at < e.event_date)
+     WHERE (SELECT count(DISTINCT d.observed_at::date)
+              FROM data AS d
+             WHERE d.latitude = e.latitude
+               AND d.longitude = e.longitude
+               AND d.observed_at >= e.event_date - %(days)s::integer
+               AND d.observed_at < e.event_date) < %(days)s::integer
      ORDER BY e.event_date, e.event_id
 """
 
@@ -63,29 +63,6 @@ def select_events(conninfo: str, window_days: int) -> list[WeatherEvent]:
     with psycopg.connect(conninfo) as conn:
         rows = conn.execute(SELECT_EVENTS, {"days": window_days}).fetchall()
     return [WeatherEvent(int(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows]
-
-
-@contextmanager
-def staged_file(target: Path) -> Iterator[tuple[TextIO, Path]]:
-    """A temp file beside `target`, removed on error unless the caller renamed it (publish)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            yield fh, tmp
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def publish(fh: TextIO, tmp: Path, target: Path) -> None:
-    fh.flush()
-    os.fsync(fh.fileno())
-    # mkstemp creates 0600; readers (Airflow, Spark) share the group, so honour the umask.
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o666 & ~umask)
-    tmp.replace(target)
 
 
 def report(selected: int, outcome: FetchOutcome, counts: RowCounts) -> dict[str, Any]:
@@ -153,13 +130,13 @@ def main(argv: list[str] | None = None) -> int:
             with ArchiveClient(client_settings, cache) as client:
                 outcome = client.fetch(events)
             counts = RowCounts()
-            with staged_file(data_path) as (fh, tmp):
+            # The data file appears last, after the report: the sensor waits for it.
+            with atomic_writer(data_path) as fh:
                 writer = csv.writer(fh, lineterminator="\n")
                 writer.writerow(DATA_COLUMNS)
                 writer.writerows(iter_rows(cache, client_settings, outcome.succeeded, counts))
                 summary = report(len(events), outcome, counts)
                 atomic_write_text(report_path, json.dumps(summary, indent=2) + "\n")
-                publish(fh, tmp, data_path)
         finally:
             cache.close()
     except CacheError as exc:
