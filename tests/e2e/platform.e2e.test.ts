@@ -277,6 +277,17 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
 
     platformChecks(dev);
 
+    it("re-runs ingestion for the same date: nothing fetched again, nothing inserted twice", async () => {
+        const [runId] = await dagRunIds(dev, "ingestion");
+        const before = await dev.warehouseCounts();
+        const requests = dev.weatherServed().requests;
+        const started = performance.now();
+        await dev.airflow.call("POST", `/dags/ingestion/dagRuns/${encodeURIComponent(runId)}/clear`, { dry_run: false });
+        await dev.finishRun("ingestion", runId, started);
+        assert.deepEqual(await dev.warehouseCounts(), before);
+        assert.equal(dev.weatherServed().requests, requests, "the re-run asked the weather archive again");
+    });
+
     it("status: one screen says all is well, exit 0, and shows no secret", async () => {
         const run = await dev.command("status", "--json");
         dev.report.seconds.statusHealthy = Number(run.seconds.toFixed(2));

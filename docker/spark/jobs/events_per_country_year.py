@@ -8,9 +8,9 @@ Runs as the PySpark driver in the Airflow container (client mode), submitted wit
 PostgreSQL JDBC jar; warehouse_jdbc.py (beside it) holds the connection settings.
 """
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from warehouse_jdbc import read_query, read_table, replace_table, warehouse_from_env
+from warehouse_jdbc import read_query, read_table, recompute
 
 UNKNOWN_COUNTRY = "Unknown"
 TARGET_TABLE = "event_stats_country_year"
@@ -32,25 +32,15 @@ def events_per_country_year(events: DataFrame, locations: DataFrame, days: DataF
 
 
 def main() -> None:
-    warehouse = warehouse_from_env()
-    # A few thousand rows at most: the default 200 shuffle partitions would cost more in task
-    # scheduling on a 1-core worker than the aggregation itself.
-    spark = (
-        SparkSession.builder.appName("events_per_country_year")
-        .config("spark.sql.shuffle.partitions", "4")
-        .getOrCreate()
-    )
-    try:
-        stats = events_per_country_year(
+    recompute(
+        "events_per_country_year",
+        TARGET_TABLE,
+        lambda spark, warehouse: events_per_country_year(
             read_table(spark, warehouse, "landslide_event", "location_id", "datetime_id"),
             read_table(spark, warehouse, "location", "location_id", "country"),
             read_query(spark, warehouse, EVENT_DAYS),
-        ).cache()
-        rows = stats.count()
-        replace_table(warehouse, TARGET_TABLE, stats)
-        print(f"{TARGET_TABLE}: wrote {rows} (country, year) rows")
-    finally:
-        spark.stop()
+        ),
+    )
 
 
 if __name__ == "__main__":

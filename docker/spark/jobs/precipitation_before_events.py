@@ -12,9 +12,9 @@ PostgreSQL joins each hourly value to its day before it crosses JDBC; Spark sums
 joins them with the event windows and aggregates. Runs like events_per_country_year.py.
 """
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from warehouse_jdbc import read_query, replace_table, warehouse_from_env
+from warehouse_jdbc import read_query, recompute
 
 UNKNOWN_COUNTRY = "Unknown"
 TARGET_TABLE = "precipitation_stats_country_year"
@@ -75,23 +75,14 @@ def precipitation_stats(events: DataFrame, hourly: DataFrame) -> DataFrame:
 
 
 def main() -> None:
-    warehouse = warehouse_from_env()
-    # ~700,000 hourly rows in, a few hundred rows out: a few partitions suit a 1-core worker.
-    spark = (
-        SparkSession.builder.appName("precipitation_before_events")
-        .config("spark.sql.shuffle.partitions", "4")
-        .getOrCreate()
-    )
-    try:
-        stats = precipitation_stats(
+    recompute(
+        "precipitation_before_events",
+        TARGET_TABLE,
+        lambda spark, warehouse: precipitation_stats(
             read_query(spark, warehouse, EVENTS),
             read_query(spark, warehouse, HOURLY_PRECIPITATION),
-        ).cache()
-        rows = stats.count()
-        replace_table(warehouse, TARGET_TABLE, stats)
-        print(f"{TARGET_TABLE}: wrote {rows} (country, year) rows")
-    finally:
-        spark.stop()
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ JDBC driver only, never printed.
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,3 +70,24 @@ def replace_table(warehouse: Warehouse, table: str, rows: DataFrame) -> None:
         .mode("overwrite")
         .save()
     )
+
+
+def recompute(
+    app_name: str, table: str, compute: Callable[[SparkSession, Warehouse], DataFrame]
+) -> None:
+    """Runs `compute` and replaces the rows of `table` (a statistics table) with its result."""
+    warehouse = warehouse_from_env()
+    # A few thousand rows out: the default 200 shuffle partitions would cost more in task
+    # scheduling on a 1-core worker than the aggregation itself.
+    spark = (
+        SparkSession.builder.appName(app_name)
+        .config("spark.sql.shuffle.partitions", "4")
+        .getOrCreate()
+    )
+    try:
+        rows = compute(spark, warehouse).cache()
+        count = rows.count()
+        replace_table(warehouse, table, rows)
+        print(f"{table}: wrote {count} (country, year) rows")
+    finally:
+        spark.stop()
