@@ -123,6 +123,11 @@ function platformChecks(s: PlatformStack): void {
         assert.equal(counts.weather_data, served.observations);
         assert.equal(counts.soil, 4 * served.observations);
         assert.equal(counts.datetime, 956 + served.observations);
+        // The loader's own account, from its executor run log: every served observation inserted.
+        const runLogs = docker("exec", s.outputs.executorContainer, "sh", "-c", `cat ${platform.paths.logs}/executor/*_weather*`);
+        const loaded = runLogs.match(new RegExp(`import_weather: read=${served.observations} inserted=${served.observations} .*seconds=([\\d.]+) rows_per_second=(\\d+)`));
+        assert.ok(loaded, `no import_weather run inserted ${served.observations} rows:\n${runLogs.slice(-2000)}`);
+        s.report.weatherLoad = { seconds: Number(loaded[1]), rowsPerSecond: Number(loaded[2]), fetch: runLogs.match(/fetch_weather: selected=\d+ .*/)?.[0] };
         assert.ok(counts.event_stats_country_year > 0);
         const [total] = await query<{ n: string }>(s.adminUrl, "SELECT sum(events) AS n FROM event_stats_country_year");
         assert.equal(Number(total.n), 956, "the Spark statistic counts every event");
@@ -193,6 +198,7 @@ function writeReport(): void {
             `- warm bring-up to all healthy (images cached, fresh volumes): ${seconds.warmBringUp ?? "n/a"} s`,
             `- second apply of unchanged code: ${seconds.noopApply ?? "n/a"} s`,
             `- memory in use just after the first ingestion run: ${memorySummary(s.report.memoryAfterIngestionMiB as Record<string, number> | undefined)}`,
+            `- weather of the first ingestion run: ${JSON.stringify(s.report.weatherLoad ?? "n/a")}`,
             ...(seconds.postgresReplace === undefined ? [] : [`- PostgreSQL container replacement: ${seconds.postgresReplace} s`]),
             ...(seconds.pipelineScriptEdit === undefined ? [] : [`- up after a pipeline script edit (executor rebuilt from cache and replaced): ${seconds.pipelineScriptEdit} s`]),
             ...(seconds.comeBack === undefined ? [] : [`- up after destroy, onto the kept data: ${seconds.comeBack} s`]),
