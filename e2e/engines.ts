@@ -127,6 +127,16 @@ function imageSize(name: string): number {
     return Number(execFileSync(dockerCli, ["image", "inspect", "--format", "{{.Size}}", name], { encoding: "utf8" }).trim());
 }
 
+/** The key of a `project:key[.path]=value` override, which both engines take alike. */
+function checkedOverrideKey(item: string): string {
+    const eq = item.indexOf("=");
+    const key = item.slice(0, eq);
+    if (eq <= 0 || !key.includes(":")) {
+        throw new Error(`config override ${JSON.stringify(item)}: expected project:key[.path]=value`);
+    }
+    return key;
+}
+
 class HarnessEngine implements StackEngine {
     readonly name = "harness";
     readonly version = `harness (e2e/harness) on @pulumi/pulumi ${sdkVersion()}`;
@@ -140,6 +150,9 @@ class HarnessEngine implements StackEngine {
     }
 
     private harnessOptions(config: readonly string[] = []): harness.HarnessOptions {
+        // The harness CLI takes `key=value` as `pulumi config set` does; this interface, like
+        // the real engine's below, takes only `project:key[.path]=value`.
+        config.forEach(checkedOverrideKey);
         return { projectDir: this.options.projectDir, stack: this.options.stack, statePath: this.statePath, config };
     }
 
@@ -282,11 +295,8 @@ class PulumiEngine implements StackEngine {
         const saved = new Map<string, ConfigValue | undefined>();
         try {
             for (const item of overrides) {
+                const key = checkedOverrideKey(item);
                 const eq = item.indexOf("=");
-                const key = item.slice(0, eq);
-                if (eq <= 0 || !key.includes(":")) {
-                    throw new Error(`config override ${JSON.stringify(item)}: expected project:key[.path]=value`);
-                }
                 if (!saved.has(key)) {
                     saved.set(key, await this.stack.getConfig(key, true).catch(() => undefined));
                 }

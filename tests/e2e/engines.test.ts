@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
-import { pulumiCli, selectEngine } from "../../e2e/engines";
+import { openStack, pulumiCli, selectEngine } from "../../e2e/engines";
 
 const withCli = fs.mkdtempSync(path.join(os.tmpdir(), "vpe-engines-"));
 const withoutCli = fs.mkdtempSync(path.join(os.tmpdir(), "vpe-engines-"));
@@ -38,5 +38,18 @@ describe("selectEngine", () => {
 
     it("rejects an unknown engine name, naming the variable and the choices", () => {
         assert.throws(() => selectEngine({ PATH: withCli, VPE_E2E_ENGINE: "terraform" }), /VPE_E2E_ENGINE: expected "pulumi" or "harness", got "terraform"/);
+    });
+});
+
+describe("the harness engine", () => {
+    it("takes only project:key[.path]=value overrides, as the real engine does", async () => {
+        const workDir = fs.mkdtempSync(path.join(os.tmpdir(), "vpe-engines-"));
+        try {
+            const projectDir = path.join(__dirname, "harness", "fixtures", "basic");
+            const engine = await openStack("harness", { projectDir, stack: "dev", workDir, namePrefix: "vpe-unit" });
+            await assert.rejects(engine.preview(["weather.baseUrl=http://archive"]), /"weather\.baseUrl=http:\/\/archive": expected project:key\[\.path\]=value/);
+        } finally {
+            fs.rmSync(workDir, { recursive: true, force: true });
+        }
     });
 });

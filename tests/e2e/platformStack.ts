@@ -34,8 +34,8 @@ const warehouseTables = [
  */
 const weatherArchive = { alias: "weather-archive", port: 8000, script: "open_meteo_archive.py" };
 const weatherOverrides = [
-    `weather.baseUrl=http://${weatherArchive.alias}:${weatherArchive.port}/v1/archive`,
-    "weather.requestsPerMinute=6000",
+    `${platform.project}:weather.baseUrl=http://${weatherArchive.alias}:${weatherArchive.port}/v1/archive`,
+    `${platform.project}:weather.requestsPerMinute=6000`,
 ];
 
 /** What the fake archive served (its GET /served). */
