@@ -3,11 +3,14 @@
 import argparse
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
+
+import psycopg
+from psycopg import sql
 
 from vpe_executor.platform_config import load_platform, lookup
 
@@ -59,3 +62,42 @@ def atomic_writer(target: Path) -> Iterator[TextIO]:
 def atomic_write_text(target: Path, text: str) -> None:
     with atomic_writer(target) as fh:
         fh.write(text)
+
+
+def stage_and_insert(
+    cur: psycopg.Cursor[Any],
+    table: str,
+    columns: tuple[str, ...],
+    conflict: tuple[str, ...],
+    fill: Callable[[psycopg.Copy], None],
+    copy_options: str = "",
+) -> tuple[int, int]:
+    """COPY rows (written by `fill`) into a temporary table shaped like `table`'s `columns`, then
+    INSERT them into `table` with ON CONFLICT (`conflict`) DO NOTHING, in the caller's
+    transaction: a re-import inserts nothing, and triggers see only new rows. Returns the rows
+    staged and the rows inserted."""
+    staging = sql.Identifier(f"{table}_incoming")
+    names = sql.SQL(", ").join(map(sql.Identifier, columns))
+    target = sql.Identifier(table)
+    cur.execute(
+        sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+            staging, names, target
+        )
+    )
+    with cur.copy(
+        sql.SQL("COPY {} ({}) FROM STDIN {}").format(staging, names, sql.SQL(copy_options))
+    ) as copy:
+        fill(copy)
+    staged = cur.rowcount
+    cur.execute(
+        sql.SQL(
+            "INSERT INTO {target} ({names}) SELECT {names} FROM {staging} "
+            "ON CONFLICT ({conflict}) DO NOTHING"
+        ).format(
+            target=target,
+            names=names,
+            staging=staging,
+            conflict=sql.SQL(", ").join(map(sql.Identifier, conflict)),
+        )
+    )
+    return staged, cur.rowcount

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
 from catalog import COLUMNS, Event, parse_buffer_row
-from common import buffer_file, iso_date, platform
+from common import buffer_file, iso_date, platform, stage_and_insert
 from vpe_executor.platform_config import lookup
 
 TABLE = "event"
@@ -42,24 +41,13 @@ def read_events(path: Path) -> list[Event]:
 
 
 def load(conninfo: str, events: list[Event]) -> Counts:
-    columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+    def fill(copy: psycopg.Copy) -> None:
+        for event in events:
+            copy.write_row(event.as_row())
+
     with psycopg.connect(conninfo) as conn, conn.transaction(), conn.cursor() as cur:
-        cur.execute(
-            sql.SQL(
-                "CREATE TEMP TABLE event_incoming ON COMMIT DROP AS "
-                "SELECT {columns} FROM {table} WITH NO DATA"
-            ).format(columns=columns, table=sql.Identifier(TABLE))
-        )
-        with cur.copy(sql.SQL("COPY event_incoming ({}) FROM STDIN").format(columns)) as copy:
-            for event in events:
-                copy.write_row(event.as_row())
-        cur.execute(
-            sql.SQL(
-                "INSERT INTO {table} ({columns}) SELECT {columns} FROM event_incoming "
-                "ON CONFLICT (event_id) DO NOTHING"
-            ).format(columns=columns, table=sql.Identifier(TABLE))
-        )
-        return Counts(read=len(events), inserted=cur.rowcount)
+        _, inserted = stage_and_insert(cur, TABLE, COLUMNS, ("event_id",), fill)
+    return Counts(read=len(events), inserted=inserted)
 
 
 def main(argv: list[str] | None = None) -> int:

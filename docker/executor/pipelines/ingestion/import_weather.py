@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
-from common import buffer_file, iso_date, platform
+from common import buffer_file, iso_date, platform, stage_and_insert
 from vpe_executor.platform_config import lookup
 from weather import DATA_COLUMNS
 
 TABLE = "data"
+OBSERVATION_KEY = ("latitude", "longitude", "observed_at")
 CHUNK_BYTES = 1 << 20
 
 
@@ -48,26 +48,16 @@ def check_header(path: Path) -> None:
 def load(conninfo: str, path: Path) -> Counts:
     check_header(path)
     started = time.perf_counter()
-    columns = sql.SQL(", ").join(map(sql.Identifier, DATA_COLUMNS))
-    with psycopg.connect(conninfo) as conn, conn.transaction(), conn.cursor() as cur:
-        cur.execute(
-            sql.SQL(
-                "CREATE TEMP TABLE data_incoming ON COMMIT DROP AS "
-                "SELECT {columns} FROM {table} WITH NO DATA"
-            ).format(columns=columns, table=sql.Identifier(TABLE))
-        )
-        copy_sql = sql.SQL("COPY data_incoming ({}) FROM STDIN (FORMAT csv, HEADER true)")
-        with cur.copy(copy_sql.format(columns)) as copy, path.open("rb") as fh:
+
+    def fill(copy: psycopg.Copy) -> None:
+        with path.open("rb") as fh:
             while chunk := fh.read(CHUNK_BYTES):
                 copy.write(chunk)
-        read = cur.rowcount
-        cur.execute(
-            sql.SQL(
-                "INSERT INTO {table} ({columns}) SELECT {columns} FROM data_incoming "
-                "ON CONFLICT (latitude, longitude, observed_at) DO NOTHING"
-            ).format(columns=columns, table=sql.Identifier(TABLE))
+
+    with psycopg.connect(conninfo) as conn, conn.transaction(), conn.cursor() as cur:
+        read, inserted = stage_and_insert(
+            cur, TABLE, DATA_COLUMNS, OBSERVATION_KEY, fill, "(FORMAT csv, HEADER true)"
         )
-        inserted = cur.rowcount
     return Counts(read=read, inserted=inserted, seconds=time.perf_counter() - started)
 
 
