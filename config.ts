@@ -73,11 +73,13 @@ const logsSchema = z.strictObject({
     retentionDays: z.number().int().min(1).max(3650).default(14),
 });
 
+const openMeteoArchive = "https://archive-api.open-meteo.com/v1/archive";
+
 const weatherSchema = z.strictObject({
     /** The hourly archive API fetch_weather calls: Open-Meteo's public one, or a compatible mirror. */
     baseUrl: z
-        .url({ protocol: /^https?$/, message: "must be an http(s) URL such as https://archive-api.open-meteo.com/v1/archive" })
-        .default("https://archive-api.open-meteo.com/v1/archive"),
+        .url({ protocol: /^https?$/, message: `must be an http(s) URL such as ${openMeteoArchive}` })
+        .default(openMeteoArchive),
     /**
      * Requests fetch_weather starts per minute. The public API's free tier allows 5,000 calls an
      * hour, and a 30-day, 12-variable series of one point weighs about 3 calls.

@@ -12,28 +12,29 @@
 //                                      [--weather-repetitions 3] [--row-trigger-rows 50000]
 import { execFile } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { promisify } from "node:util";
-import { parseArgs } from "node:util";
+import { dirname, join } from "node:path";
+import { parseArgs, promisify } from "node:util";
 import { Client } from "pg";
 import { applyMigrations, readMigrations } from "../warehouse/migrate";
 import { startPostgres, type PostgresServer } from "../tests/support/postgres";
 import { type EventRow, insertEvents, sampleEvents } from "../tests/warehouse/sample";
 import { MIGRATIONS_DIR, tempDir } from "../tests/warehouse/support";
+import { platform } from "../platform";
 import { median } from "./stats";
 
 const run = promisify(execFile);
 const REPO = join(__dirname, "..");
 const WEATHER_DATE = "2024-06-01";
-const WEATHER_HEADER = [
-    "latitude", "longitude", "elevation", "timezone", "observed_at", "temperature", "precipitation", "rain",
-    "relative_humidity", "soil_temperature_0_7cm", "soil_moisture_0_7cm", "soil_temperature_7_28cm",
-    "soil_moisture_7_28cm", "soil_temperature_28_100cm", "soil_moisture_28_100cm", "soil_temperature_100_255cm",
-    "soil_moisture_100_255cm",
-];
-const WINDOW_HOURS = 30 * 24;
+const WINDOW_HOURS = platform.weather.windowDays * 24;
 // The last migration that stages weather through the row trigger.
 const ROW_TRIGGER_VERSION = 4;
+/** The executor's Python, as the pipeline tests run it: the .venv with its sources on the path. */
+const PYTHON = join(REPO, ".venv", "bin", "python");
+const PYTHON_ENV = {
+    ...process.env,
+    VPE_PLATFORM_FILE: join(REPO, "docker", "platform.json"),
+    PYTHONPATH: [join(REPO, "docker/executor/src"), join(REPO, "docker/executor/pipelines/ingestion")].join(":"),
+};
 
 function positiveIntegers(option: string, text: string): number[] {
     const values = text.split(",").map(Number);
@@ -43,24 +44,50 @@ function positiveIntegers(option: string, text: string): number[] {
     return values;
 }
 
+/** The weather buffer file's columns, in its order: the loader's DATA_COLUMNS. */
+async function weatherColumns(): Promise<string[]> {
+    const script = "from weather import DATA_COLUMNS; print(','.join(DATA_COLUMNS))";
+    return (await run(PYTHON, ["-c", script], { env: PYTHON_ENV })).stdout.trim().split(",");
+}
+
 /** The weather buffer file for these events: deterministic values, 720 hours before each. */
-function writeWeatherFile(events: readonly EventRow[], limit: number): { dir: string; rows: number } {
+function writeWeatherFile(columns: readonly string[], events: readonly EventRow[], limit: number): { dir: string; rows: number } {
     const dir = tempDir("vpe-bench-weather-");
-    const file = join(dir, "weather", WEATHER_DATE, "hourly.csv");
-    mkdirSync(join(dir, "weather", WEATHER_DATE), { recursive: true });
-    const lines = [WEATHER_HEADER.join(",")];
+    const file = join(dir, platform.bufferFiles.weather.replace("{date}", WEATHER_DATE));
+    mkdirSync(dirname(file), { recursive: true });
+    const lines = [columns.join(",")];
     for (const [e, event] of events.entries()) {
         const start = Date.parse(`${event.event_date}T00:00:00Z`) - WINDOW_HOURS * 3_600_000;
         for (let h = 0; h < WINDOW_HOURS && lines.length <= limit; h += 1) {
-            const at = new Date(start + h * 3_600_000).toISOString().slice(0, 16).replace("T", " ");
             const wave = Math.sin((e * WINDOW_HOURS + h) / 24);
             const rain = Math.max(0, wave).toFixed(2);
-            lines.push([
-                event.latitude, event.longitude, "250", "GMT", at, (15 + 10 * wave).toFixed(1), rain, rain,
-                (60 + 30 * wave).toFixed(0), (14 + 8 * wave).toFixed(1), (0.3 + 0.1 * wave).toFixed(3),
-                (13 + 6 * wave).toFixed(1), (0.31 + 0.1 * wave).toFixed(3), (12 + 3 * wave).toFixed(1),
-                (0.32 + 0.1 * wave).toFixed(3), (11 + wave).toFixed(1), (0.33 + 0.1 * wave).toFixed(3),
-            ].join(","));
+            const observation: Record<string, unknown> = {
+                latitude: event.latitude,
+                longitude: event.longitude,
+                elevation: "250",
+                timezone: "GMT",
+                observed_at: new Date(start + h * 3_600_000).toISOString().slice(0, 16).replace("T", " "),
+                temperature: (15 + 10 * wave).toFixed(1),
+                precipitation: rain,
+                rain,
+                relative_humidity: (60 + 30 * wave).toFixed(0),
+                soil_temperature_0_7cm: (14 + 8 * wave).toFixed(1),
+                soil_moisture_0_7cm: (0.3 + 0.1 * wave).toFixed(3),
+                soil_temperature_7_28cm: (13 + 6 * wave).toFixed(1),
+                soil_moisture_7_28cm: (0.31 + 0.1 * wave).toFixed(3),
+                soil_temperature_28_100cm: (12 + 3 * wave).toFixed(1),
+                soil_moisture_28_100cm: (0.32 + 0.1 * wave).toFixed(3),
+                soil_temperature_100_255cm: (11 + wave).toFixed(1),
+                soil_moisture_100_255cm: (0.33 + 0.1 * wave).toFixed(3),
+            };
+            lines.push(
+                columns
+                    .map((column) => {
+                        if (!(column in observation)) throw new Error(`the benchmark has no value for weather column ${column}`);
+                        return observation[column];
+                    })
+                    .join(","),
+            );
         }
     }
     writeFileSync(file, lines.join("\n") + "\n");
@@ -70,17 +97,9 @@ function writeWeatherFile(events: readonly EventRow[], limit: number): { dir: st
 /** Runs the executor's weather loader; returns rows inserted per second of its load. */
 async function importWeather(pg: PostgresServer, database: string, bufferDir: string, expected: number): Promise<number> {
     const { stdout } = await run(
-        join(REPO, ".venv", "bin", "python"),
+        PYTHON,
         [join(REPO, "docker/executor/pipelines/ingestion/import_weather.py"), "--date", WEATHER_DATE, "--buffer-dir", bufferDir],
-        {
-            env: {
-                ...process.env,
-                VPE_PLATFORM_FILE: join(REPO, "docker", "platform.json"),
-                VPE_WAREHOUSE_URL: pg.url(database),
-                PYTHONPATH: [join(REPO, "docker/executor/src"), join(REPO, "docker/executor/pipelines/ingestion")].join(":"),
-            },
-            maxBuffer: 1 << 20,
-        },
+        { env: { ...PYTHON_ENV, [platform.env.warehouseUrl]: pg.url(database) }, maxBuffer: 1 << 20 },
     );
     const match = /inserted=(\d+) .*seconds=([\d.]+)/.exec(stdout);
     if (!match || Number(match[1]) !== expected) {
@@ -90,7 +109,7 @@ async function importWeather(pg: PostgresServer, database: string, bufferDir: st
 }
 
 async function weatherRates(pg: PostgresServer, events: readonly EventRow[], rows: number, maxVersion: number, repetitions: number) {
-    const weather = writeWeatherFile(events, rows);
+    const weather = writeWeatherFile(await weatherColumns(), events, rows);
     const files = readMigrations(MIGRATIONS_DIR).filter((m) => m.version <= maxVersion);
     const rates: number[] = [];
     for (let i = 0; i < repetitions; i += 1) {

@@ -5,6 +5,7 @@ rule are deterministic, so row and gap counts are compared with what it says it 
 """
 
 import csv
+import dataclasses
 import io
 import json
 import subprocess
@@ -19,6 +20,7 @@ import psycopg
 import pytest
 from conftest import PIPELINES, REPO, child_env
 
+import import_weather
 from weather import (
     DATA_COLUMNS,
     VARIABLES,
@@ -57,18 +59,11 @@ def fake() -> Iterator[fake_archive.FakeArchive]:
 
 
 def make_settings(url: str, platform: dict[str, Any], **overrides: Any) -> Settings:
-    weather = platform["weather"]
-    values: dict[str, Any] = {
-        "hourly": tuple(weather["hourly"]),
-        "window_days": weather["windowDays"],
-        "locations_per_request": weather["locationsPerRequest"],
-        "requests_per_minute": 1_000_000.0,
-        "backoff_base": 0.0,
-        "timeout_seconds": 5.0,
-        "max_attempts": 3,
-        **overrides,
-    }
-    return Settings(base_url=url, **values)
+    """The platform's settings, made fast for tests (no backoff, short timeout, 3 attempts)."""
+    fast = Settings.from_platform(
+        platform["weather"], url, "1000000", backoff_base=0.0, timeout_seconds=5.0, max_attempts=3
+    )
+    return dataclasses.replace(fast, **overrides)
 
 
 def events_at(day: date, points: list[tuple[str, str]], first_id: int = 1) -> list[WeatherEvent]:
@@ -571,23 +566,6 @@ def insert_events(url: str, events: list[tuple[int, date, str, str]]) -> None:
         )
 
 
-def load_data(url: str, csv_path: Path) -> None:
-    columns = ", ".join(DATA_COLUMNS)
-    statement = f"COPY data ({columns}) FROM STDIN (FORMAT csv, HEADER true)"
-    with psycopg.connect(url) as conn, conn.cursor() as cur, cur.copy(statement) as copy:
-        copy.write(csv_path.read_bytes())
-
-
-def load_data_new(url: str, csv_path: Path) -> None:
-    """Loads only the observations `data` lacks, as import_weather does."""
-    columns = ", ".join(DATA_COLUMNS)
-    with psycopg.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(f"CREATE TEMP TABLE incoming AS SELECT {columns} FROM data WITH NO DATA")
-        with cur.copy("COPY incoming FROM STDIN (FORMAT csv, HEADER true)") as copy:
-            copy.write(csv_path.read_bytes())
-        cur.execute(f"INSERT INTO data ({columns}) SELECT * FROM incoming ON CONFLICT DO NOTHING")
-
-
 def outputs(buffer_dir: Path) -> tuple[dict[str, Any], list[dict[str, str]], list[str]]:
     day_dir = buffer_dir / "weather" / DAY
     report = json.loads((day_dir / "report.json").read_text())
@@ -634,10 +612,8 @@ def test_fetch_weather_writes_buffer_and_report_then_selects_nothing_once_loaded
     assert len(rows) == report["rows"]
     assert ("27.7172", "85.3240") in {(r["latitude"], r["longitude"]) for r in rows}
 
-    load_data(warehouse_url, tmp_path / "weather" / DAY / "hourly.csv")
-    with psycopg.connect(warehouse_url) as conn:
-        loaded = conn.execute("SELECT count(*) FROM data").fetchone()
-    assert loaded is not None and loaded[0] == served["observations"]
+    loaded = import_weather.load(warehouse_url, tmp_path / "weather" / DAY / "hourly.csv")
+    assert loaded.inserted == served["observations"]
 
     second = run_fetch(generated_dir, platform, tmp_path, env)
     assert second.returncode == 0, second.stderr
@@ -652,7 +628,7 @@ def test_fetch_weather_writes_buffer_and_report_then_selects_nothing_once_loaded
     # that day's window, whose other days are loaded already and skipped on import.
     assert (report["events_selected"], report["requests"]) == (1, 1)
     assert any(r["observed_at"].startswith(AUGUST.isoformat()) for r in rows)
-    load_data_new(warehouse_url, tmp_path / "weather" / DAY / "hourly.csv")
+    import_weather.load(warehouse_url, tmp_path / "weather" / DAY / "hourly.csv")
     insert_events(warehouse_url, [(7, JUNE, "10.5", "20.25")])
     fourth = run_fetch(generated_dir, platform, tmp_path, env)
     assert fourth.returncode == 0, fourth.stderr

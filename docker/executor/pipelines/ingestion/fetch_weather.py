@@ -101,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--buffer-dir", type=Path, default=buffer_default)
     parser.add_argument("--cache-dir", type=Path, default=cache_default)
     parser.add_argument(
-        "--backoff-base", type=float, default=1.0, help="seconds before the first retry (doubles)"
+        "--backoff-base",
+        type=float,
+        default=Settings.backoff_base,
+        help="seconds before the first retry (doubles)",
     )
     args = parser.parse_args(argv)
     values = {key: os.environ.get(name, "").strip() for key, name in env_names.items()}

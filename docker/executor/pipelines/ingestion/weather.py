@@ -137,10 +137,11 @@ class Settings:
     base_url: str
     hourly: tuple[str, ...]
     requests_per_minute: float
-    window_days: int = 30
-    locations_per_request: int = 10
-    max_attempts: int = 5
-    timeout_seconds: float = 30.0
+    # platform.json weather.windowDays, locationsPerRequest, maxAttempts, timeoutSeconds
+    window_days: int
+    locations_per_request: int
+    max_attempts: int
+    timeout_seconds: float
     backoff_base: float = 1.0
     backoff_cap: float = 60.0
     give_up_after_failed_batches: int = 3
