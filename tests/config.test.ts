@@ -56,6 +56,8 @@ describe("stack config", () => {
         ["a weather URL without a scheme", { "vpe:weather": '{"baseUrl": "archive-api.open-meteo.com/v1/archive"}' }, "vpe:weather.baseUrl: must be an http(s) URL"],
         ["a weather URL of another scheme", { "vpe:weather": '{"baseUrl": "ftp://mirror/v1/archive"}' }, "vpe:weather.baseUrl: must be an http(s) URL"],
         ["no weather requests", { "vpe:weather": '{"requestsPerMinute": 0}' }, "vpe:weather.requestsPerMinute: Too small"],
+        ["too many weather requests", { "vpe:weather": '{"requestsPerMinute": 6001}' }, "vpe:weather.requestsPerMinute: Too big"],
+        ["unknown weather key", { "vpe:weather": '{"url": "https://mirror/v1/archive"}' }, "vpe:weather.url: unknown key"],
         [
             "the removed stack-wide environment format",
             { "vpe:executor": '{"environmentFormat": "venv"}' },

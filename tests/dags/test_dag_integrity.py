@@ -21,6 +21,7 @@ from vpe_dags.executor import (
     IMPORT_WEATHER,
     ExecutorCommandOperator,
 )
+from vpe_dags.platform import PlatformError, buffer_file
 
 SERVICE = executor_pb2.DESCRIPTOR.services_by_name["PingService"]
 FORMATS = ("csv", "xlsx")
@@ -212,3 +213,14 @@ def test_spark_submit_command_fits_one_small_worker(
 
 def test_dags_folder_is_the_tested_one() -> None:
     assert Path(DAGS, "ingestion.py").is_file()
+
+
+def test_buffer_file_fills_the_layout_or_names_the_placeholder_left(
+    platform: dict[str, Any],
+) -> None:
+    layout = platform["bufferFiles"]["events"]
+    assert buffer_file("events", "{{ ds }}", format="xlsx") == layout.format(
+        date="{{ ds }}", format="xlsx"
+    )
+    with pytest.raises(PlatformError, match=r"bufferFiles\.events = .*\{format\}.*not filled"):
+        buffer_file("events", "{{ ds }}")

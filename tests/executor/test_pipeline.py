@@ -265,3 +265,6 @@ def test_import_needs_url_and_file(
     no_file = _import(tmp_path, generated_dir, "postgresql://nobody@127.0.0.1:1/x", platform)
     assert no_file.returncode == 1
     assert "does not exist; run extract_catalog" in no_file.stderr
+    no_format = run_script("import_events.py", generated_dir, "--date", DAY)
+    assert no_format.returncode == 2
+    assert "the following arguments are required: --format" in no_format.stderr
