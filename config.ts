@@ -87,6 +87,14 @@ const weatherSchema = z.strictObject({
     requestsPerMinute: z.number().int().min(1).max(6000).default(20),
 });
 
+const tlsSchema = z.strictObject({
+    /**
+     * The executor's mutual-TLS PKI generation: raising it replaces the CA, every certificate and
+     * every key on the next `pulumi up`, and the containers holding them.
+     */
+    generation: z.number().int().min(1).default(1),
+});
+
 const ipv4 = z.ipv4({ message: "must be an IPv4 address such as 127.0.0.1" });
 
 const sectionSchemas = {
@@ -97,6 +105,7 @@ const sectionSchemas = {
     backup: backupSchema,
     logs: logsSchema,
     weather: weatherSchema,
+    tls: tlsSchema,
 };
 
 const stackSchema = z.strictObject({
@@ -112,6 +121,7 @@ const stackSchema = z.strictObject({
     backup: backupSchema.prefault({}),
     logs: logsSchema.prefault({}),
     weather: weatherSchema.prefault({}),
+    tls: tlsSchema.prefault({}),
 });
 
 export type PlatformConfig = z.infer<typeof stackSchema>;
@@ -122,6 +132,7 @@ export type PostgresConfig = PlatformConfig["postgres"];
 export type BackupConfig = PlatformConfig["backup"];
 export type LogsConfig = PlatformConfig["logs"];
 export type WeatherConfig = PlatformConfig["weather"];
+export type TlsConfig = PlatformConfig["tls"];
 
 /** Every host port the stack publishes, keyed by the config key that sets it. */
 export function publishedPorts(config: Partial<PlatformConfig>): [string, number][] {

@@ -5,6 +5,7 @@ import * as path from "path";
 import { Airflow } from "./components/airflow";
 import { Executor } from "./components/executor";
 import { Maintenance } from "./components/maintenance";
+import { MutualTls } from "./components/mutualTls";
 import { Network } from "./components/network";
 import { Postgres } from "./components/postgres";
 import { PreparedVolume } from "./components/preparedVolume";
@@ -55,6 +56,13 @@ const warehouse = new Warehouse(prefix, {
 });
 
 const internal = { host: postgres.internalHost, port: postgres.internalPort };
+// Only Airflow holds a client certificate the executor accepts.
+const executorTls = new MutualTls(`${prefix}-executor`, {
+    namePrefix: prefix,
+    generation: config.tls.generation,
+    serverName: platform.aliases.executor,
+    clientName: "airflow",
+});
 const executor = new Executor(prefix, {
     namePrefix: prefix,
     network: network.name,
@@ -65,6 +73,7 @@ const executor = new Executor(prefix, {
     dataDir: path.join(projectRoot, "data", "fixtures"),
     warehouseUrl: postgresUrl(warehouse.writerLogin, internal.host, internal.port, platform.databases.warehouse),
     weather: config.weather,
+    tls: { caCert: executorTls.caCert, identity: executorTls.server },
 });
 
 const spark = new Spark(prefix, {
@@ -99,6 +108,7 @@ const airflow = new Airflow(prefix, {
     },
     executorAddress: { host: platform.aliases.executor, port: platform.ports.executorGrpc },
     sparkMasterUrl: spark.masterUrl,
+    executorTls: { caCert: executorTls.caCert, identity: executorTls.client },
 });
 
 const maintenance = new Maintenance(prefix, {

@@ -2,8 +2,8 @@
 //
 // Scaffolds a working pipeline: its own locked environment (docker/executor/envs/NAME:
 // pyproject.toml + uv.lock), a task script (docker/executor/pipelines/NAME/hello.py) declared in
-// the executor's task registry (tasks.toml, as NAME_hello), and a DAG (dags/NAME.py) that runs it
-// through the executor. A bad name changes nothing.
+// the executor's task registry (tasks.toml, as NAME_hello, accepting only --date), and a DAG
+// (dags/NAME.py) that runs it through the executor. A bad name changes nothing.
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -84,7 +84,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--date", help="the run's logical date (YYYY-MM-DD)")
+    parser.add_argument("--date", required=True, help="the run's logical date (YYYY-MM-DD)")
     args = parser.parse_args(argv)
     print(f"${name}: hello for {args.date} from python {sys.version.split()[0]} at {sys.prefix}")
     return 0
@@ -95,6 +95,7 @@ if __name__ == "__main__":
 `;
 }
 
+/** The task's registry entry: a request may give it only what [arguments] declares (never a path). */
 function registryEntry(name: string): string {
     return `
 [tasks.${name}_hello]
@@ -102,6 +103,9 @@ env = "${name}"
 script = "pipelines/${name}/hello.py"
 args = []
 timeout_seconds = 60
+
+[tasks.${name}_hello.arguments]
+"--date" = { type = "date", required = true }
 `;
 }
 

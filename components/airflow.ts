@@ -4,8 +4,10 @@ import * as random from "@pulumi/random";
 import type { AirflowConfig } from "../config";
 import { type Healthcheck, oneShotContainer, publish, serviceContainer } from "../lib/containers";
 import { localImage } from "../lib/images";
+import { type SecretFile, airflowCommandVariable, fileVariable, secretPath, secretUploads } from "../lib/secretFiles";
 import { urlSafePassword } from "../lib/secrets";
 import { platform, userSpec } from "../platform";
+import { type TlsIdentity, tlsUploads } from "./mutualTls";
 
 export interface AirflowArgs {
     namePrefix: string;
@@ -24,7 +26,21 @@ export interface AirflowArgs {
     warehouse: { jdbcUrl: string; user: string; password: pulumi.Input<string> };
     executorAddress: { host: string; port: number };
     sparkMasterUrl: string;
+    /** The stack's CA and Airflow's client identity for the executor's mutual TLS. */
+    executorTls: { caCert: pulumi.Input<string>; identity: TlsIdentity };
 }
+
+/**
+ * The grpc connection's extras naming the mutual-TLS files. The provider's SSL/TLS auth type
+ * passes only a CA file, never a client certificate, so the DAGs open the channel themselves
+ * (vpe_dags.executor.mutual_tls_channel, the provider's CUSTOM auth type).
+ */
+export const grpcTlsExtras = {
+    auth_type: "CUSTOM",
+    ca_file: `${platform.tls.dir}/${platform.tls.caFile}`,
+    cert_file: `${platform.tls.dir}/${platform.tls.certFile}`,
+    key_file: `${platform.tls.dir}/${platform.tls.keyFile}`,
+};
 
 /** Connections provisioned as AIRFLOW_CONN_* variables, keyed by connection id. */
 export function airflowConnections(args: Pick<AirflowArgs, "executorAddress" | "sparkMasterUrl">): Record<string, object> {
@@ -34,7 +50,7 @@ export function airflowConnections(args: Pick<AirflowArgs, "executorAddress" | "
             conn_type: "grpc",
             host: args.executorAddress.host,
             port: args.executorAddress.port,
-            extra: { auth_type: "NO_AUTH" },
+            extra: grpcTlsExtras,
         },
         [platform.connections.spark]: {
             conn_type: "spark",
@@ -97,6 +113,17 @@ export class Airflow extends pulumi.ComponentResource {
 
         const celery = args.config.executor === "CeleryExecutor";
         const brokerUrl = celery ? this.redis(prefix, args) : undefined;
+        const secret = (name: string, value: pulumi.Input<string>): SecretFile => ({ name, value });
+        const metadataUrl = secret("airflow-metadata-url", args.metadataUrl);
+        const secrets = {
+            metadataUrl,
+            fernetKey: secret("airflow-fernet-key", fernetKey(fernet)),
+            jwtSecret: secret("airflow-jwt-secret", jwtSecret.result),
+            apiSecretKey: secret("airflow-api-secret-key", apiSecretKey.result),
+            warehousePassword: secret("warehouse-password", args.warehouse.password),
+            brokerUrl: brokerUrl && secret("airflow-broker-url", brokerUrl),
+            resultBackend: secret("airflow-result-backend", pulumi.interpolate`db+${args.metadataUrl}`),
+        };
         const apiServerUrl = `http://${platform.aliases.airflowApiServer}:${platform.ports.airflowApi}`;
         const envs: pulumi.Input<string>[] = [
             `AIRFLOW__CORE__EXECUTOR=${args.config.executor}`,
@@ -108,22 +135,31 @@ export class Airflow extends pulumi.ComponentResource {
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK=True",
             // Airflow's default of 32 starts 32 LocalExecutor processes (or Celery slots per worker) at once.
             `AIRFLOW__CORE__PARALLELISM=${args.config.parallelism}`,
-            pulumi.interpolate`AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=${args.metadataUrl}`,
-            pulumi.interpolate`AIRFLOW__CORE__FERNET_KEY=${fernetKey(fernet)}`,
-            pulumi.interpolate`AIRFLOW__API_AUTH__JWT_SECRET=${jwtSecret.result}`,
-            pulumi.interpolate`AIRFLOW__API__SECRET_KEY=${apiSecretKey.result}`,
+            airflowCommandVariable("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", secrets.metadataUrl),
+            airflowCommandVariable("AIRFLOW__CORE__FERNET_KEY", secrets.fernetKey),
+            airflowCommandVariable("AIRFLOW__API_AUTH__JWT_SECRET", secrets.jwtSecret),
+            airflowCommandVariable("AIRFLOW__API__SECRET_KEY", secrets.apiSecretKey),
             ...connectionEnv(airflowConnections(args)),
             `${platform.env.warehouseJdbcUrl}=${args.warehouse.jdbcUrl}`,
             `${platform.env.warehouseUser}=${args.warehouse.user}`,
-            pulumi.interpolate`${platform.env.warehousePassword}=${args.warehouse.password}`,
+            fileVariable(platform.env.warehousePassword, secrets.warehousePassword),
         ];
-        if (brokerUrl) {
+        const files: SecretFile[] = [
+            secrets.metadataUrl,
+            secrets.fernetKey,
+            secrets.jwtSecret,
+            secrets.apiSecretKey,
+            secrets.warehousePassword,
+        ];
+        if (secrets.brokerUrl) {
             envs.push(
                 `AIRFLOW__CELERY__WORKER_CONCURRENCY=${celeryWorkerConcurrency(args.config)}`,
-                pulumi.interpolate`AIRFLOW__CELERY__BROKER_URL=${brokerUrl}`,
-                pulumi.interpolate`AIRFLOW__CELERY__RESULT_BACKEND=db+${args.metadataUrl}`,
+                airflowCommandVariable("AIRFLOW__CELERY__BROKER_URL", secrets.brokerUrl),
+                airflowCommandVariable("AIRFLOW__CELERY__RESULT_BACKEND", secrets.resultBackend),
             );
+            files.push(secrets.brokerUrl, secrets.resultBackend);
         }
+        const uploads = [...secretUploads(files), ...tlsUploads(args.executorTls.caCert, args.executorTls.identity)];
         const volumes: docker.types.input.ContainerVolume[] = [
             { hostPath: args.dagsDir, containerPath: platform.paths.airflowDags, readOnly: true },
             { volumeName: args.logVolume, containerPath: platform.paths.logs },
@@ -132,6 +168,7 @@ export class Airflow extends pulumi.ComponentResource {
         const user = userSpec(platform.users.airflow);
 
         this.initContainerName = `${prefix}-airflow-init`;
+        const adminPasswordFile = secret("airflow-admin-password", adminPassword.result);
         const init = oneShotContainer(
             {
                 name: this.initContainerName,
@@ -142,8 +179,9 @@ export class Airflow extends pulumi.ComponentResource {
                 envs: [
                     ...envs,
                     `${platform.env.adminUsername}=${args.config.adminUser}`,
-                    pulumi.interpolate`${platform.env.adminPassword}=${adminPassword.result}`,
+                    fileVariable(platform.env.adminPassword, adminPasswordFile),
                 ],
+                uploads: [...uploads, ...secretUploads([adminPasswordFile])],
                 volumes: [...volumes, { volumeName: args.keysVolume, containerPath: platform.paths.airflowKeys }],
             },
             { parent: this },
@@ -162,6 +200,7 @@ export class Airflow extends pulumi.ComponentResource {
                     user,
                     command,
                     envs,
+                    uploads,
                     volumes,
                     ports,
                     // Ties every service to a successful init: a failed init stops the update here.
@@ -223,17 +262,22 @@ export class Airflow extends pulumi.ComponentResource {
             { parent: this },
         );
         const password = urlSafePassword(`${prefix}-redis-password`, this);
+        // Redis reads no password file, but it reads its config file: the password lives there,
+        // off the command line and out of the environment. The probe reads its own copy.
+        const config: SecretFile = { name: "redis.conf", value: pulumi.interpolate`requirepass ${password.result}\n` };
+        const probePassword: SecretFile = { name: "redis-password", value: password.result };
         const container = serviceContainer(
             {
                 name: `${prefix}-${platform.aliases.redis}`,
                 image: image.imageId,
                 network: args.network,
                 alias: platform.aliases.redis,
-                envs: [pulumi.interpolate`REDIS_PASSWORD=${password.result}`],
-                // Read from the environment so the password is not on the command line.
-                command: ["sh", "-c", 'exec redis-server --requirepass "$REDIS_PASSWORD"'],
+                // Group 0 reads the uploaded files; the image's redis user owns /data.
+                user: `${platform.users.redis.uid}:0`,
+                command: ["redis-server", secretPath(config.name)],
+                uploads: secretUploads([config, probePassword]),
                 healthcheck: {
-                    test: ["CMD-SHELL", 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ping | grep -q PONG'],
+                    test: ["CMD-SHELL", `REDISCLI_AUTH="$(cat ${secretPath(probePassword.name)})" redis-cli ping | grep -q PONG`],
                 },
             },
             { parent: this },

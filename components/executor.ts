@@ -4,7 +4,9 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ExecutorConfig, WeatherConfig } from "../config";
 import { publish, serviceContainer } from "../lib/containers";
 import { localImage } from "../lib/images";
+import { type SecretFile, fileVariable, secretUploads } from "../lib/secretFiles";
 import { platform, projectRoot, userSpec } from "../platform";
+import { type TlsIdentity, tlsUploads } from "./mutualTls";
 
 export interface ExecutorArgs {
     namePrefix: string;
@@ -19,6 +21,8 @@ export interface ExecutorArgs {
     warehouseUrl: pulumi.Input<string>;
     /** Where and how fast fetch_weather fetches hourly weather. */
     weather: WeatherConfig;
+    /** The stack's CA and the executor's server identity: it serves mutual TLS only. */
+    tls: { caCert: pulumi.Input<string>; identity: TlsIdentity };
 }
 
 /**
@@ -62,6 +66,7 @@ export class Executor extends pulumi.ComponentResource {
             { parent: this },
         );
         const port = platform.ports.executorGrpc;
+        const warehouseUrl: SecretFile = { name: "warehouse-url", value: args.warehouseUrl };
         serviceContainer(
             {
                 name: this.containerName,
@@ -70,11 +75,12 @@ export class Executor extends pulumi.ComponentResource {
                 alias: platform.aliases.executor,
                 user: userSpec(platform.users.executor),
                 envs: [
-                    pulumi.interpolate`${platform.env.warehouseUrl}=${args.warehouseUrl}`,
+                    fileVariable(platform.env.warehouseUrl, warehouseUrl),
                     `${platform.env.executorMaxConcurrent}=${args.config.maxConcurrentTasks}`,
                     `${platform.env.weatherBaseUrl}=${args.weather.baseUrl}`,
                     `${platform.env.weatherRequestsPerMinute}=${args.weather.requestsPerMinute}`,
                 ],
+                uploads: [...secretUploads([warehouseUrl]), ...tlsUploads(args.tls.caCert, args.tls.identity)],
                 volumes: [
                     { volumeName: args.bufferVolume, containerPath: platform.paths.buffer },
                     { volumeName: args.logVolume, containerPath: platform.paths.logs },

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { BackupConfig, LogsConfig } from "../config";
 import { serviceContainer } from "../lib/containers";
+import { type SecretFile, fileVariable, secretUploads } from "../lib/secretFiles";
 import { localImage } from "../lib/images";
 import { platform, userSpec } from "../platform";
 
@@ -23,6 +24,11 @@ export interface MaintenanceArgs {
 /** The log folders the groomer owns; Spark's workers clean their own (see workerCleanupOpts). */
 export const groomedLogDirs = platform.logSubdirs.filter((dir) => dir !== "spark");
 
+/** The admin password, delivered as a file the scripts read into their own PGPASSWORD. */
+export function maintenancePassword(password: pulumi.Input<string>): SecretFile {
+    return { name: "postgres-password", value: password };
+}
+
 /** The environment the maintenance scripts read (docker/maintenance/bin). */
 export function maintenanceEnv(args: Pick<MaintenanceArgs, "backup" | "logs" | "postgres" | "databases">): pulumi.Input<string>[] {
     const env = platform.env;
@@ -30,7 +36,7 @@ export function maintenanceEnv(args: Pick<MaintenanceArgs, "backup" | "logs" | "
         `PGHOST=${args.postgres.host}`,
         `PGPORT=${args.postgres.port}`,
         `PGUSER=${args.postgres.user}`,
-        pulumi.interpolate`PGPASSWORD=${args.postgres.password}`,
+        fileVariable("PGPASSWORD", maintenancePassword(args.postgres.password)),
         `${env.backupDir}=${platform.paths.backups}`,
         `${env.backupKeep}=${args.backup.keep}`,
         `${env.backupEveryHours}=${args.backup.everyHours}`,
@@ -68,6 +74,7 @@ export class Maintenance extends pulumi.ComponentResource {
                 alias: platform.aliases.maintenance,
                 user: userSpec(platform.users.airflow),
                 envs: maintenanceEnv(args),
+                uploads: secretUploads([maintenancePassword(args.postgres.password)]),
                 volumes: [
                     { volumeName: args.logVolume, containerPath: platform.paths.logs },
                     { volumeName: args.backupVolume, containerPath: platform.paths.backups },

@@ -2,6 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { PostgresConfig } from "../config";
 import { publish, serviceContainer } from "../lib/containers";
+import { type SecretFile, fileVariable, secretUploads } from "../lib/secretFiles";
 import { urlSafePassword } from "../lib/secrets";
 import { platform, userSpec } from "../platform";
 
@@ -17,12 +18,13 @@ export interface PostgresArgs {
 /**
  * Starts the image's entrypoint with the given `-c` settings. On a data directory kept from an
  * earlier stack (destroy keeps it), the admin password is first set to this stack's generated one
- * in single-user mode, read from the environment, so it never appears in a command line or log.
+ * in single-user mode, read from the uploaded file, so it never appears in a command line, the
+ * environment or a log.
  */
 export const startScript = [
     "set -euo pipefail",
     'if [ -s "$PGDATA/PG_VERSION" ]; then',
-    `  printf "ALTER ROLE \\"%s\\" PASSWORD '%s'\\n" "$POSTGRES_USER" "$POSTGRES_PASSWORD" | postgres --single -D "$PGDATA" postgres >/dev/null`,
+    `  printf "ALTER ROLE \\"%s\\" PASSWORD '%s'\\n" "$POSTGRES_USER" "$(cat "$POSTGRES_PASSWORD_FILE")" | postgres --single -D "$PGDATA" postgres >/dev/null`,
     "fi",
     "settings=()",
     'for setting in "$@"; do settings+=(-c "$setting"); done',
@@ -60,6 +62,7 @@ export class Postgres extends pulumi.ComponentResource {
         );
         const password = urlSafePassword(`${args.namePrefix}-postgres-admin-password`, this);
         const adminUser = "postgres";
+        const passwordFile: SecretFile = { name: "postgres-password", value: password.result };
         const container = serviceContainer(
             {
                 name: this.containerName,
@@ -67,9 +70,12 @@ export class Postgres extends pulumi.ComponentResource {
                 network: args.network,
                 alias: platform.aliases.postgres,
                 user: userSpec(platform.users.postgres),
+                // Group 0 reads the root-owned password file.
+                groupAdds: ["0"],
+                uploads: secretUploads([passwordFile]),
                 envs: [
                     `POSTGRES_USER=${adminUser}`,
-                    pulumi.interpolate`POSTGRES_PASSWORD=${password.result}`,
+                    fileVariable("POSTGRES_PASSWORD", passwordFile),
                     `PGDATA=${platform.paths.postgresData}`,
                 ],
                 command: ["bash", "-c", startScript, "vpe-postgres", `shared_buffers=${args.config.sharedBuffers}`],

@@ -50,6 +50,10 @@ export interface ServiceContainerArgs {
     volumes?: pulumi.Input<docker.types.input.ContainerVolume>[];
     ports?: docker.types.input.ContainerPort[];
     labels?: docker.types.input.ContainerLabel[];
+    /** Files written before the container starts: credentials (lib/secretFiles) and TLS material. */
+    uploads?: pulumi.Input<docker.types.input.ContainerUpload>[];
+    /** Supplementary groups, e.g. "0" for a user that must read the root-owned uploads. */
+    groupAdds?: string[];
     memoryMb?: number;
     /** Seconds `pulumi up` waits for the healthcheck to pass at create. */
     waitTimeoutSeconds?: number;
@@ -81,6 +85,8 @@ export function serviceContainer(
             volumes: args.volumes,
             ports: args.ports,
             labels: args.labels,
+            uploads: args.uploads,
+            groupAdds: args.groupAdds,
             memory: args.memoryMb,
             // No swap beyond the limit. Left unset, the engine records twice the memory as the
             // swap limit, the provider stores that, and every later `up` shows a change.
@@ -104,6 +110,7 @@ export interface OneShotContainerArgs {
     envs?: pulumi.Input<pulumi.Input<string>[]>;
     user?: string;
     volumes?: pulumi.Input<docker.types.input.ContainerVolume>[];
+    uploads?: pulumi.Input<docker.types.input.ContainerUpload>[];
 }
 
 export interface OneShotContainer {
@@ -129,6 +136,7 @@ export function oneShotContainer(
             envs: args.envs,
             user: args.user,
             volumes: args.volumes,
+            uploads: args.uploads,
             networksAdvanced: args.network ? [{ name: args.network }] : undefined,
             attach: true,
             logs: true,

@@ -32,6 +32,7 @@ EXECUTOR = REPO / "docker" / "executor"
 PING_ENV = EXECUTOR / "pipelines" / "ingestion" / "ping_env.py"
 EMULATOR = EXECUTOR / "bench" / "conda_run_emulator.py"
 REPORT = REPO / "reports" / "bench_executor.json"
+STAMP = "bench"  # ping_env --stamp: a name; the file is <paths.logs>/executor/stamps/<name>
 sys.path.insert(0, str(EXECUTOR / "src"))
 
 import grpc  # noqa: E402
@@ -53,19 +54,31 @@ def summary(values_ms: list[float], pcts: tuple[int, ...]) -> dict[str, float]:
 
 def write_registry(root: Path, prefix: Path) -> Path:
     python = prefix / "bin" / "python"
+    stamp = '"--stamp" = { pattern = "[A-Za-z0-9_-]{1,64}" }\n'
     registry = root / "tasks.toml"
     registry.write_text(
-        f'[tasks.direct]\nenv = "bench"\nscript = "{PING_ENV}"\ntimeout_seconds = 60\n\n'
+        f'[tasks.direct]\nenv = "bench"\nscript = "{PING_ENV}"\ntimeout_seconds = 60\n'
+        f"[tasks.direct.arguments]\n{stamp}\n"
         f'[tasks.conda_run]\nenv = "bench"\nscript = "{EMULATOR}"\n'
         f'args = ["{prefix}", "{python}", "{PING_ENV}"]\ntimeout_seconds = 60\n'
+        f"[tasks.conda_run.arguments]\n{stamp}"
     )
     return registry
+
+
+def write_platform(root: Path) -> Path:
+    """platform.json with paths.logs in the throwaway folder: ping_env writes its stamp there."""
+    values = json.loads((REPO / "docker" / "platform.json").read_text())
+    values["paths"]["logs"] = str(root / "logs")
+    path = root / "platform.json"
+    path.write_text(json.dumps(values))
+    return path
 
 
 def start_server(root: Path, generated: Path, registry: Path) -> tuple[subprocess.Popen, int]:
     stderr_path = root / "server.stderr"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(EXECUTOR / "src"), str(generated)])}
-    env["VPE_PLATFORM_FILE"] = str(REPO / "docker" / "platform.json")
+    env["VPE_PLATFORM_FILE"] = str(write_platform(root))
     with stderr_path.open("wb") as stderr:
         proc = subprocess.Popen(
             [sys.executable, "-m", "vpe_executor", "--registry", str(registry),
@@ -86,7 +99,7 @@ def start_server(root: Path, generated: Path, registry: Path) -> tuple[subproces
 
 def measure_dispatch(stub: Any, pb2: Any, command: str, stamp: Path) -> float:
     stamp.unlink(missing_ok=True)
-    request = pb2.ExeTask(command=command, args=["--stamp-file", str(stamp)])
+    request = pb2.ExeTask(command=command, args=["--stamp", stamp.name])
     sent = time.monotonic_ns()
     stub.command(request, timeout=60)
     return (int(stamp.read_text()) - sent) / 1e6
@@ -122,7 +135,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = pb2_grpc.PingServiceStub(channel)
-            stamp = root / "stamp"
+            stamp = root / "logs" / "executor" / "stamps" / STAMP
             dispatch: dict[str, list[float]] = {"direct": [], "conda_run": []}
             for command in dispatch:  # warm caches for both paths before measuring
                 measure_dispatch(stub, pb2, command, stamp)

@@ -5,8 +5,8 @@ import { parseConfig } from "../config";
 import { buildPlatform } from "../lib/images";
 import { formatGoDuration, parseGoDuration } from "../e2e/harness/handlers/container";
 import { platform } from "../platform";
-import { byType, dynamicNamed, isSecret, named, reveal, runStack, types, type StackRun } from "./support/stack";
-import { mockPassword } from "./support/mockProviders";
+import { byType, dynamicNamed, filesOf, isSecret, named, reveal, runStack, types, type StackRun } from "./support/stack";
+import { mockPassword, mockPem } from "./support/mockProviders";
 import { stackConfig } from "./support/stackConfig";
 
 type Container = {
@@ -157,6 +157,28 @@ for (const stack of ["dev", "prod"]) {
             for (const key of ["airflowAdminPassword", "postgresAdminPassword", "warehouseWriterUrl", "warehouseAnalystUrl", "airflowDatabaseUrl"]) {
                 assert.ok(run.outputs[key], `output ${key}`);
                 assert.equal(run.outputs[key].secret, true, `output ${key} is not secret`);
+            }
+        });
+
+        it("puts no generated secret in any container's environment, command, labels or healthcheck: they are files", () => {
+            const generated = [
+                ...byType(run, types.password).map((g) => mockPassword(g.name, Number(g.inputs.length))),
+                ...byType(run, types.bytes).map((b) => Buffer.alloc(Number(b.inputs.length), 0xfb).toString("base64").slice(0, 20)),
+                ...byType(run, types.tlsKey).map((k) => mockPem("EC PRIVATE KEY", k.name)),
+            ];
+            assert.ok(generated.length >= 8, "the stack generates its credentials");
+            for (const c of containers(run)) {
+                const visible = JSON.stringify(
+                    ["envs", "command", "entrypoints", "labels", "healthcheck"].map((k) => reveal(c.inputs[k as keyof typeof c.inputs])),
+                );
+                for (const value of generated) {
+                    assert.ok(!visible.includes(value), `${c.inputs.name}: a generated secret in what docker inspect shows`);
+                }
+                for (const [path, file] of filesOf(run, c.resource.name)) {
+                    if (path.startsWith(platform.paths.secrets) || path.endsWith(platform.tls.keyFile)) {
+                        assert.deepEqual([file.secret, file.permissions], [true, "0440"], `${c.inputs.name}: ${path}`);
+                    }
+                }
             }
         });
 

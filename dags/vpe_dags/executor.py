@@ -6,8 +6,10 @@ tests generate them from docker/proto/executor.proto into a temporary folder.
 
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import grpc
 from airflow.providers.grpc.operators.grpc import GrpcOperator
 from executor_pb2 import ExeResult, ExeTask, PingResponse
 from executor_pb2_grpc import PingServiceStub
@@ -23,6 +25,37 @@ IMPORT_WEATHER = "import_weather"
 # Names the Airflow run and task, so the executor's per-run log file can be traced back; the
 # executor replaces characters that are unsafe in file names.
 RUN_ID_TEMPLATE = "{{ dag.dag_id }}.{{ run_id }}.{{ task.task_id }}.{{ ti.try_number }}"
+
+
+# The grpc connection's extras naming the stack's mutual-TLS files (components/airflow.ts).
+TLS_EXTRAS = {"ca_file": "CA certificate", "cert_file": "certificate", "key_file": "private key"}
+
+
+def mutual_tls_channel(connection: Any) -> grpc.Channel:
+    """The provider's CUSTOM auth type: its SSL/TLS type cannot present a client certificate.
+
+    The executor accepts only clients whose certificate its CA signed, and the channel checks the
+    executor's certificate against that CA and the connection's host.
+    """
+    extra = connection.extra_dejson
+    pem: dict[str, bytes] = {}
+    for key, what in TLS_EXTRAS.items():
+        path = extra.get(key)
+        if not path:
+            raise ValueError(
+                f"connection {connection.conn_id}: extra {key!r} ({what} file) is not set"
+            )
+        try:
+            pem[key] = Path(path).read_bytes()
+        except OSError as exc:
+            where = f"connection {connection.conn_id}: extra {key!r}"
+            raise ValueError(f"{where}: cannot read {path}: {exc.strerror}") from exc
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=pem["ca_file"],
+        private_key=pem["key_file"],
+        certificate_chain=pem["cert_file"],
+    )
+    return grpc.secure_channel(f"{connection.host}:{connection.port}", credentials)
 
 
 def push_ping_reply(response: PingResponse, context: Any) -> None:
@@ -72,6 +105,7 @@ class PingServiceOperator(GrpcOperator):
             stub_class=PingServiceStub,
             call_func=call_func,
             grpc_conn_id=connection_id("grpc"),
+            custom_connection_func=mutual_tls_channel,
             **kwargs,
         )
 

@@ -1,12 +1,25 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { airflowConnections, celeryWorkerConcurrency } from "../../components/airflow";
+import { airflowConnections, celeryWorkerConcurrency, grpcTlsExtras } from "../../components/airflow";
 import { platform } from "../../platform";
-import { byType, envOf, named, runStack, types } from "../support/stack";
+import { type StackRun, byType, envOf, filesOf, named, runStack, types } from "../support/stack";
 
 const services = ["api-server", "scheduler", "dag-processor", "triggerer"];
 
-/** A container's environment by variable name, and whether Pulumi holds it as a secret. */
+/** The value Airflow gets from a `_CMD` setting: the uploaded file the command prints. */
+function commandValue(run: StackRun, container: string, variable: string): string {
+    const command = envOf(run, container).vars.get(`${variable}_CMD`);
+    assert.ok(command, `${container}: ${variable}_CMD missing`);
+    const match = /^cat (\S+)$/.exec(command);
+    assert.ok(match, `${container}: ${variable}_CMD is ${command}`);
+    const file = filesOf(run, container).get(match[1]);
+    assert.ok(file, `${container}: ${match[1]} is not uploaded`);
+    assert.equal(file.secret, true, `${container}: ${match[1]} is not secret`);
+    assert.equal(file.permissions, "0440");
+    assert.equal(envOf(run, container).vars.has(variable), false, `${container}: ${variable} set as a value`);
+    return file.content;
+}
+
 describe("Airflow", () => {
     const dev = runStack("dev");
     const airflowContainers = ["init", ...services].map((s) => `vpe-dev-airflow-${s}`);
@@ -19,12 +32,11 @@ describe("Airflow", () => {
 
     it("shares one JWT secret, Fernet key, API secret and execution API URL across every container", () => {
         for (const key of ["AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]) {
-            const values = new Set(airflowContainers.map((c) => envOf(dev, c).vars.get(key)));
+            const values = new Set(airflowContainers.map((c) => commandValue(dev, c, key)));
             assert.equal(values.size, 1, `${key} differs between containers`);
             assert.ok([...values][0], `${key} missing`);
         }
         for (const c of airflowContainers) {
-            assert.equal(envOf(dev, c).secret, true, `${c} environment holds secrets`);
             assert.equal(envOf(dev, c).vars.get("AIRFLOW__CORE__EXECUTION_API_SERVER_URL"), "http://airflow-api-server:8080/execution/");
         }
     });
@@ -32,7 +44,7 @@ describe("Airflow", () => {
     it("uses a 44-character padded URL-safe Fernet key made from 32 random bytes", () => {
         const bytes = byType(dev, types.bytes);
         assert.deepEqual(bytes.map((b) => b.inputs.length), [32]);
-        const key = envOf(dev, "vpe-dev-airflow-scheduler").vars.get("AIRFLOW__CORE__FERNET_KEY")!;
+        const key = commandValue(dev, "vpe-dev-airflow-scheduler", "AIRFLOW__CORE__FERNET_KEY");
         assert.equal(key.length, 44);
         assert.match(key, /^[A-Za-z0-9_-]{43}=$/);
     });
@@ -43,8 +55,9 @@ describe("Airflow", () => {
             conn_type: "grpc",
             host: "executor",
             port: 3170,
-            extra: { auth_type: "NO_AUTH" },
+            extra: { auth_type: "CUSTOM", ca_file: "/run/vpe/tls/ca.pem", cert_file: "/run/vpe/tls/cert.pem", key_file: "/run/vpe/tls/key.pem" },
         });
+        assert.deepEqual(JSON.parse(env.get("AIRFLOW_CONN_GRPC_DEFAULT")!).extra, grpcTlsExtras);
         assert.deepEqual(JSON.parse(env.get("AIRFLOW_CONN_SPARK_DEFAULT")!), {
             conn_type: "spark",
             host: "spark://spark-master",
@@ -64,12 +77,13 @@ describe("Airflow", () => {
         assert.deepEqual(init.command, ["bash", platform.paths.airflowInit]);
         const env = envOf(dev, "vpe-dev-airflow-init");
         assert.equal(env.vars.get(platform.env.adminUsername), "admin");
-        assert.match(env.vars.get(platform.env.adminPassword) ?? "", /^[A-Za-z0-9]{32}$/);
-        assert.equal(env.secret, true);
+        const passwordFile = env.vars.get(`${platform.env.adminPassword}_FILE`)!;
+        assert.equal(env.vars.has(platform.env.adminPassword), false);
+        assert.match(filesOf(dev, "vpe-dev-airflow-init").get(passwordFile)?.content ?? "", /^[A-Za-z0-9]{32}$/);
         for (const s of services) {
             const labels = named(dev, `vpe-dev-airflow-${s}`).inputs.labels as { label: string; value: string }[];
             assert.deepEqual(labels, [{ label: "org.vpe.airflow-init", value: "vpe-dev-airflow-init-id" }], s);
-            assert.equal(envOf(dev, `vpe-dev-airflow-${s}`).vars.has(platform.env.adminPassword), false, `${s} sees the admin password`);
+            assert.equal(filesOf(dev, `vpe-dev-airflow-${s}`).has(passwordFile), false, `${s} sees the admin password`);
         }
     });
 
@@ -97,12 +111,17 @@ describe("Airflow", () => {
         const prod = runStack("prod");
         const env = envOf(prod, "vpe-prod-airflow-worker-1");
         assert.equal(env.vars.get("AIRFLOW__CORE__EXECUTOR"), "CeleryExecutor");
-        assert.match(env.vars.get("AIRFLOW__CELERY__BROKER_URL")!, /^redis:\/\/:[^@]+@redis:6379\/0$/);
-        assert.equal(env.secret, true);
+        const brokerUrl = commandValue(prod, "vpe-prod-airflow-worker-1", "AIRFLOW__CELERY__BROKER_URL");
+        assert.match(brokerUrl, /^redis:\/\/:[^@]+@redis:6379\/0$/);
+        assert.match(commandValue(prod, "vpe-prod-airflow-worker-1", "AIRFLOW__CELERY__RESULT_BACKEND"), /^db\+postgresql\+psycopg2:\/\//);
         const workers = byType(prod, types.container).filter((c) => /airflow-worker-\d$/.test(c.name));
         assert.equal(workers.length, 2);
         const redis = named(prod, "vpe-prod-redis").inputs as Record<string, any>;
-        assert.ok(!JSON.stringify(redis.command).includes("pw-"), "password on the command line");
+        const password = new URL(brokerUrl).password;
+        assert.deepEqual(redis.command, ["redis-server", `${platform.paths.secrets}/redis.conf`]);
+        assert.equal(filesOf(prod, "vpe-prod-redis").get(`${platform.paths.secrets}/redis.conf`)?.content, `requirepass ${password}\n`);
+        assert.equal(redis.user, `${platform.users.redis.uid}:0`);
+        assert.equal(envOf(prod, "vpe-prod-redis").vars.size, 0);
     });
 
     it("sizes task slots from vpe:airflow.parallelism: LocalExecutor processes, or shared out among Celery workers", () => {
@@ -121,6 +140,17 @@ describe("Airflow", () => {
         assert.equal(dags.readOnly, true);
         assert.ok(volumes.some((v) => v.volumeName === "vpe-dev-logs" && v.containerPath === platform.paths.logs));
         assert.ok(volumes.some((v) => v.volumeName === "vpe-dev-buffer" && v.containerPath === platform.paths.buffer));
+    });
+
+    it("gives every Airflow container the stack CA and Airflow's client identity for the executor's mutual TLS", () => {
+        for (const c of airflowContainers) {
+            const files = filesOf(dev, c);
+            assert.match(files.get(grpcTlsExtras.ca_file)?.content ?? "", /vpe-dev-tls-g1-ca\n/);
+            assert.match(files.get(grpcTlsExtras.cert_file)?.content ?? "", /vpe-dev-tls-g1-client\n/);
+            assert.match(files.get(grpcTlsExtras.key_file)?.content ?? "", /vpe-dev-tls-g1-client-key\n/);
+            assert.equal(files.get(grpcTlsExtras.key_file)?.permissions, "0440");
+            assert.equal(files.get(grpcTlsExtras.key_file)?.secret, true);
+        }
     });
 
     it("publishes only the API server, on loopback, and runs as uid 50000 group 0", () => {

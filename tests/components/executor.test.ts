@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { describe, it } from "node:test";
 import { usesConda } from "../../components/executor";
 import { platform, projectRoot } from "../../platform";
-import { isSecret, named, reveal, runStack } from "../support/stack";
+import { filesOf, named, reveal, runStack } from "../support/stack";
 
 describe("Executor", () => {
     const dev = runStack("dev");
@@ -71,10 +71,14 @@ describe("Executor", () => {
         assert.ok(data.hostPath.endsWith("/data/fixtures"));
     });
 
-    it("gets the pipeline writer's warehouse URL as a secret and its concurrency limit", () => {
-        assert.ok(isSecret(container.envs));
+    it("gets the pipeline writer's warehouse URL as a secret file and its concurrency limit", () => {
         const envs = reveal<string[]>(container.envs);
-        assert.ok(envs.some((e) => /^VPE_WAREHOUSE_URL=postgresql:\/\/pipeline_writer:[^@]+@postgres:5432\/landslide_warehouse$/.test(e)));
+        const path = `${platform.paths.secrets}/warehouse-url`;
+        assert.ok(envs.includes(`${platform.env.warehouseUrl}_FILE=${path}`));
+        const file = filesOf(dev, "vpe-dev-executor").get(path);
+        assert.match(file?.content ?? "", /^postgresql:\/\/pipeline_writer:[^@]+@postgres:5432\/landslide_warehouse$/);
+        assert.equal(file?.secret, true);
+        assert.equal(file?.permissions, "0440");
         assert.ok(envs.includes(`${platform.env.executorMaxConcurrent}=4`));
         // The public archive by default, at a rate inside its free tier.
         assert.ok(envs.includes(`${platform.env.weatherBaseUrl}=https://archive-api.open-meteo.com/v1/archive`));

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { platform } from "../../platform";
-import { byType, envOf, named, runStack, types } from "../support/stack";
+import { byType, envOf, filesOf, named, runStack, types } from "../support/stack";
 
 describe("Maintenance", () => {
     const dev = runStack("dev");
@@ -50,7 +50,11 @@ describe("Maintenance", () => {
             assert.equal(vars.get("PGHOST"), platform.aliases.postgres);
             assert.equal(vars.get(env.maintenanceTickSeconds), String(platform.maintenance.tickSeconds));
         }
-        assert.ok(envOf(dev, "vpe-dev-maintenance").secret, "the env holding PGPASSWORD is not secret");
+        const passwordFile = envOf(dev, "vpe-dev-maintenance").vars.get("PGPASSWORD_FILE")!;
+        assert.equal(envOf(dev, "vpe-dev-maintenance").vars.has("PGPASSWORD"), false);
+        const file = filesOf(dev, "vpe-dev-maintenance").get(passwordFile);
+        assert.match(file?.content ?? "", /^[A-Za-z0-9]{32}$/);
+        assert.equal(file?.secret, true);
         const custom = runStack("dev", { overrides: { "vpe:backup": '{"everyHours": 6, "keep": 28}', "vpe:logs": '{"retentionDays": 90}' } });
         const vars = envOf(custom, "vpe-dev-maintenance").vars;
         assert.deepEqual([vars.get(env.backupEveryHours), vars.get(env.backupKeep), vars.get(env.logRetentionDays)], ["6", "28", "90"]);

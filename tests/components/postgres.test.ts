@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { startScript } from "../../components/postgres";
 import { platform } from "../../platform";
-import { isSecret, named, reveal, runStack, types } from "../support/stack";
+import { filesOf, named, reveal, runStack, types } from "../support/stack";
 
 describe("Postgres", () => {
     const run = runStack("dev");
@@ -28,11 +28,17 @@ describe("Postgres", () => {
         assert.equal(container.wait, true);
     });
 
-    it("is published on loopback only, and passes the generated admin password as a secret", () => {
+    it("is published on loopback only, and passes the generated admin password as a secret file", () => {
         assert.deepEqual(container.ports, [{ internal: 5432, external: 15432, ip: "127.0.0.1", protocol: "tcp" }]);
-        assert.ok(isSecret(container.envs), "the environment carrying POSTGRES_PASSWORD must be secret");
         const envs = reveal<string[]>(container.envs);
-        assert.ok(envs.some((e) => /^POSTGRES_PASSWORD=[A-Za-z0-9]{32}$/.test(e)));
+        const path = `${platform.paths.secrets}/postgres-password`;
+        assert.ok(envs.includes(`POSTGRES_PASSWORD_FILE=${path}`));
+        assert.ok(!envs.some((e) => e.startsWith("POSTGRES_PASSWORD=")));
+        const file = filesOf(run, "vpe-dev-postgres").get(path);
+        assert.match(file?.content ?? "", /^[A-Za-z0-9]{32}$/);
+        assert.equal(file?.secret, true);
+        // The postgres user reads the root-owned, group-0 file through a supplementary group.
+        assert.deepEqual(container.groupAdds, ["0"]);
         const generated = named(run, "vpe-dev-postgres-admin-password").inputs;
         assert.equal(generated.special, false, "URL-breaking characters");
     });

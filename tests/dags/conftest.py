@@ -13,12 +13,19 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+
+from cryptography.x509.oid import ExtendedKeyUsageOID  # noqa: E402
+from pki import client_identity, issue, make_ca, tls_file_names, write_tls_dir  # noqa: E402
+
 DAGS = REPO / "dags"
 PLATFORM_FILE = REPO / "docker" / "platform.json"
 PROTO = REPO / "docker" / "proto" / "executor.proto"
@@ -72,19 +79,55 @@ def dagbag() -> Any:
     return BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS)
 
 
+@dataclass(frozen=True)
+class ExecutorTls:
+    """--tls-dir folders of a test executor (certificate for localhost) and of Airflow."""
+
+    server_dir: Path
+    client_dir: Path
+
+
+@pytest.fixture(scope="session")
+def executor_tls(tmp_path_factory: pytest.TempPathFactory) -> ExecutorTls:
+    root = tmp_path_factory.mktemp("executor-tls")
+    ca = make_ca()
+    usages = [ExtendedKeyUsageOID.SERVER_AUTH]
+    server = issue(ca, "localhost", usages, dns_names=("localhost",))
+    return ExecutorTls(
+        write_tls_dir(root / "server", ca, server),
+        write_tls_dir(root / "client", ca, client_identity(ca)),
+    )
+
+
+def server_credentials(tls_dir: Path) -> grpc.ServerCredentials:
+    """What the executor serves with: only clients with a certificate from the CA get in."""
+    ca, cert, key = (tls_dir / name for name in tls_file_names())
+    return grpc.ssl_server_credentials(
+        [(key.read_bytes(), cert.read_bytes())],
+        root_certificates=ca.read_bytes(),
+        require_client_auth=True,
+    )
+
+
 def provision_connections(
     monkeypatch: pytest.MonkeyPatch,
     platform: dict[str, Any],
     *,
     grpc_address: tuple[str, int],
     buffer: Path | str,
+    tls_dir: Path,
 ) -> None:
     """AIRFLOW_CONN_* variables in the JSON form the stack provisions (components/airflow.ts)."""
     ids = platform["connections"]
-    aliases, ports = platform["aliases"], platform["ports"]
+    aliases, ports, tls = platform["aliases"], platform["ports"], platform["tls"]
+    tls_files = {
+        "ca_file": str(tls_dir / tls["caFile"]),
+        "cert_file": str(tls_dir / tls["certFile"]),
+        "key_file": str(tls_dir / tls["keyFile"]),
+    }
     values = {
         ids["grpc"]: {"conn_type": "grpc", "host": grpc_address[0], "port": grpc_address[1],
-                      "extra": {"auth_type": "NO_AUTH"}},
+                      "extra": {"auth_type": "CUSTOM", **tls_files}},
         ids["spark"]: {"conn_type": "spark", "host": f"spark://{aliases['sparkMaster']}",
                        "port": ports["sparkMaster"]},
         ids["fs"]: {"conn_type": "fs", "extra": {"path": str(buffer)}},

@@ -192,7 +192,9 @@ def test_spark_submit_command_fits_one_small_worker(
     tmp_path: Path,
     job: str,
 ) -> None:
-    provision_connections(monkeypatch, platform, grpc_address=("executor", 1), buffer=tmp_path)
+    provision_connections(
+        monkeypatch, platform, grpc_address=("executor", 1), buffer=tmp_path, tls_dir=tmp_path
+    )
     task = dagbag.dags["ingestion"].get_task(job)
     jobs, jars = platform["paths"]["jobs"], platform["paths"]["jars"]
     assert task.application == f"{jobs}/{job}.py"

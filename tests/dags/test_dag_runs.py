@@ -16,7 +16,7 @@ import executor_pb2
 import executor_pb2_grpc
 import grpc
 import pytest
-from conftest import DAGS, provision_connections
+from conftest import DAGS, ExecutorTls, provision_connections, server_credentials
 from vpe_dags.executor import EXTRACT_CATALOG, FETCH_WEATHER, IMPORT_EVENTS, IMPORT_WEATHER
 
 LOGICAL_DATE = datetime(2024, 5, 1, tzinfo=UTC)
@@ -59,7 +59,11 @@ class FakeExecutor(executor_pb2_grpc.PingServiceServicer):
 
 @pytest.fixture
 def executor_factory(
-    airflow_db: Path, platform: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    airflow_db: Path,
+    platform: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    executor_tls: ExecutorTls,
 ) -> Iterator[Any]:
     servers: list[grpc.Server] = []
 
@@ -67,11 +71,16 @@ def executor_factory(
         fake = FakeExecutor(tmp_path, platform["bufferFiles"], set(failing))
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         executor_pb2_grpc.add_PingServiceServicer_to_server(fake, server)
-        port = server.add_insecure_port("127.0.0.1:0")
+        # Mutual TLS as the executor serves it: the DAGs' channel presents Airflow's certificate.
+        port = server.add_secure_port("127.0.0.1:0", server_credentials(executor_tls.server_dir))
         server.start()
         servers.append(server)
         provision_connections(
-            monkeypatch, platform, grpc_address=("127.0.0.1", port), buffer=tmp_path
+            monkeypatch,
+            platform,
+            grpc_address=("localhost", port),
+            buffer=tmp_path,
+            tls_dir=executor_tls.client_dir,
         )
         return fake
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DAGS, PLATFORM_FILE, REPO, STUBS, provision_connections
+from conftest import DAGS, PLATFORM_FILE, REPO, STUBS, ExecutorTls, provision_connections
 
 NAME = "demo_pipe"
 TSX = REPO / "node_modules" / ".bin" / "tsx"
@@ -65,6 +65,14 @@ def test_a_bad_name_is_refused_and_changes_nothing(project: Path, name: str, pro
     assert problem in result.stderr
     assert f'"{name}"' in result.stderr
     assert snapshot(project) == before
+
+
+def test_the_scaffolded_task_accepts_only_a_date(project: Path) -> None:
+    registry = tomllib.loads((project / "docker" / "executor" / "tasks.toml").read_text())
+    task = registry["tasks"][f"{NAME}_hello"]
+    assert task["arguments"] == {"--date": {"type": "date", "required": True}}
+    dag = (project / "dags" / f"{NAME}.py").read_text()
+    assert 'command_args=["--date", "{{ ds }}"]' in dag
 
 
 def fake_uv(folder: Path, version: str, lock_fails: bool) -> Path:
@@ -115,7 +123,9 @@ def build_envs(project: Path, registry: Path, envs: Path) -> None:
 
 
 @pytest.fixture
-def executor(project: Path, tmp_path: Path) -> Iterator[tuple[int, Path]]:
+def executor(
+    project: Path, tmp_path: Path, executor_tls: ExecutorTls
+) -> Iterator[tuple[int, Path]]:
     registry = project / "docker" / "executor" / "tasks.toml"
     envs, logs = tmp_path / "envs", tmp_path / "logs"
     build_envs(project, registry, envs)
@@ -126,6 +136,7 @@ def executor(project: Path, tmp_path: Path) -> Iterator[tuple[int, Path]]:
     command = [
         sys.executable, "-m", "vpe_executor", "--registry", str(registry), "--envs-dir", str(envs),
         "--logs-dir", str(logs), "--host", "127.0.0.1", "--port", "0",
+        "--tls-dir", str(executor_tls.server_dir),
     ]  # fmt: skip
     with stderr_path.open("wb") as stderr:
         proc = subprocess.Popen(command, env=env, stdout=stderr, stderr=stderr)
@@ -148,13 +159,20 @@ def test_the_scaffolded_dag_runs_its_task_through_a_real_executor(
     platform: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
+    executor_tls: ExecutorTls,
 ) -> None:
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.models.dagbag import BundleDagBag, sync_bag_to_db
     from airflow.utils.session import create_session
 
     port, logs = executor
-    provision_connections(monkeypatch, platform, grpc_address=("127.0.0.1", port), buffer=tmp_path)
+    provision_connections(
+        monkeypatch,
+        platform,
+        grpc_address=("localhost", port),
+        buffer=tmp_path,
+        tls_dir=executor_tls.client_dir,
+    )
     dags = project / "dags"
     bag = BundleDagBag(dag_folder=str(dags), bundle_path=dags)
     # As the dag-processor would, for the copy (dag.test() parses the configured folder).

@@ -1,6 +1,7 @@
 """Executor fixtures: generated proto modules and a real server subprocess on a free port."""
 
 import atexit
+import json
 import os
 import re
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,8 @@ EXECUTOR = REPO / "docker" / "executor"
 SRC = EXECUTOR / "src"
 PIPELINES = EXECUTOR / "pipelines" / "ingestion"
 PLATFORM_FILE = REPO / "docker" / "platform.json"
+SHIPPED_REGISTRY = EXECUTOR / "tasks.toml"
+SAMPLE_DATA = REPO / "data" / "fixtures"
 TASKS = Path(__file__).resolve().parent / "tasks"
 TEST_ENV = "testenv"
 _LISTENING = re.compile(r"listening on [^:]+:(\d+)")
@@ -87,25 +91,72 @@ def _toml(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml(k)} = {_toml(v)}" for k, v in value.items()) + "}"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return json.dumps(value)  # a JSON string of BMP characters is a TOML basic string
     return repr(value)
 
 
+def shipped_arguments(task: str) -> dict[str, Any]:
+    """docker/executor/tasks.toml's declaration of a task's request arguments."""
+    tasks = tomllib.loads(SHIPPED_REGISTRY.read_text())["tasks"]
+    arguments: dict[str, Any] = tasks[task].get("arguments", {})
+    return arguments
+
+
+def write_platform(root: Path) -> Path:
+    """platform.json with the folders tasks write (paths.logs, paths.buffer) under `root` and
+    the sample catalogs as paths.data, for the server and the tasks it runs."""
+    values = json.loads(PLATFORM_FILE.read_text())
+    values["paths"].update(
+        logs=str(root / "logs"), buffer=str(root / "buffer"), data=str(SAMPLE_DATA)
+    )
+    path = root / "platform.json"
+    path.write_text(json.dumps(values, indent=2))
+    return path
+
+
 def fixture_registry(root: Path) -> dict[str, dict[str, Any]]:
-    def task(script: str, timeout: float = 30, args: list[str] | None = None) -> dict[str, Any]:
+    def task(
+        script: str,
+        timeout: float = 30,
+        args: list[str] | None = None,
+        arguments: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         return {
             "env": TEST_ENV,
             "script": str(TASKS / script),
             "args": args or [],
             "timeout_seconds": timeout,
+            "arguments": arguments or {},
         }
 
+    def shipped(name: str) -> dict[str, Any]:
+        """A pipeline script with the arguments docker/executor/tasks.toml declares for it."""
+        script = str(PIPELINES / f"{name}.py")
+        return {**task("echo.py"), "script": script, "arguments": shipped_arguments(name)}
+
+    # The test tasks' marker and pid files live in each test's tmp_path, so only these
+    # test-only declarations take paths; the shipped registry never does.
+    path = {"pattern": "/.+", "required": True}
     return {
-        "echo": task("echo.py", args=["fixed"]),
-        "block": task("block.py"),
-        "tree": task("tree.py", timeout=1.5),
-        "ping_env": {**task("echo.py"), "script": str(PIPELINES / "ping_env.py")},
+        "echo": task(
+            "echo.py",
+            args=["fixed"],
+            arguments={
+                "--word": {"pattern": "[a-z]+( [a-z]+)*"},
+                "--code": {"type": "integer", "min": 0, "max": 255},
+            },
+        ),
+        "block": task("block.py", arguments={"--marker": path, "--release": path}),
+        "tree": task(
+            "tree.py",
+            timeout=1.5,
+            arguments={"--pidfile": path, "--exit": {"choices": ["now"]}},
+        ),
+        "ping_env": shipped("ping_env"),
+        "extract_catalog": shipped("extract_catalog"),
     }
 
 
@@ -116,11 +167,22 @@ class ServerProcess:
     logs_dir: Path
     stderr_path: Path
     channel: grpc.Channel
+    root: Path
     stubs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def buffer_dir(self) -> Path:
+        """paths.buffer of the server's platform file."""
+        return self.root / "buffer"
+
+    @property
+    def stamps_dir(self) -> Path:
+        """Where ping_env's --stamp NAME lands: <paths.logs>/executor/stamps."""
+        return self.logs_dir / "stamps"
 
     def stderr(self) -> str:
         return self.stderr_path.read_text()
@@ -149,6 +211,7 @@ def start_server(
     root: Path, generated_dir: Path, wire: ModuleType, *args: str, **env: str
 ) -> ServerProcess:
     registry = write_registry(root, fixture_registry(root))
+    platform_file = write_platform(root)
     envs_dir = make_envs_dir(root)
     logs_root = root / "logs"
     stderr_path = root / "server.stderr"
@@ -156,11 +219,15 @@ def start_server(
         sys.executable, "-m", "vpe_executor", "--registry", str(registry),
         "--envs-dir", str(envs_dir), "--logs-dir", str(logs_root), "--host", "127.0.0.1",
         "--port", "0", "--max-concurrent", "2", "--shutdown-grace", "2", "--kill-grace", "1",
-        *args,
+        # Plaintext unless the test brings its own TLS material (tests/security does).
+        *args, *(() if "--tls-dir" in args else ("--plaintext",)),
     ]  # fmt: skip
     with stderr_path.open("wb") as stderr:
         proc = subprocess.Popen(
-            command, env=child_env(generated_dir, **env), stderr=stderr, stdout=stderr
+            command,
+            env=child_env(generated_dir, **{"VPE_PLATFORM_FILE": str(platform_file), **env}),
+            stderr=stderr,
+            stdout=stderr,
         )
 
     def port() -> int | None:
@@ -171,7 +238,7 @@ def start_server(
 
     bound = wait_for(port, "the server to listen")
     channel = grpc.insecure_channel(f"127.0.0.1:{bound}")
-    server = ServerProcess(proc, bound, logs_root / "executor", stderr_path, channel)
+    server = ServerProcess(proc, bound, logs_root / "executor", stderr_path, channel, root)
     server.stubs["ping"] = wire.pb2_grpc.PingServiceStub(channel)
     return server
 

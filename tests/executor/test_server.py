@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -27,6 +28,10 @@ def rpc_error(server: ServerProcess, wire: ModuleType, command: str, *args: str,
     with pytest.raises(grpc.RpcError) as caught:
         call(server, wire, command, *args, **kw)
     return caught.value
+
+
+def block_args(marker: Path, release: Path) -> list[str]:
+    return ["--marker", str(marker), "--release", str(release)]
 
 
 def assert_still_serving(server: ServerProcess, wire: ModuleType) -> None:
@@ -63,26 +68,27 @@ def test_health_reports_serving(server: ServerProcess) -> None:
 def test_health_cli(server: ServerProcess, generated_dir: Path) -> None:
     def run(target: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "vpe_executor.health", "--target", target, "--timeout", "2"],
+            [sys.executable, "-m", "vpe_executor.health", "--plaintext", "--target", target,
+             "--timeout", "2"],
             env=child_env(generated_dir), capture_output=True, text=True, check=False,
         )  # fmt: skip
 
     assert run(server.target).returncode == 0
     closed = run("127.0.0.1:1")
     assert closed.returncode == 1
-    assert "unhealthy: UNAVAILABLE" in closed.stderr
+    assert "unhealthy: 127.0.0.1:1: UNAVAILABLE" in closed.stderr
 
 
 def test_success_returns_result_and_log_holds_output(
     server: ServerProcess, wire: ModuleType
 ) -> None:
-    result = call(server, wire, "echo", "a b", "--x", run_id="run-ok.1")
+    result = call(server, wire, "echo", "--word", "a b", "--code", "0", run_id="run-ok.1")
     assert result.exit_code == 0
     assert result.run_id == "run-ok.1"
     assert result.log_path == str(server.logs_dir / "run-ok.1.log")
     assert result.duration_seconds > 0
     log = Path(result.log_path).read_text()
-    assert "stdout: fixed a b --x" in log  # registry's fixed args first, then the caller's
+    assert "stdout: fixed --word a b --code 0" in log  # registry's fixed args, then the caller's
     assert "stderr: hello" in log
     assert "exit code 0" in log
     assert re.search(r"run_id=run-ok\.1 command='echo' status=OK exit_code=0", server.stderr())
@@ -113,7 +119,7 @@ def test_timeout_kills_whole_tree(
     server: ServerProcess, wire: ModuleType, platform: dict[str, Any], tmp_path: Path
 ) -> None:
     pidfile = tmp_path / "pids"
-    error = rpc_error(server, wire, "tree", str(pidfile), run_id="slow")
+    error = rpc_error(server, wire, "tree", "--pidfile", str(pidfile), run_id="slow")
     assert error.code() is grpc.StatusCode.DEADLINE_EXCEEDED
     assert "exceeded 1.5s" in error.details()
     assert trailing(error, platform)["logPath"] == str(server.logs_dir / "slow.log")
@@ -126,7 +132,7 @@ def test_leftover_descendants_die_when_task_exits(
     server: ServerProcess, wire: ModuleType, tmp_path: Path
 ) -> None:
     pidfile = tmp_path / "pids"
-    assert call(server, wire, "tree", str(pidfile), "--exit").exit_code == 0
+    assert call(server, wire, "tree", "--pidfile", str(pidfile), "--exit", "now").exit_code == 0
     child, grandchild = map(int, pidfile.read_text().split())
     wait_for(lambda: process_gone(child) and process_gone(grandchild), "SIGKILL to land")
 
@@ -136,7 +142,7 @@ def test_concurrency_limit(server: ServerProcess, wire: ModuleType, tmp_path: Pa
     markers = [tmp_path / f"started{i}" for i in range(2)]
     stub = server.stubs["ping"]
     running = [
-        stub.command.future(wire.pb2.ExeTask(command="block", args=[str(m), str(release)]))
+        stub.command.future(wire.pb2.ExeTask(command="block", args=block_args(m, release)))
         for m in markers
     ]
     wait_for(lambda: all(m.exists() for m in markers), "both slots to be busy")
@@ -182,7 +188,7 @@ def test_sanitize_run_id(raw: str, expected: str | None) -> None:
 def test_client_cancel_kills_task(server: ServerProcess, wire: ModuleType, tmp_path: Path) -> None:
     pidfile = tmp_path / "pids"
     future = server.stubs["ping"].command.future(
-        wire.pb2.ExeTask(command="tree", args=[str(pidfile)], run_id="cancelled")
+        wire.pb2.ExeTask(command="tree", args=["--pidfile", str(pidfile)], run_id="cancelled")
     )
     wait_for(pidfile.exists, "the task to start its tree")
     future.cancel()
@@ -197,7 +203,7 @@ def test_sigterm_lets_inflight_task_finish(
     server = server_factory()
     marker, release = tmp_path / "started", tmp_path / "release"
     future = server.stubs["ping"].command.future(
-        wire.pb2.ExeTask(command="block", args=[str(marker), str(release)])
+        wire.pb2.ExeTask(command="block", args=block_args(marker, release))
     )
     wait_for(marker.exists, "the task to start")
     server.proc.send_signal(signal.SIGTERM)
@@ -217,7 +223,7 @@ def test_sigterm_kills_task_after_grace(
     marker = tmp_path / "started"
     # No release file ever appears, so only the shutdown can end the task.
     future = server.stubs["ping"].command.future(
-        wire.pb2.ExeTask(command="block", args=[str(marker), str(tmp_path / "never")])
+        wire.pb2.ExeTask(command="block", args=block_args(marker, tmp_path / "never"))
     )
     task_pid = int(wait_for(lambda: marker.exists() and marker.read_text(), "the task to start"))
     server.proc.send_signal(signal.SIGTERM)
@@ -263,7 +269,7 @@ def test_concurrent_pings_while_tasks_run(
 ) -> None:
     release, marker = tmp_path / "release", tmp_path / "m"
     future = server.stubs["ping"].command.future(
-        wire.pb2.ExeTask(command="block", args=[str(marker), str(release)])
+        wire.pb2.ExeTask(command="block", args=block_args(marker, release))
     )
     wait_for(marker.exists, "the task to start")
     errors: list[BaseException] = []
@@ -283,3 +289,119 @@ def test_concurrent_pings_while_tasks_run(
     release.touch()
     assert future.result(timeout=60).exit_code == 0
     assert errors == []
+
+
+# Request arguments: only what the registry declares reaches a task; the rest is refused
+# before a slot is taken or a log file exists.
+
+
+def written_files(server: ServerProcess) -> set[Path]:
+    """Everything a task or the server wrote: logs, ping_env's stamps, buffer files."""
+    return {p for folder in (server.logs_dir, server.buffer_dir) for p in folder.rglob("*")}
+
+
+def assert_refused(
+    server: ServerProcess, wire: ModuleType, command: str, args: list[str], *named: str
+) -> str:
+    """The call is INVALID_ARGUMENT, its detail names `named`, and nothing ran."""
+    before = written_files(server)
+    run_id = f"refused-{uuid.uuid4().hex}"
+    error = rpc_error(server, wire, command, *args, run_id=run_id)
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    detail = error.details()
+    assert detail.startswith(f"task {command!r}: ")
+    for part in named:
+        assert part in detail
+    assert not (server.logs_dir / f"{run_id}.log").exists()
+    assert written_files(server) == before, "a refused call must leave no trace"
+    line = rf"run_id={run_id} command='{command}' status=INVALID_ARGUMENT exit_code=0"
+    assert re.search(line, server.stderr())
+    assert_still_serving(server, wire)
+    return detail
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        # The issue's attacks: redirect extract_catalog's output, or make it read any file.
+        (["--date", "2024-01-01", "--buffer-dir", "/opt/vpe/logs/executor"], ["'--buffer-dir'"]),
+        (["--date", "2024-01-01", "--format", "csv", "--source", "/etc/passwd"], ["'--source'"]),
+        (["--date", "2024-01-01", "--format", "csv", "--source=/etc/passwd"], ["'--source'"]),
+        (["--date", "2024-01-01", "--format"], ["'--format' needs a value", "'csv', 'xlsx'"]),
+        (["--date", "2024-01-01"], ["'--format' is required", "one of 'csv', 'xlsx'"]),
+        (["--format", "csv"], ["'--date' is required", "YYYY-MM-DD"]),
+        (["--date", "2024-02-30", "--format", "csv"], ["'--date'", "'2024-02-30'", "YYYY-MM-DD"]),
+        (["--date", "20240101", "--format", "csv"], ["'--date'", "YYYY-MM-DD"]),
+        (["--date", "2024-01-01", "--format", "json"], ["'--format'", "one of 'csv', 'xlsx'"]),
+        (["--date", "2024-01-01", "--date", "2024-01-02", "--format", "csv"],
+         ["'--date'", "more than once"]),
+        (["--date", "2024-01-01", "--format", "csv", "extra"], ["'extra'", "--name value pairs"]),
+        (["--date", "--format", "csv"], ["'--date'", "'--format' starts with '-'"]),
+    ],
+)  # fmt: skip
+def test_extract_catalog_refuses_what_the_registry_does_not_declare(
+    server: ServerProcess, wire: ModuleType, args: list[str], named: list[str]
+) -> None:
+    assert_refused(server, wire, "extract_catalog", args, *named)
+
+
+def test_extract_catalog_cannot_be_pointed_at_another_folder(
+    server: ServerProcess, wire: ModuleType, tmp_path: Path
+) -> None:
+    target = tmp_path / "elsewhere"
+    args = ["--date", "2024-01-01", "--format", "csv", "--buffer-dir", str(target)]
+    detail = assert_refused(server, wire, "extract_catalog", args, "'--buffer-dir'")
+    assert "accepted arguments: '--date', '--format'" in detail
+    assert not target.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--stamp", "a1", "--stamp-file", "/tmp/x"], ["'--stamp-file' is not accepted"]),
+        (["--stamp", "../../buffer/x"], ["'--stamp'", "'../../buffer/x'"]),
+        (["--stamp", "a2/b"], ["'--stamp'", "[A-Za-z0-9_-]{1,64}"]),
+        (["--stamp=/etc/x"], ["'--stamp'", "'/etc/x'"]),
+        (["--stamp", "a3", "--exit-code"], ["'--exit-code' needs a value", "0..255"]),
+        (["--stamp", "a4", "--exit-code", "256"], ["'--exit-code'", "'256'", "0..255"]),
+        (["--stamp", "a5", "--exit-code", "x"], ["'--exit-code'", "an integer"]),
+        (["--stamp", "a6", "--exit-code", "-1"], ["'--exit-code'", "'-1' starts with '-'"]),
+        (["--stamp", "-a7"], ["'--stamp'", "starts with '-'"]),
+        (["--stamp", "a8\x00"], ["'--stamp'", "NUL, CR or LF"]),
+        (["--stamp", "a9\nb"], ["'--stamp'", "NUL, CR or LF"]),
+        (["--stamp", "b1", "--stamp", "b2"], ["'--stamp' is given more than once"]),
+        (["--stamp=b3", "--stamp", "b4"], ["'--stamp' is given more than once"]),
+        (["b5"], ["'b5'", "--name value pairs"]),
+        (["--stamp", "b6", "b7"], ["'b7'"]),
+    ],
+)
+def test_ping_env_refuses_what_the_registry_does_not_declare(
+    server: ServerProcess, wire: ModuleType, args: list[str], named: list[str]
+) -> None:
+    assert_refused(server, wire, "ping_env", args, *named)
+
+
+def test_an_argument_another_task_declares_is_refused(
+    server: ServerProcess, wire: ModuleType, tmp_path: Path
+) -> None:
+    # block declares --marker; echo does not, so a request cannot hand it to echo.
+    detail = assert_refused(server, wire, "echo", ["--marker", str(tmp_path / "m")], "'--marker'")
+    assert "accepted arguments: '--word', '--code'" in detail
+
+
+def test_declared_arguments_reach_the_task_in_the_requests_order(
+    server: ServerProcess, wire: ModuleType
+) -> None:
+    result = call(server, wire, "ping_env", "--exit-code", "0", "--stamp=legit-1", run_id="legit")
+    assert result.exit_code == 0
+    stamp = server.stamps_dir / "legit-1"
+    assert int(stamp.read_text()) > 0
+    log = Path(result.log_path).read_text()
+    assert "ping_env.py --exit-code 0 --stamp legit-1\n" in log
+    assert "ping_env: python" in log
+
+
+def test_a_declared_integer_reaches_the_task(server: ServerProcess, wire: ModuleType) -> None:
+    error = rpc_error(server, wire, "ping_env", "--exit-code", "7", run_id="seven")
+    assert error.code() is FAILED_TASK_STATUS
+    assert "exit code 7" in error.details()

@@ -9,6 +9,10 @@ export function mockPassword(name: string, length: number): string {
     return createHash("sha512").update(name).digest("base64").replace(/[^A-Za-z0-9]/g, "").slice(0, length);
 }
 
+export function mockPem(label: string, name: string): string {
+    return `-----BEGIN ${label}-----\n${name}\n-----END ${label}-----\n`;
+}
+
 function fakeDigest(seed: string): string {
     return `sha256:${createHash("sha256").update(seed).digest("hex")}`;
 }
@@ -38,6 +42,11 @@ const outputsByType: Record<string, (name: string, inputs: Inputs) => Inputs> = 
         base64: Buffer.alloc(Number(inputs.length), 0xfb).toString("base64"),
         hex: Buffer.alloc(Number(inputs.length), 0xfb).toString("hex"),
     }),
+    // PEM-shaped stand-ins named after the resource, so a test can tell which one a file holds.
+    "tls:index/privateKey:PrivateKey": (name, inputs) => ({ ...inputs, privateKeyPem: mockPem("EC PRIVATE KEY", name) }),
+    "tls:index/selfSignedCert:SelfSignedCert": (name, inputs) => ({ ...inputs, certPem: mockPem("CERTIFICATE", name) }),
+    "tls:index/certRequest:CertRequest": (name, inputs) => ({ ...inputs, certRequestPem: mockPem("CERTIFICATE REQUEST", name) }),
+    "tls:index/locallySignedCert:LocallySignedCert": (name, inputs) => ({ ...inputs, certPem: mockPem("CERTIFICATE", name) }),
     "pulumi-nodejs:dynamic:Resource": (_name, inputs) => ({
         ...inputs,
         applied: [],

@@ -65,6 +65,23 @@ export function envOf(run: StackRun, name: string): { vars: Map<string, string>;
     return { vars, secret: isSecret(envs) };
 }
 
+export interface UploadedFile {
+    content: string;
+    permissions: string;
+    secret: boolean;
+}
+
+/** A container's uploads by path: content revealed, and whether the provider gets it as a secret. */
+export function filesOf(run: StackRun, name: string): Map<string, UploadedFile> {
+    const uploads = reveal<Record<string, unknown>[]>(named(run, name).inputs.uploads) ?? [];
+    return new Map(
+        uploads.map((u) => [
+            String(u.file),
+            { content: reveal<string>(u.content), permissions: String(u.permissions), secret: isSecret(u.content) || isSecret(named(run, name).inputs.uploads) },
+        ]),
+    );
+}
+
 export function byType(run: StackRun, type: string): RegisteredResource[] {
     return run.resources.filter((r) => r.type === type);
 }
@@ -84,6 +101,9 @@ export const types = {
     volume: "docker:index/volume:Volume",
     password: "random:index/randomPassword:RandomPassword",
     bytes: "random:index/randomBytes:RandomBytes",
+    tlsKey: "tls:index/privateKey:PrivateKey",
+    tlsCa: "tls:index/selfSignedCert:SelfSignedCert",
+    tlsCert: "tls:index/locallySignedCert:LocallySignedCert",
     pgProvider: "pulumi:providers:postgresql",
     pgGrant: "postgresql:index/grant:Grant",
     dynamic: "pulumi-nodejs:dynamic:Resource",

@@ -1,11 +1,16 @@
-"""Test task: write its pid to MARKER, then wait until RELEASE exists (or forever)."""
+"""Test task: write its pid to --marker PATH, then wait until --release PATH exists (or forever)."""
 
 import os
 import sys
 import time
 from pathlib import Path
 
-marker, release = Path(sys.argv[1]), Path(sys.argv[2])
+
+def option(name: str) -> Path:
+    return Path(sys.argv[sys.argv.index(name) + 1])
+
+
+marker, release = option("--marker"), option("--release")
 tmp = marker.with_suffix(".tmp")
 tmp.write_text(str(os.getpid()))
 tmp.replace(marker)

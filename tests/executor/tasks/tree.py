@@ -1,6 +1,6 @@
-"""Test task: spawn a child that spawns a grandchild; write both pids to PIDFILE.
+"""Test task: spawn a child that spawns a grandchild; write both pids to --pidfile PATH.
 
-With --exit the task returns at once, leaving the tree behind; otherwise it sleeps forever.
+With --exit now the task returns at once, leaving the tree behind; otherwise it sleeps forever.
 """
 
 import subprocess
@@ -15,7 +15,7 @@ print(grandchild.pid, flush=True)
 time.sleep(3600)
 """
 
-pidfile = Path(sys.argv[1])
+pidfile = Path(sys.argv[sys.argv.index("--pidfile") + 1])
 child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
 assert child.stdout is not None
 grandchild_pid = int(child.stdout.readline())

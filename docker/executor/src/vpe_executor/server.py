@@ -2,7 +2,8 @@
 
 Status mapping for `command`:
   OK                  task exited 0; ExeResult in the response
-  INVALID_ARGUMENT    command not in the registry
+  INVALID_ARGUMENT    command not in the registry, or args its registry entry does not declare
+                      or accept (the detail names the argument); nothing ran, no log file
   RESOURCE_EXHAUSTED  all task slots busy (limit: env var platform env.executorMaxConcurrent)
   DEADLINE_EXCEEDED   task outlived the registry's timeout_seconds; its process group was killed
   ABORTED             task ran and exited non-zero (the caller decides whether to retry)
@@ -29,8 +30,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from vpe_executor.platform_config import PlatformError, load_platform, lookup
-from vpe_executor.registry import RegistryError, TaskSpec, load_registry
+from vpe_executor.registry import RegistryError, TaskArgumentError, TaskSpec, load_registry
 from vpe_executor.runner import Outcome, Runner, StopReason
+from vpe_executor.tls import TlsError, TlsFiles, server_credentials
 from vpe_executor.wire import pb2, pb2_grpc
 
 LOG = logging.getLogger("vpe_executor")
@@ -102,13 +104,17 @@ class ExecutorServicer(pb2_grpc.PingServiceServicer):
             known = ", ".join(sorted(self._registry))
             detail = f"unknown command {request.command!r}; registered commands: {known}"
             return Reply(grpc.StatusCode.INVALID_ARGUMENT, detail, _result(detail, run_id))
+        try:
+            args = spec.validated_args(list(request.args))
+        except TaskArgumentError as exc:
+            return Reply(grpc.StatusCode.INVALID_ARGUMENT, str(exc), _result(str(exc), run_id))
         if not self._slots.acquire(blocking=False):
             detail = f"all {self._max_concurrent} task slots are busy; retry later"
             return Reply(grpc.StatusCode.RESOURCE_EXHAUSTED, detail, _result(detail, run_id))
         try:
             log_path = self._logs_dir / f"{run_id}.log"
             outcome = self._runner.run(
-                spec.argv(list(request.args)),
+                spec.argv(args),
                 log_path,
                 spec.timeout_seconds,
                 cancelled=lambda: not context.is_active(),
@@ -157,6 +163,8 @@ class Settings:
     kill_grace: float
     registry: dict[str, TaskSpec]
     metadata_keys: dict[str, str]
+    # None only with --plaintext, which the stack never passes.
+    tls: TlsFiles | None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -175,6 +183,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--shutdown-grace", type=float, default=30.0, metavar="SECONDS")
     parser.add_argument("--kill-grace", type=float, default=5.0, metavar="SECONDS")
+    parser.add_argument(
+        "--tls-dir",
+        type=Path,
+        help="folder with the CA, certificate and key (default: platform tls.dir)",
+    )
+    parser.add_argument(
+        "--plaintext",
+        action="store_true",
+        help="serve without TLS or client authentication (tests only)",
+    )
     return parser.parse_args(argv)
 
 
@@ -191,7 +209,14 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
         kill_grace=args.kill_grace,
         registry=load_registry(args.registry, envs_dir),
         metadata_keys=lookup(platform, "executorMetadata"),
+        tls=None if args.plaintext else _tls_files(args, platform),
     )
+
+
+def _tls_files(args: argparse.Namespace, platform: dict[str, Any]) -> TlsFiles:
+    files = TlsFiles.in_dir(args.tls_dir or Path(lookup(platform, "tls.dir")), platform)
+    files.read()  # a missing or empty file is a configuration error at start, not per call
+    return files
 
 
 def _max_concurrent(env_name: str, args: argparse.Namespace) -> int:
@@ -222,13 +247,19 @@ def serve(settings: Settings, stop: threading.Event) -> None:
     pb2_grpc.add_PingServiceServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    if settings.tls is None:
+        port = server.add_insecure_port(address)
+    else:
+        # gRPC core logs each refused handshake (plaintext, no or foreign certificate) to stderr.
+        port = server.add_secure_port(address, server_credentials(settings.tls))
     server.start()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     LOG.info(
-        "listening on %s:%d (tasks: %s; slots: %d)",
+        "listening on %s:%d with %s (tasks: %s; slots: %d)",
         settings.host,
         port,
+        "plaintext" if settings.tls is None else "mutual TLS",
         ", ".join(sorted(settings.registry)),
         settings.max_concurrent,
     )
@@ -251,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(0o002)
     try:
         settings = resolve_settings(parse_args(argv))
-    except (PlatformError, RegistryError, ValueError) as exc:
+    except (PlatformError, RegistryError, TlsError, ValueError) as exc:
         LOG.error("configuration error: %s", exc)
         return 2
     stop = threading.Event()
