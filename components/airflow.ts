@@ -159,7 +159,8 @@ export class Airflow extends pulumi.ComponentResource {
             );
             files.push(secrets.brokerUrl, secrets.resultBackend);
         }
-        const uploads = [...secretUploads(files), ...tlsUploads(args.executorTls.caCert, args.executorTls.identity)];
+        const owner = platform.users.airflow;
+        const uploads = [...secretUploads(files, owner), ...tlsUploads(args.executorTls.caCert, args.executorTls.identity, owner)];
         const volumes: docker.types.input.ContainerVolume[] = [
             { hostPath: args.dagsDir, containerPath: platform.paths.airflowDags, readOnly: true },
             { volumeName: args.logVolume, containerPath: platform.paths.logs },
@@ -181,7 +182,7 @@ export class Airflow extends pulumi.ComponentResource {
                     `${platform.env.adminUsername}=${args.config.adminUser}`,
                     fileVariable(platform.env.adminPassword, adminPasswordFile),
                 ],
-                uploads: [...uploads, ...secretUploads([adminPasswordFile])],
+                uploads: [...uploads, ...secretUploads([adminPasswordFile], owner)],
                 volumes: [...volumes, { volumeName: args.keysVolume, containerPath: platform.paths.airflowKeys }],
             },
             { parent: this },
@@ -272,10 +273,10 @@ export class Airflow extends pulumi.ComponentResource {
                 image: image.imageId,
                 network: args.network,
                 alias: platform.aliases.redis,
-                // Group 0 reads the uploaded files; the image's redis user owns /data.
-                user: `${platform.users.redis.uid}:0`,
+                // The image's redis user, who owns /data and the uploaded files.
+                user: userSpec(platform.users.redis),
                 command: ["redis-server", secretPath(config.name)],
-                uploads: secretUploads([config, probePassword]),
+                uploads: secretUploads([config, probePassword], platform.users.redis),
                 healthcheck: {
                     test: ["CMD-SHELL", `REDISCLI_AUTH="$(cat ${secretPath(probePassword.name)})" redis-cli ping | grep -q PONG`],
                 },

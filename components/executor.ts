@@ -80,7 +80,10 @@ export class Executor extends pulumi.ComponentResource {
                     `${platform.env.weatherBaseUrl}=${args.weather.baseUrl}`,
                     `${platform.env.weatherRequestsPerMinute}=${args.weather.requestsPerMinute}`,
                 ],
-                uploads: [...secretUploads([warehouseUrl]), ...tlsUploads(args.tls.caCert, args.tls.identity)],
+                uploads: [
+                    ...secretUploads([warehouseUrl], platform.users.executor),
+                    ...tlsUploads(args.tls.caCert, args.tls.identity, platform.users.executor),
+                ],
                 volumes: [
                     { volumeName: args.bufferVolume, containerPath: platform.paths.buffer },
                     { volumeName: args.logVolume, containerPath: platform.paths.logs },

@@ -70,9 +70,7 @@ export class Postgres extends pulumi.ComponentResource {
                 network: args.network,
                 alias: platform.aliases.postgres,
                 user: userSpec(platform.users.postgres),
-                // Group 0 reads the root-owned password file.
-                groupAdds: ["0"],
-                uploads: secretUploads([passwordFile]),
+                uploads: secretUploads([passwordFile], platform.users.postgres),
                 envs: [
                     `POSTGRES_USER=${adminUser}`,
                     fileVariable("POSTGRES_PASSWORD", passwordFile),

@@ -4,11 +4,19 @@ import type * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { platform } from "../platform";
 
-/**
- * Uploaded files are owned by root:root; every service user is in group 0 (as its primary or a
- * supplementary group), so group-read is the narrowest mode its user can read.
- */
-export const secretFileMode = "0440";
+/** Read-only for the service's user, who owns the file; nobody else in the container reads it. */
+export const secretFileMode = "0400";
+
+/** The user a container runs as (platform.json users). */
+export interface FileOwner {
+    uid: number;
+    gid: number;
+}
+
+/** An upload only `owner` can read. */
+export function ownedUpload(file: string, content: pulumi.Input<string>, owner: FileOwner): docker.types.input.ContainerUpload {
+    return { file, content: pulumi.secret(content), permissions: secretFileMode, owner: String(owner.uid), group: String(owner.gid) };
+}
 
 /** A credential and the file name it is delivered under (in platform.json paths.secrets). */
 export interface SecretFile {
@@ -20,9 +28,9 @@ export function secretPath(name: string): string {
     return `${platform.paths.secrets}/${name}`;
 }
 
-/** The uploads delivering `files`, content kept secret in the state. */
-export function secretUploads(files: SecretFile[]): docker.types.input.ContainerUpload[] {
-    return files.map((f) => ({ file: secretPath(f.name), content: pulumi.secret(f.value), permissions: secretFileMode }));
+/** The uploads delivering `files` to `owner`, content kept secret in the state. */
+export function secretUploads(files: SecretFile[], owner: FileOwner): docker.types.input.ContainerUpload[] {
+    return files.map((f) => ownedUpload(secretPath(f.name), f.value, owner));
 }
 
 /** `NAME_FILE=<path>`: the convention of the postgres image and of the project's own scripts. */

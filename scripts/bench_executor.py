@@ -83,7 +83,7 @@ def start_server(root: Path, generated: Path, registry: Path) -> tuple[subproces
         proc = subprocess.Popen(
             [sys.executable, "-m", "vpe_executor", "--registry", str(registry),
              "--envs-dir", str(root / "envs"), "--logs-dir", str(root / "logs"),
-             "--host", "127.0.0.1", "--port", "0", "--max-concurrent", "4"],
+             "--host", "127.0.0.1", "--port", "0", "--max-concurrent", "4", "--plaintext"],
             env=env, stderr=stderr, stdout=stderr,
         )  # fmt: skip
     for _ in range(1500):

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Python checks: ruff, then pytest for the executor, its pipelines and the DAGs (real grpcio, real
-# PostgreSQL, real Airflow 3 from PyPI). Creates .venv from the pinned requirements when needed.
+# PostgreSQL, real Airflow 3 from PyPI), then attacks on a real mutual-TLS executor (tests/security).
+# Creates .venv from the pinned requirements when needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,7 @@ fi
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-# Two sessions: both suites import helpers from their own conftest module by name.
+# One session per suite: each imports helpers from its own conftest module by name.
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/executor "$@"
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/dags "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider tests/security "$@"

@@ -176,7 +176,8 @@ for (const stack of ["dev", "prod"]) {
                 }
                 for (const [path, file] of filesOf(run, c.resource.name)) {
                     if (path.startsWith(platform.paths.secrets) || path.endsWith(platform.tls.keyFile)) {
-                        assert.deepEqual([file.secret, file.permissions], [true, "0440"], `${c.inputs.name}: ${path}`);
+                        // Only the container's own user reads it.
+                        assert.deepEqual([file.secret, file.permissions, file.owner], [true, "0400", (c.inputs as { user?: string }).user], `${c.inputs.name}: ${path}`);
                     }
                 }
             }

@@ -19,6 +19,10 @@ export interface RequestOptions {
     method?: string;
     query?: Record<string, string | number | boolean | undefined>;
     body?: unknown;
+    /** A binary request body (e.g. a tar archive), sent as is instead of `body`'s JSON. */
+    rawBody?: Buffer;
+    /** Content-Type of `rawBody`. */
+    contentType?: string;
     /** Milliseconds; the request is aborted after it. */
     timeoutMs?: number;
 }
@@ -46,7 +50,8 @@ export class DockerApi {
             .filter(([, v]) => v !== undefined)
             .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
             .join("&");
-        const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
+        const payload = options.rawBody ?? (options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body)));
+        const contentType = options.rawBody ? (options.contentType ?? "application/octet-stream") : "application/json";
         return new Promise((resolve, reject) => {
             const req = http.request(
                 {
@@ -54,7 +59,7 @@ export class DockerApi {
                     path: query === "" ? path : `${path}?${query}`,
                     method: options.method ?? "GET",
                     headers: payload
-                        ? { "Content-Type": "application/json", "Content-Length": payload.length }
+                        ? { "Content-Type": contentType, "Content-Length": payload.length }
                         : {},
                     timeout: options.timeoutMs,
                 },

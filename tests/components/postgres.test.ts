@@ -37,8 +37,7 @@ describe("Postgres", () => {
         const file = filesOf(run, "vpe-dev-postgres").get(path);
         assert.match(file?.content ?? "", /^[A-Za-z0-9]{32}$/);
         assert.equal(file?.secret, true);
-        // The postgres user reads the root-owned, group-0 file through a supplementary group.
-        assert.deepEqual(container.groupAdds, ["0"]);
+        assert.deepEqual([file?.permissions, file?.owner], ["0400", `${platform.users.postgres.uid}:${platform.users.postgres.gid}`]);
         const generated = named(run, "vpe-dev-postgres-admin-password").inputs;
         assert.equal(generated.special, false, "URL-breaking characters");
     });

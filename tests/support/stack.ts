@@ -68,6 +68,8 @@ export function envOf(run: StackRun, name: string): { vars: Map<string, string>;
 export interface UploadedFile {
     content: string;
     permissions: string;
+    /** `uid:gid`, or `:` when the provider's default (root) applies. */
+    owner: string;
     secret: boolean;
 }
 
@@ -77,7 +79,7 @@ export function filesOf(run: StackRun, name: string): Map<string, UploadedFile> 
     return new Map(
         uploads.map((u) => [
             String(u.file),
-            { content: reveal<string>(u.content), permissions: String(u.permissions), secret: isSecret(u.content) || isSecret(named(run, name).inputs.uploads) },
+            { content: reveal<string>(u.content), permissions: String(u.permissions), owner: `${u.owner ?? ""}:${u.group ?? ""}`, secret: isSecret(u.content) || isSecret(named(run, name).inputs.uploads) },
         ]),
     );
 }

@@ -3,9 +3,12 @@
 // ones are applied by ContainerUpdate, or only recorded, exactly as the provider does
 // (healthcheck edits are not applied in place: kreuzwerker #988). Like the provider, it stores
 // the healthcheck and memory limits read back from the engine, so a non-canonical duration, or a
-// memory limit without a swap limit, diffs on every run.
+// memory limit without a swap limit, diffs on every run. `uploads` are written into the container
+// after create and before start, as the provider does (see the uploads section).
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { DockerApi, DockerApiError } from "../dockerApi";
-import type { Props } from "../wire";
+import { containsUnknown, type Props, unknownValue } from "../wire";
 import { dockerFor, inspectImage, labelMap } from "./dockerObjects";
 import { type Handler, type HandlerContext, PartialCreateError } from "./types";
 
@@ -342,6 +345,348 @@ function outputsOf(inputs: Props, info: ContainerInspect, logs: string | undefin
     };
 }
 
+// ---- uploads ----
+// Files written into the container between create and start, as pulumi-docker 5.2.0 does through
+// the Terraform provider it bridges, kreuzwerker/terraform-provider-docker v4.6.0 (the release that
+// added `owner`/`group`, which the 5.2.0 SDK's ContainerUpload has). Followed, not copied:
+// - internal/provider/resource_docker_container.go, the "upload" schema: a TypeSet, ForceNew, of
+//   {content, content_base64, file (required), executable (default false), permissions
+//   (validateStringMatchesPattern `^0[0-7]{3}$`), owner, group (default ""), source, source_hash};
+//   content_base64 is checked by validateStringIsBase64Encoded (internal/provider/validators.go).
+//   No ConflictsWith: content vs content_base64 vs source is only checked at create.
+// - internal/provider/resource_docker_container_funcs.go, resourceDockerContainerCreate: after
+//   ContainerCreate and the network connects, before ContainerStart, for each element of the set
+//   (in the set's order): exactly one of content/content_base64/source must be non-empty, else
+//   "error with upload content: ..." (the container already exists: a half-created resource);
+//   mode = permissions (octal) if set, else 0744 if executable, else 0644; uid/gid from
+//   resolveUploadID (numeric, or a name looked up in the host's user/group database), tar
+//   Uname/Gname from uploadTarName (empty for numeric IDs); one archive/tar entry per upload with
+//   Name = `file` as given, Size, ModTime = now, and CopyToContainer to "/" with
+//   CopyUIDGID = owner or group set. Without owner/group the header's uid/gid are 0, so the engine
+//   makes the file root:root.
+// - resourceDockerContainerRead never reads uploads back ("upload can't be imported"): state keeps
+//   the set as planned. The diff is TF's set diff: element order and duplicates do not matter, an
+//   unset string equals "", and any change replaces the container (ForceNew).
+// - The set's order (which element is copied first, and so wins when two share a path) is
+//   terraform-plugin-sdk's: helper/schema SerializeResourceForHash + hashcode.String (CRC-32) per
+//   element, elements listed by their hash code sorted as decimal strings (Set.listCode).
+// The rest is the engine's, so the same request gets the same result: PUT /containers/{id}/archive
+// ?path=/&noOverwriteDirNonDir=true[&copyUIDGID=true] creates missing parent directories (0755,
+// root) and applies the header's mode; with copyUIDGID a container `user` takes precedence over
+// the header's ids. Checked against Go: buildTar's bytes equal archive/tar's for the same Header,
+// uploadSetCode equals the SDK's HashResource (tests/e2e/harness/uploads.test.ts pins both).
+
+export interface Upload {
+    file: string;
+    content?: string;
+    contentBase64?: string;
+    executable?: boolean;
+    permissions?: string;
+    owner?: string;
+    group?: string;
+    source?: string;
+    sourceHash?: string;
+}
+
+const uploadStrings = ["content", "contentBase64", "permissions", "owner", "group", "source", "sourceHash"] as const;
+
+const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) {
+        c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    }
+    return c >>> 0;
+});
+
+/** CRC-32 (IEEE), Go's crc32.ChecksumIEEE. */
+function crc32(data: Buffer): number {
+    let crc = 0xffffffff;
+    for (const byte of data) {
+        crc = crcTable[(crc ^ byte) & 0xff] ^ (crc >>> 8);
+    }
+    return (crc ^ 0xffffffff) >>> 0;
+}
+
+/** The element's hash code in the provider's set: SerializeResourceForHash (keys sorted, zero values for unset), CRC-32. */
+export function uploadSetCode(u: Upload): string {
+    const text =
+        `content:${u.content ?? ""};content_base64:${u.contentBase64 ?? ""};executable:${u.executable === true ? "1" : "0"};` +
+        `file:${u.file};group:${u.group ?? ""};owner:${u.owner ?? ""};permissions:${u.permissions ?? ""};` +
+        `source:${u.source ?? ""};source_hash:${u.sourceHash ?? ""};`;
+    return String(crc32(Buffer.from(text, "utf8")));
+}
+
+/** Go's base64.StdEncoding.DecodeString accepts it: padded standard alphabet, CR and LF ignored. */
+function isGoBase64(text: string): boolean {
+    return /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(text.replace(/[\r\n]/g, ""));
+}
+
+/**
+ * The provider's Check for `uploads`: schema validation (paths in the program's order), then the
+ * set's canonical form: "" strings dropped (TF hashes unset as ""), executable defaulted, duplicates
+ * merged, elements in the set's order. So reordering the program's list is no change, like TF's.
+ */
+export function checkUploads(value: unknown): Upload[] | undefined {
+    if (value === undefined || value === null) {
+        return undefined;
+    }
+    if (!Array.isArray(value)) {
+        throw new Error("uploads: expected a list");
+    }
+    const known = (v: unknown): v is string => typeof v === "string" && v !== unknownValue;
+    const canonical = (value as Props[]).map((raw, i) => {
+        if (raw.file === undefined || raw.file === null || raw.file === "") {
+            throw new Error(`uploads[${i}].file: required (the path of the file in the container)`);
+        }
+        if (known(raw.permissions) && !/^0[0-7]{3}$/.test(raw.permissions)) {
+            throw new Error(`uploads[${i}].permissions: '${raw.permissions}' doesn't match the pattern '^0[0-7]{3}$'`);
+        }
+        if (known(raw.contentBase64) && !isGoBase64(raw.contentBase64)) {
+            // The provider echoes the value; it may be a secret, so it is left out here.
+            throw new Error(`uploads[${i}].contentBase64: the value is not base64 decodeable (Go's StdEncoding: standard alphabet, padded)`);
+        }
+        const u: Props = { ...raw, executable: raw.executable ?? false };
+        for (const k of uploadStrings) {
+            if (u[k] === "" || u[k] === null) {
+                delete u[k];
+            }
+        }
+        return u as unknown as Upload;
+    });
+    if (canonical.length === 0) {
+        return undefined;
+    }
+    if (containsUnknown(canonical)) {
+        return canonical;
+    }
+    const bySetCode = new Map(canonical.map((u) => [uploadSetCode(u), u]));
+    return [...bySetCode.keys()].sort().map((code) => bySetCode.get(code) as Upload);
+}
+
+export interface TarEntry {
+    name: string;
+    mode: number;
+    uid: number;
+    gid: number;
+    uname: string;
+    gname: string;
+    /** Seconds since the epoch. */
+    mtime: number;
+    data: Buffer;
+}
+
+const blockSize = 512;
+/** Go's isASCII and toASCII for tar fields: NUL counts as not ASCII. */
+const asciiCode = (c: string) => c.charCodeAt(0) > 0 && c.charCodeAt(0) < 0x80;
+const isAscii = (s: string) => [...s].every(asciiCode);
+const toAscii = (s: string) => [...s].filter(asciiCode).join("");
+const fitsOctal = (width: number, n: number) => n >= 0 && n < 8 ** (width - 1);
+
+/** Go's splitUSTARPath: a name longer than 100 bytes as prefix (≤155) + "/" + name (≤100). */
+function splitUstarPath(name: string): [string, string] | undefined {
+    let length = name.length;
+    if (length <= 100 || !isAscii(name)) {
+        return undefined;
+    } else if (length > 156) {
+        length = 156;
+    } else if (name[length - 1] === "/") {
+        length--;
+    }
+    const i = name.slice(0, length).lastIndexOf("/");
+    const nameLength = name.length - i - 1;
+    if (i <= 0 || nameLength > 100 || nameLength === 0 || i > 155) {
+        return undefined;
+    }
+    return [name.slice(0, i), name.slice(i + 1)];
+}
+
+/** Go's formatter.formatString: the bytes, cut at the field's width, NUL-terminated when shorter. */
+function putString(block: Buffer, offset: number, width: number, text: string): void {
+    const bytes = Buffer.from(text, "utf8");
+    bytes.copy(block, offset, 0, width);
+    if (bytes.length < width) {
+        block[offset + bytes.length] = 0;
+    }
+}
+
+function putOctal(block: Buffer, offset: number, width: number, n: number): void {
+    putString(block, offset, width, (fitsOctal(width, n) ? n : 0).toString(8).padStart(width - 1, "0"));
+}
+
+/** Magic, version and checksum (6 octal digits, NUL, space), as Go's block.setFormat(FormatUSTAR|FormatPAX). */
+function sealHeader(block: Buffer): Buffer {
+    putString(block, 257, 6, "ustar\0");
+    putString(block, 263, 2, "00");
+    block.fill(0x20, 148, 156);
+    const sum = block.reduce((a, b) => a + b, 0);
+    putOctal(block, 148, 7, sum);
+    block[155] = 0x20;
+    return block;
+}
+
+function headerBlock(e: TarEntry, name: string, prefix: string, typeflag: string, str: (s: string) => string = (s) => s): Buffer {
+    const block = Buffer.alloc(blockSize);
+    putString(block, 0, 100, str(name));
+    putOctal(block, 100, 8, e.mode);
+    putOctal(block, 108, 8, e.uid);
+    putOctal(block, 116, 8, e.gid);
+    putOctal(block, 124, 12, e.data.length);
+    putOctal(block, 136, 12, e.mtime);
+    putString(block, 156, 1, typeflag);
+    putString(block, 265, 32, str(e.uname));
+    putString(block, 297, 32, str(e.gname));
+    putOctal(block, 329, 8, 0);
+    putOctal(block, 337, 8, 0);
+    putString(block, 345, 155, prefix);
+    return sealHeader(block);
+}
+
+const padding = (n: number) => Buffer.alloc((blockSize - (n % blockSize)) % blockSize);
+
+/** Go's formatPAXRecord: "<length> <key>=<value>\n", the length counting itself. */
+function paxRecord(key: string, value: string): string {
+    const body = ` ${key}=${value}\n`;
+    let size = Buffer.byteLength(body) + String(Buffer.byteLength(body)).length;
+    if (String(size).length + Buffer.byteLength(body) !== size) {
+        size = String(size).length + Buffer.byteLength(body);
+    }
+    return `${size}${body}`;
+}
+
+/**
+ * The one-entry archive Go's archive/tar Writer makes of the provider's tar.Header: USTAR when the
+ * fields fit (a long ASCII name split into prefix/name), else a PAX extended header first; a
+ * regular file ('0'), the data padded to 512 bytes, two zero blocks at the end.
+ */
+export function buildTar(e: TarEntry): Buffer {
+    if ([e.name, e.uname, e.gname].some((s) => s.includes("\0"))) {
+        throw new Error("Error creating tar archive: archive/tar: cannot encode header");
+    }
+    const pax: Record<string, string> = {};
+    const split = splitUstarPath(e.name);
+    if ((!isAscii(e.name) || e.name.length > 100) && split === undefined) {
+        pax.path = e.name;
+    }
+    for (const [key, value] of [["uname", e.uname], ["gname", e.gname]] as const) {
+        if (!isAscii(value) || value.length > 32) {
+            pax[key] = value;
+        }
+    }
+    for (const [key, value] of [["uid", e.uid], ["gid", e.gid]] as const) {
+        if (!fitsOctal(8, value)) {
+            pax[key] = String(value);
+        }
+    }
+    const parts: Buffer[] = [];
+    if (Object.keys(pax).length === 0) {
+        parts.push(split ? headerBlock(e, split[1], split[0], "0") : headerBlock(e, e.name, "", "0"));
+    } else {
+        const records = Buffer.from(
+            Object.keys(pax)
+                .sort()
+                .map((k) => paxRecord(k, pax[k]))
+                .join(""),
+            "utf8",
+        );
+        const slash = e.name.lastIndexOf("/");
+        let paxName = toAscii(path.posix.join(e.name.slice(0, slash + 1), "PaxHeaders.0", e.name.slice(slash + 1))).slice(0, 100);
+        paxName = paxName.replace(/\/+$/, "");
+        const xheader = Buffer.alloc(blockSize);
+        putString(xheader, 0, 100, paxName);
+        for (const [offset, width] of [[100, 8], [108, 8], [116, 8], [136, 12]]) {
+            putOctal(xheader, offset, width, 0);
+        }
+        putOctal(xheader, 124, 12, records.length);
+        putString(xheader, 156, 1, "x");
+        parts.push(sealHeader(xheader), records, padding(records.length));
+        parts.push(headerBlock(e, e.name, "", "0", toAscii));
+    }
+    parts.push(e.data, padding(e.data.length), Buffer.alloc(2 * blockSize));
+    return Buffer.concat(parts);
+}
+
+/** Go's strconv.Atoi's syntax (what resolveUploadID tries first). */
+const numericId = (value: string) => /^[+-]?\d+$/.test(value);
+
+/**
+ * resolveUploadID: "" is 0, a number is itself, a name is looked up in the host's /etc/passwd or
+ * /etc/group (Go's os/user without cgo, as the provider binary is built).
+ */
+export function resolveUploadId(value: string, field: "owner" | "group"): number {
+    if (value === "") {
+        return 0;
+    }
+    if (numericId(value)) {
+        return Number(value);
+    }
+    const database = field === "group" ? "/etc/group" : "/etc/passwd";
+    const line = fs
+        .readFileSync(database, "utf8")
+        .split("\n")
+        .map((l) => l.trim().split(":"))
+        .find((f) => !f[0].startsWith("#") && f[0] === value && f.length >= 3);
+    if (line === undefined || !numericId(line[2])) {
+        const reason = field === "group" ? `group: unknown group ${value}` : `user: unknown user ${value}`;
+        throw new Error(`could not resolve upload ${field} ${JSON.stringify(value)}: ${reason}`);
+    }
+    return Number(line[2]);
+}
+
+function readSource(cwd: string, source: string): Buffer {
+    try {
+        return fs.readFileSync(path.resolve(cwd, source));
+    } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        const reason = code === "ENOENT" ? "no such file or directory" : code === "EACCES" ? "permission denied" : (err as Error).message;
+        throw new Error(`could not read file: open ${source}: ${reason}`);
+    }
+}
+
+/** The provider's upload step of create: one archive per upload, copied to "/" before the container starts. */
+async function uploadFiles(ctx: HandlerContext, docker: DockerApi, id: string, uploads: Upload[] | undefined): Promise<void> {
+    for (const u of uploads ?? []) {
+        const given = [u.content, u.contentBase64, u.source].filter((v) => v !== undefined && v !== "").length;
+        const which = `(upload of ${u.file}; in Pulumi: content, contentBase64, source)`;
+        if (given === 0) {
+            throw new Error(`error with upload content: one of 'content', 'content_base64', or 'source' must be set ${which}`);
+        }
+        if (given > 1) {
+            throw new Error(`error with upload content: only one of 'content', 'content_base64', or 'source' can be set ${which}`);
+        }
+        const data = u.content
+            ? Buffer.from(u.content, "utf8")
+            : u.contentBase64
+              ? Buffer.from(u.contentBase64.replace(/[\r\n]/g, ""), "base64")
+              : readSource(ctx.cwd, u.source as string);
+        const owner = u.owner ?? "";
+        const group = u.group ?? "";
+        const uid = resolveUploadId(owner, "owner");
+        const gid = resolveUploadId(group, "group");
+        const mode = u.permissions ? parseInt(u.permissions, 8) : u.executable === true ? 0o744 : 0o644;
+        const archive = buildTar({
+            name: u.file,
+            mode,
+            uid,
+            gid,
+            uname: numericId(owner) ? "" : owner,
+            gname: numericId(group) ? "" : group,
+            mtime: Math.round(Date.now() / 1000),
+            data,
+        });
+        try {
+            await docker.call(`/containers/${id}/archive`, {
+                method: "PUT",
+                query: { path: "/", noOverwriteDirNonDir: true, copyUIDGID: owner !== "" || group !== "" ? true : undefined },
+                rawBody: archive,
+                contentType: "application/x-tar",
+            });
+        } catch (err) {
+            throw new Error(`Unable to upload volume content: ${(err as Error).message}`);
+        }
+        ctx.log(`uploaded ${u.file} (${data.length} bytes, mode ${mode.toString(8).padStart(4, "0")})`);
+    }
+}
+
 async function removeContainer(docker: DockerApi, id: string, inputs: Props): Promise<void> {
     if (inputs.attach !== true) {
         try {
@@ -433,6 +778,15 @@ export const containerHandler: Handler = {
         "shmSize",
         "destroyGraceSeconds",
         "containerReadRefreshTimeoutMilliseconds",
+        "uploads[].file",
+        "uploads[].content",
+        "uploads[].contentBase64",
+        "uploads[].permissions",
+        "uploads[].executable",
+        "uploads[].owner",
+        "uploads[].group",
+        "uploads[].source",
+        "uploads[].sourceHash",
     ],
     forceNew: "*",
     updatable,
@@ -440,7 +794,11 @@ export const containerHandler: Handler = {
     autoName: "name",
     async check(_ctx, news) {
         const healthcheck = news.healthcheck === undefined ? {} : { healthcheck: { ...healthcheckDefaults, ...(news.healthcheck as Props) } };
-        return { ...defaults, ...news, ...healthcheck };
+        const checked: Props = { ...defaults, ...news, ...healthcheck, uploads: checkUploads(news.uploads) };
+        if (checked.uploads === undefined) {
+            delete checked.uploads;
+        }
+        return checked;
     },
     stored: storedInputs,
     async create(ctx, inputs) {
@@ -461,6 +819,7 @@ export const containerHandler: Handler = {
                     body: { Container: created.Id, EndpointConfig: { Aliases: net.aliases ?? [] } },
                 });
             }
+            await uploadFiles(ctx, docker, created.Id, inputs.uploads as Upload[] | undefined);
             return { id: created.Id, outputs: await startAndSettle(ctx, docker, created.Id, inputs) };
         } catch (err) {
             if (/mustRun is true/.test((err as Error).message)) {

@@ -12,6 +12,7 @@ import {
     schemaHandler,
 } from "./postgresql";
 import { randomBytesHandler, randomPasswordHandler } from "./random";
+import { tlsHandlers } from "./tls";
 import type { Handler } from "./types";
 
 const dockerProviderHandler: Handler = {
@@ -42,6 +43,7 @@ const all: Handler[] = [
     grantHandler,
     defaultPrivilegesHandler,
     dockerProviderHandler,
+    ...tlsHandlers,
 ];
 
 export const handlers: ReadonlyMap<string, Handler> = new Map(all.map((h) => [h.type, h]));
