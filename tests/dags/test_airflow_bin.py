@@ -2,12 +2,16 @@
 
 job-alive.py, the DAG processor's and triggerer's health probe, against a real PostgreSQL holding
 Airflow's own `job` table: healthy only for a running job of the type on this host with a recent
-heartbeat, and it says why not. admin-user.py against a metadata database migrated by the real
-`airflow db migrate` with the FAB auth manager: it creates the admin, resets the password on a
-re-run, and the password it was given is the one that works.
+heartbeat, and it says why not; its database URL may come from Airflow's _CMD variant, which
+the stack uses to keep secrets out of the environment (vpe_secrets.py). admin-user.py against a
+metadata database migrated by the real `airflow db migrate` with the FAB auth manager: it creates
+the admin, resets the password on a re-run, and the password it was given is the one that works;
+airflow-init.sh, installed as the image installs it, does the same with its secrets in files.
 """
 
+import json
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -15,13 +19,18 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from werkzeug.security import check_password_hash
 
-BIN = Path(__file__).resolve().parents[2] / "docker" / "airflow" / "bin"
+REPO = Path(__file__).resolve().parents[2]
+BIN = REPO / "docker" / "airflow" / "bin"
 JOB_ALIVE = BIN / "job-alive.py"
 ADMIN_USER = BIN / "admin-user.py"
+SECRETS = BIN / "vpe_secrets.py"
+DATABASE_URL = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 
 
@@ -137,6 +146,89 @@ def test_bad_arguments_are_refused_naming_what_was_expected(probe_env, args, url
     assert message in result.stderr
 
 
+def cmd_env(probe_env: dict[str, str], command: str) -> dict[str, str]:
+    """The probe's environment as the stack sets it: the URL only through Airflow's _CMD."""
+    env = {k: v for k, v in probe_env.items() if k != DATABASE_URL}
+    return {**env, f"{DATABASE_URL}_CMD": command}
+
+
+def test_the_probe_reads_the_database_url_from_the_cmd_variant(
+    job_database, probe_env, tmp_path: Path
+) -> None:
+    set_jobs(job_database, ("TriggererJob", HOST, "running", 2))
+    secret = tmp_path / "airflow-metadata-url"
+    # No trailing newline: Airflow keeps the command's output as it is, newline included.
+    secret.write_text(job_database)
+    result = run(JOB_ALIVE, "TriggererJob", "30", env=cmd_env(probe_env, f"cat {secret}"))
+    assert result.returncode == 0, result.stderr
+    assert f"TriggererJob on {HOST}: heartbeat" in result.stdout
+    # A plain variable wins over its _CMD, as in Airflow: the command is not even run.
+    plain_wins = {**cmd_env(probe_env, "false"), DATABASE_URL: job_database}
+    assert run(JOB_ALIVE, "TriggererJob", "30", env=plain_wins).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (None, f"{DATABASE_URL} is not set: expected it or {DATABASE_URL}_CMD"),
+        ("cat /nonexistent/url", f"{DATABASE_URL}_CMD: cat exited with code 1: cat: /nonexist"),
+        ("no-such-command-vpe", f"{DATABASE_URL}_CMD: cannot run no-such-command-vpe"),
+        ("true", f"{DATABASE_URL}_CMD: true printed nothing"),
+        ("cat 'unbalanced", f"{DATABASE_URL}_CMD: cannot parse the command"),
+    ],
+    ids=["unset", "command fails", "no such command", "no output", "bad quoting"],
+)
+def test_a_missing_url_or_failing_command_is_refused_naming_the_variable(
+    probe_env, command, message
+) -> None:
+    env = {k: v for k, v in probe_env.items() if k != DATABASE_URL}
+    if command is not None:
+        env[f"{DATABASE_URL}_CMD"] = command
+    result = run(JOB_ALIVE, "TriggererJob", "30", env=env)
+    assert result.returncode == 2
+    assert f"job-alive: {message}" in result.stderr
+
+
+def test_a_failing_command_shows_its_stderr_never_its_output_or_arguments(probe_env) -> None:
+    leaky = "sh -c 'echo postgresql://u:sentinel-secret@db/x; echo denied >&2; exit 3'"
+    result = run(JOB_ALIVE, "TriggererJob", "30", env=cmd_env(probe_env, leaky))
+    assert result.returncode == 2
+    assert f"job-alive: {DATABASE_URL}_CMD: sh exited with code 3: denied" in result.stderr
+    assert "sentinel-secret" not in result.stdout + result.stderr
+
+
+def secret(kind: str, name: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """vpe_secrets.py as airflow-init.sh runs it: the value on stdout."""
+    return run(SECRETS, kind, name, env={"PATH": os.environ["PATH"], **env})
+
+
+def test_our_variables_come_from_the_file_their_file_variant_names(tmp_path: Path) -> None:
+    password = tmp_path / "admin-password"
+    password.write_text("s3cret\n")
+    from_file = secret("file", "VPE_ADMIN_PASSWORD", {"VPE_ADMIN_PASSWORD_FILE": str(password)})
+    assert (from_file.returncode, from_file.stdout) == (0, "s3cret")  # one newline stripped
+    plain = secret("file", "VPE_ADMIN_PASSWORD", {"VPE_ADMIN_PASSWORD": "plain"})
+    assert (plain.returncode, plain.stdout) == (0, "plain")
+    both = secret(
+        "file", "VPE_ADMIN_PASSWORD",
+        {"VPE_ADMIN_PASSWORD": "plain", "VPE_ADMIN_PASSWORD_FILE": str(password)},
+    )  # fmt: skip
+    assert both.returncode == 1
+    assert "both VPE_ADMIN_PASSWORD and VPE_ADMIN_PASSWORD_FILE are set" in both.stderr
+    # A folder cannot be read as a file, even by root (the tests may run as root).
+    unreadable = secret("file", "VPE_ADMIN_PASSWORD", {"VPE_ADMIN_PASSWORD_FILE": str(tmp_path)})
+    assert unreadable.returncode == 1
+    assert f"VPE_ADMIN_PASSWORD_FILE={tmp_path}: cannot read the file" in unreadable.stderr
+    (tmp_path / "empty").write_text("\n")
+    empty = secret("file", "X", {"X_FILE": str(tmp_path / "empty")})
+    assert f"X_FILE={tmp_path / 'empty'}: the file is empty" in empty.stderr
+    unset = secret("file", "X", {})
+    assert "X is not set: expected it or X_FILE" in unset.stderr
+    for result in (from_file, both, unreadable, empty, unset):
+        assert "s3cret" not in result.stderr
+    assert secret("files", "X", {}).returncode == 2
+
+
 @pytest.fixture(scope="module")
 def fab_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A metadata database migrated with the FAB auth manager, as the stack's init step does."""
@@ -183,3 +275,88 @@ def test_admin_user_without_a_password_changes_nothing(fab_env: dict[str, str]) 
     assert result.returncode == 1
     assert "expected the password as one line on stdin" in result.stderr
     assert password_hash(fab_env, "nobody") is None
+
+
+def install_init(root: Path, platform: dict[str, Any]) -> tuple[Path, Path]:
+    """airflow-init.sh with the helpers beside it, as install-files.sh installs them, and a
+    platform.json whose keys folder is under `root`. Returns (the script, platform.json)."""
+    bin_dir = root / "bin"
+    bin_dir.mkdir()
+    for name in ("airflow-init.sh", "admin-user.py", "vpe_secrets.py"):
+        shutil.copy(BIN / name, bin_dir)
+    shutil.copy(REPO / "docker" / "spark" / "build" / "platform-get.py", bin_dir)
+    keys = root / "keys"
+    keys.mkdir()
+    local = {**platform, "paths": {**platform["paths"], "airflowKeys": str(keys)}}
+    local["paths"]["airflowKeysRestored"] = str(keys / "restored")
+    platform_file = root / "platform.json"
+    platform_file.write_text(json.dumps(local))
+    return bin_dir / "airflow-init.sh", platform_file
+
+
+def init_env(
+    fab_env: dict[str, str], platform: dict[str, Any], platform_file: Path, secrets: Path
+) -> dict[str, str]:
+    """The init container's environment as the stack sets it: secrets as files only."""
+    names = platform["env"]
+    env = {k: v for k, v in fab_env.items() if not k.startswith(("VPE_", "AIRFLOW__CORE__FERNET"))}
+    return {
+        **env,
+        # airflow-init.sh runs `python` and `airflow`: this venv's, as in the image.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "VPE_PLATFORM_FILE": str(platform_file),
+        names["adminUsername"]: "init-admin",
+        f"{names['adminPassword']}_FILE": str(secrets / "admin-password"),
+        "AIRFLOW__CORE__FERNET_KEY_CMD": f"cat {secrets / 'fernet-key'}",
+    }
+
+
+def run_init(script: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(script)], env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_airflow_init_takes_its_secrets_from_files_and_commands(
+    fab_env: dict[str, str], platform: dict[str, Any], tmp_path: Path
+) -> None:
+    script, platform_file = install_init(tmp_path, platform)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "admin-password").write_text("init-password-sentinel\n")
+    first_key, second_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    (secrets / "fernet-key").write_text(first_key)
+    env = init_env(fab_env, platform, platform_file, secrets)
+    keyring = tmp_path / "keys" / "fernet-keys"
+
+    first = run_init(script, env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "admin-user: created admin user init-admin" in first.stdout
+    assert check_password_hash(password_hash(fab_env, "init-admin") or "", "init-password-sentinel")
+    assert keyring.read_text() == f"{first_key}\n"
+
+    # A new key: the re-encryption step sees both keys through a plain variable, which Airflow
+    # prefers to the _CMD the stack sets.
+    (secrets / "fernet-key").write_text(second_key)
+    second = run_init(script, env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "re-encrypting connections, variables and triggers" in second.stdout
+    assert keyring.read_text() == f"{second_key}\n{first_key}\n"
+    for result in (first, second):
+        output = result.stdout + result.stderr
+        assert "init-password-sentinel" not in output
+        assert first_key not in output and second_key not in output
+
+
+def test_airflow_init_refuses_an_unreadable_password_file_before_touching_anything(
+    fab_env: dict[str, str], platform: dict[str, Any], tmp_path: Path
+) -> None:
+    script, platform_file = install_init(tmp_path, platform)
+    missing = tmp_path / "secrets"  # nothing in it: no admin-password file
+    missing.mkdir()
+    result = run_init(script, init_env(fab_env, platform, platform_file, missing))
+    assert result.returncode == 1
+    variable = f"{platform['env']['adminPassword']}_FILE"
+    assert f"{variable}={missing / 'admin-password'}: cannot read the file" in result.stderr
+    assert "airflow-init: no admin password (platform.json env.adminPassword)" in result.stderr
+    assert "migrating" not in result.stdout

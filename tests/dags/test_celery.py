@@ -1,7 +1,8 @@
 """The Celery path the prod stack runs, on the pinned packages: the executor imports, `airflow
 celery` is a command, and a worker started as the stack starts it answers the stack's health
 probe through a real Redis broker, with its results in a real PostgreSQL (and stops answering
-once the worker is gone)."""
+once the worker is gone). The probe also reads the broker URL as the stack passes it, through
+Airflow's _CMD variant (a command printing it), and names the variable when that fails."""
 
 import os
 import secrets
@@ -21,6 +22,7 @@ CELERY_PROBE = (
     Path(__file__).resolve().parents[2] / "docker" / "airflow" / "bin" / "celery-alive.py"
 )
 REDIS_SERVER = Path("/usr/bin/redis-server")
+BROKER_URL = "AIRFLOW__CELERY__BROKER_URL"
 
 
 def _loopback_port() -> int:
@@ -65,9 +67,14 @@ def celery_env(redis_url: str, postgres_server: Any) -> dict[str, str]:
     return {
         **os.environ,
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-        "AIRFLOW__CELERY__BROKER_URL": redis_url,
+        BROKER_URL: redis_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": backend,
     }
+
+
+def cmd_env(env: dict[str, str], command: str) -> dict[str, str]:
+    """`env` with the broker URL only through Airflow's _CMD variant, as the stack sets it."""
+    return {**{k: v for k, v in env.items() if k != BROKER_URL}, f"{BROKER_URL}_CMD": command}
 
 
 def health_probe(env: dict[str, str], timeout: str = "5") -> subprocess.CompletedProcess[str]:
@@ -117,6 +124,12 @@ def test_a_worker_started_like_the_stack_answers_its_health_probe(
             )
             time.sleep(2)
         assert probe.stdout.strip() == f"celery@{socket.gethostname()}: pong"
+        # The same broker URL from a file, through the command the stack sets.
+        broker_file = tmp_path / "airflow-broker-url"
+        broker_file.write_text(celery_env[BROKER_URL])
+        from_command = health_probe(cmd_env(celery_env, f"cat {broker_file}"))
+        assert from_command.returncode == 0, from_command.stderr
+        assert from_command.stdout.strip() == f"celery@{socket.gethostname()}: pong"
     finally:
         worker.terminate()
         worker.wait(timeout=60)
@@ -130,11 +143,35 @@ def test_the_worker_probe_fails_without_a_broker_and_refuses_bad_arguments(
 ) -> None:
     unreachable = {
         **celery_env,
-        "AIRFLOW__CELERY__BROKER_URL": f"redis://127.0.0.1:{_loopback_port()}/0",
+        BROKER_URL: f"redis://127.0.0.1:{_loopback_port()}/0",
     }
     result = health_probe(unreachable, "2")
     assert result.returncode == 1
     assert "celery-alive: broker:" in result.stderr
     assert health_probe(celery_env, "soon").returncode == 2
-    no_broker = {k: v for k, v in celery_env.items() if k != "AIRFLOW__CELERY__BROKER_URL"}
-    assert "AIRFLOW__CELERY__BROKER_URL is not set" in health_probe(no_broker).stderr
+    no_broker = {k: v for k, v in celery_env.items() if k != BROKER_URL}
+    unset = health_probe(no_broker)
+    assert unset.returncode == 2
+    assert f"celery-alive: {BROKER_URL} is not set: expected it or {BROKER_URL}_CMD" in unset.stderr
+
+
+def test_the_worker_probe_names_the_variable_when_its_command_fails(
+    celery_env: dict[str, str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-file"
+    failed = health_probe(cmd_env(celery_env, f"cat {missing}"))
+    assert failed.returncode == 2
+    expected = f"celery-alive: {BROKER_URL}_CMD: cat exited with code 1: cat: {missing}"
+    assert expected in failed.stderr
+    # The command's output is the secret: even a failing command's output is never shown.
+    leaky = "sh -c 'echo redis://:sentinel-secret@redis:6379/0; exit 4'"
+    leaked = health_probe(cmd_env(celery_env, leaky))
+    assert leaked.returncode == 2
+    assert "exited with code 4" in leaked.stderr
+    assert "sentinel-secret" not in leaked.stdout + leaked.stderr
+    # Through the command, an unreachable broker is reported like a plain one.
+    unreachable = tmp_path / "unreachable-broker-url"
+    unreachable.write_text(f"redis://127.0.0.1:{_loopback_port()}/0")
+    down = health_probe(cmd_env(celery_env, f"cat {unreachable}"), "2")
+    assert down.returncode == 1
+    assert "celery-alive: broker:" in down.stderr

@@ -2,6 +2,7 @@
 from warehouse/migrations: each job's table must equal the warehouse's own view of its rule."""
 
 import hashlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -148,3 +149,43 @@ def test_job_names_a_missing_setting(platform: dict[str, Any], tmp_path: Path) -
     )  # fmt: skip
     assert result.returncode != 0
     assert platform["env"]["warehouseJdbcUrl"] in result.stderr
+
+
+def load_warehouse_jdbc() -> Any:
+    """docker/spark/jobs/warehouse_jdbc.py as the jobs import it (their folder is not a package)."""
+    spec = importlib.util.spec_from_file_location("warehouse_jdbc", JOBS / "warehouse_jdbc.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_password_comes_from_the_file_its_file_variant_names(
+    platform: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stack passes the password as a file (NAME_FILE), never as a value in the environment."""
+    names = platform["env"]
+    password = names["warehousePassword"]
+    monkeypatch.setenv("VPE_PLATFORM_FILE", str(PLATFORM_FILE))
+    monkeypatch.setenv(names["warehouseJdbcUrl"], "jdbc:postgresql://db:5432/w")
+    monkeypatch.setenv(names["warehouseUser"], "analyst")
+    monkeypatch.delenv(password, raising=False)
+    secret = tmp_path / "warehouse-password"
+    secret.write_text(PASSWORD + "\n")
+    monkeypatch.setenv(f"{password}_FILE", str(secret))
+    jdbc = load_warehouse_jdbc()
+
+    warehouse = jdbc.warehouse_from_env()
+    assert (warehouse.user, warehouse.password) == ("analyst", PASSWORD)  # one newline stripped
+    assert PASSWORD not in repr(warehouse)
+
+    monkeypatch.setenv(password, PASSWORD)
+    with pytest.raises(SystemExit, match=f"both {password} and {password}_FILE"):
+        jdbc.warehouse_from_env()
+    monkeypatch.delenv(password)
+    monkeypatch.setenv(f"{password}_FILE", str(tmp_path))  # a folder: unreadable, even by root
+    with pytest.raises(SystemExit, match=f"{password}_FILE={tmp_path} .*cannot read the file"):
+        jdbc.warehouse_from_env()
+    monkeypatch.delenv(f"{password}_FILE")
+    with pytest.raises(SystemExit, match=f"{password} .* is empty, nor is {password}_FILE set"):
+        jdbc.warehouse_from_env()

@@ -12,6 +12,7 @@ import { executorBuildArgs } from "../../components/executor";
 import { platform } from "../../platform";
 import { projectRoot } from "../support/stackConfig";
 import { buildExecutorImage, docker, dockerClient, provideImages, waitFor } from "./platform";
+import { writeTlsDir } from "./testPki";
 
 const fixture = path.join(projectRoot, "tests", "e2e", "fixtures", "isolation");
 const image = "vpe-test/executor-isolation:local";
@@ -32,7 +33,10 @@ function contextWithFixture(): string {
 function runTasks(...tasks: string[]): Record<string, { exitCode: number; output: string }> {
     const client = [
         "import json, sys, grpc, executor_pb2 as pb, executor_pb2_grpc as rpc",
-        `stub = rpc.PingServiceStub(grpc.insecure_channel("127.0.0.1:${platform.ports.executorGrpc}"))`,
+        `tls = "${platform.tls.dir}/"`,
+        `creds = grpc.ssl_channel_credentials(*(open(tls + f, "rb").read() for f in ("${platform.tls.caFile}", "${platform.tls.keyFile}", "${platform.tls.certFile}")))`,
+        `channel = grpc.secure_channel("127.0.0.1:${platform.ports.executorGrpc}", creds, options=[("grpc.ssl_target_name_override", "${platform.aliases.executor}")])`,
+        "stub = rpc.PingServiceStub(channel)",
         "out = {}",
         "for name in sys.argv[1:]:",
         "    r = stub.command(pb.ExeTask(command=name), timeout=60)",
@@ -59,7 +63,10 @@ describe("executor environments in a built image", { timeout: 30 * 60_000 }, () 
     it("runs a task from each of two environments whose pins conflict, each with its own version", async () => {
         const built = buildExecutorImage(path.join(root, "docker"), image, executorBuildArgs(false));
         assert.equal(built.status, 0, built.output.slice(-4000));
-        docker("run", "-d", "--name", container, image);
+        // The executor serves mutual TLS only; this client presents the server's own identity, as its probe does.
+        const tlsDir = path.join(root, "tls");
+        await writeTlsDir(tlsDir, platform.aliases.executor);
+        docker("run", "-d", "--name", container, "-v", `${tlsDir}:${platform.tls.dir}:ro`, image);
         await waitFor("the executor to be healthy", 120_000, () =>
             docker("inspect", "--format", "{{.State.Health.Status}}", container) === "healthy" ? true : undefined,
         );

@@ -12,7 +12,7 @@ import { openStack, selectEngine } from "../../e2e/engines";
 import { changed } from "../../e2e/harness";
 import { platform } from "../../platform";
 import { projectRoot } from "../support/stackConfig";
-import { docker, inspectContainers, provideImages, query, waitFor } from "./platform";
+import { containerLogs, deliveredSecrets, docker, inspectContainers, inspectedConfig, provideImages, query, waitFor } from "./platform";
 import { PlatformStack } from "./platformStack";
 
 const engineName = selectEngine();
@@ -99,6 +99,60 @@ function platformChecks(s: PlatformStack): void {
 
     it("runs ping_grpc through Airflow", async () => {
         await s.runDag("ping_grpc", ingestionDate, 300_000);
+    });
+
+    it("shows no generated secret in any container's environment, command, entrypoint, labels or healthcheck", () => {
+        const tlsKey = `${platform.tls.dir}/${platform.tls.keyFile}`;
+        const secrets = deliveredSecrets(s.prefix, tlsKey, platform.paths.secrets);
+        for (const output of [s.outputs.postgresAdminPassword, s.outputs.airflowAdminPassword]) secrets.add(output);
+        // Passwords of PostgreSQL, Airflow's admin and metadata login, the pipeline writer, the Fernet
+        // key, JWT and API secrets (and Redis with Celery), each TLS key line.
+        assert.ok(secrets.size >= 8, `only ${secrets.size} secrets found in the containers' files`);
+        s.report.secretsChecked = secrets.size;
+        for (const c of inspectedConfig(s.prefix)) {
+            for (const secret of secrets) {
+                assert.ok(!c.visible.includes(secret), `${c.name}: docker inspect shows a secret (${secret.slice(0, 4)}…)`);
+            }
+        }
+    });
+
+    it("serves the executor over mutual TLS only: refuses plaintext, a certificate-less client and undeclared arguments, logs the refusals, stays healthy", () => {
+        const executor = `${s.prefix}-executor`;
+        const target = `${platform.aliases.executor}:${platform.ports.executorGrpc}`;
+        const tls = (f: string) => `open("${platform.tls.dir}/${f}", "rb").read()`;
+        // From Airflow's scheduler, on the stack network, with the stubs the DAGs use.
+        const attack = [
+            "import grpc, json, executor_pb2 as pb, executor_pb2_grpc as rpc",
+            `ca, cert, key = ${tls(platform.tls.caFile)}, ${tls(platform.tls.certFile)}, ${tls(platform.tls.keyFile)}`,
+            "def call(channel, task):",
+            "    try:",
+            "        r = rpc.PingServiceStub(channel).command(task, timeout=20)",
+            "        return 'OK ' + r.message",
+            "    except grpc.RpcError as e:",
+            "        return e.code().name + ' ' + (e.details() or '')",
+            `good = grpc.secure_channel("${target}", grpc.ssl_channel_credentials(ca, key, cert))`,
+            `no_cert = grpc.secure_channel("${target}", grpc.ssl_channel_credentials(ca))`,
+            `plain = grpc.insecure_channel("${target}")`,
+            "ping = pb.ExeTask(command='ping_env')",
+            "print(json.dumps({",
+            "  'plaintext': call(plain, ping),",
+            "  'noCertificate': call(no_cert, ping),",
+            "  'undeclared': call(good, pb.ExeTask(command='extract_catalog', args=['--date', '2024-01-01', '--format', 'csv', '--buffer-dir', '/opt/vpe/logs/executor'])),",
+            "  'source': call(good, pb.ExeTask(command='extract_catalog', args=['--date', '2024-01-01', '--format', 'csv', '--source', '/etc/passwd'])),",
+            "  'legitimate': call(good, ping),",
+            "}))",
+        ].join("\n");
+        const results = JSON.parse(docker("exec", `${s.prefix}-${platform.aliases.airflowScheduler}`, "python", "-c", attack)) as Record<string, string>;
+        s.report.executorAttacks = results;
+        assert.match(results.plaintext, /^UNAVAILABLE/);
+        assert.match(results.noCertificate, /^UNAVAILABLE/);
+        assert.match(results.undeclared, /^INVALID_ARGUMENT .*'--buffer-dir' is not accepted/);
+        assert.match(results.source, /^INVALID_ARGUMENT .*'--source' is not accepted/);
+        assert.match(results.legitimate, /^OK /);
+        const all = containerLogs(executor);
+        assert.match(all, /Handshake failed with error SSL_ERROR_SSL: .*WRONG_VERSION_NUMBER/);
+        assert.match(all, /PEER_DID_NOT_RETURN_A_CERTIFICATE/);
+        assert.equal(inspectContainers(s.prefix).find((c) => c.name === executor)?.health, "healthy");
     });
 
     it("runs ingestion end to end: both catalog formats, their weather, both statistics, each task where the executor config puts it", async () => {
@@ -394,6 +448,29 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
         assert.ok(afterKill.restartCount > before.restartCount, "Docker did not restart the executor");
         assert.ok(ti.try_number >= 2, `extract_csv was not retried (try ${ti.try_number})`);
         assert.equal(ti.state, "success");
+    });
+
+    it("rotates the CA, every certificate and key with vpe:tls.generation and a plain up: only their holders replaced, DAGs run over the new ones", async () => {
+        const p = dev.prefix;
+        const holders = [`${p}-executor`, ...airflowServiceAliases.map((a) => `${p}-${a}`)];
+        const caFile = `${platform.tls.dir}/${platform.tls.caFile}`;
+        const caIn = (name: string) => docker("exec", name, "cat", caFile);
+        const before = { ids: dev.containerIds(), ca: caIn(`${p}-executor`) };
+        await dev.up("tlsRotation", ["vpe:tls.generation=2"]);
+        const rotated = { ids: dev.containerIds(), ca: caIn(`${p}-executor`) };
+        assert.notEqual(rotated.ca, before.ca, "the executor still trusts the old CA");
+        for (const name of holders) {
+            assert.notEqual(rotated.ids[name], before.ids[name], `${name} was not replaced`);
+            assert.equal(caIn(name), rotated.ca, `${name} holds another CA`);
+        }
+        for (const name of [`${p}-postgres`, `${p}-spark-master`, `${p}-maintenance`]) {
+            assert.equal(rotated.ids[name], before.ids[name], `${name} was replaced`);
+        }
+        await dev.runDag("ping_grpc", "2024-06-03T00:00:00Z", 300_000);
+        // Back to the suite's configuration: generation 1 again means yet another CA.
+        await dev.up("tlsRotationBack");
+        assert.notEqual(caIn(`${p}-executor`), rotated.ca);
+        await dev.runDag("ping_grpc", "2024-06-04T00:00:00Z", 300_000);
     });
 
     it("sees a hung triggerer fail its probe, and pass again once it runs on", async () => {

@@ -167,3 +167,37 @@ export class AirflowApi {
 export async function query<T = Record<string, unknown>>(url: string, sql: string): Promise<T[]> {
     return withClient({ connectionString: url }, async (client) => (await client.query(sql)).rows as T[]);
 }
+
+/**
+ * Every credential the stack delivered to its containers, read back from the files themselves
+ * (paths.secrets and each TLS key), so the check needs no list of what the stack generates.
+ */
+export function deliveredSecrets(prefix: string, tlsKey: string, secretsDir: string): Set<string> {
+    const values = new Set<string>();
+    for (const c of inspectContainers(prefix).filter((x) => x.running)) {
+        const read = spawnSync(dockerClient, ["exec", c.name, "sh", "-c", `cat ${secretsDir}/* ${tlsKey} 2>/dev/null; true`], { encoding: "utf8" });
+        for (const token of read.stdout.split(/\s+/)) {
+            // Whole values (passwords, keys, URLs) and the password inside each URL.
+            if (token.length >= 16 && !token.startsWith("-----")) values.add(token);
+            const password = /^[a-z+]+:\/\/[^:/]*:([^@]+)@/.exec(token)?.[1];
+            if (password) values.add(decodeURIComponent(password));
+        }
+    }
+    return values;
+}
+
+/** What `docker inspect` shows of each container of the stack: environment, command, entrypoint, labels. */
+export function inspectedConfig(prefix: string): { name: string; visible: string }[] {
+    const ids = docker("ps", "-aq", "--filter", `name=^${prefix}-`).split("\n").filter(Boolean);
+    const raw = JSON.parse(docker("inspect", ...ids)) as any[];
+    return raw.map((c) => ({
+        name: String(c.Name).replace(/^\//, ""),
+        visible: JSON.stringify([c.Config.Env, c.Config.Cmd, c.Config.Entrypoint, c.Config.Labels, c.Config.Healthcheck, c.Args]),
+    }));
+}
+
+/** A container's whole log, stdout and stderr. */
+export function containerLogs(name: string): string {
+    const run = spawnSync(dockerClient, ["logs", name], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+    return `${run.stdout}${run.stderr}`;
+}

@@ -88,3 +88,32 @@ def test_names_the_line_of_a_bad_value_and_loads_nothing(
     assert 'invalid input syntax for type numeric: "warm"' in done.stderr
     assert "line 4" in done.stderr
     assert counts(warehouse_url)["data"] == 0
+
+
+def test_reads_the_url_from_its_file_and_refuses_a_bad_one(
+    tmp_path: Path, generated_dir: Path, warehouse_url: str
+) -> None:
+    """The stack passes the URL as a file (VPE_WAREHOUSE_URL_FILE), never as a value."""
+    weather_csv(tmp_path, [observation("27.7172", "85.324", at) for at in HOURS[:2]])
+    secret = tmp_path / "warehouse-url"
+    secret.write_text(warehouse_url + "\n")
+    args = ("--date", DAY, "--buffer-dir", str(tmp_path))
+
+    done = run_script("import_weather.py", generated_dir, *args, VPE_WAREHOUSE_URL_FILE=str(secret))
+    assert done.returncode == 0, done.stderr
+    assert "import_weather: read=2 inserted=2 skipped=0 " in done.stdout
+    assert warehouse_url not in done.stdout + done.stderr
+
+    both = run_script(
+        "import_weather.py", generated_dir, *args,
+        VPE_WAREHOUSE_URL=warehouse_url, VPE_WAREHOUSE_URL_FILE=str(secret),
+    )  # fmt: skip
+    assert both.returncode == 1
+    assert "both VPE_WAREHOUSE_URL and VPE_WAREHOUSE_URL_FILE are set" in both.stderr
+    unreadable = run_script(
+        "import_weather.py", generated_dir, *args, VPE_WAREHOUSE_URL_FILE=str(tmp_path)
+    )
+    assert unreadable.returncode == 1
+    assert f"VPE_WAREHOUSE_URL_FILE={tmp_path}: cannot read the file" in unreadable.stderr
+    assert warehouse_url not in both.stdout + both.stderr + unreadable.stdout + unreadable.stderr
+    assert counts(warehouse_url)["data"] == 2

@@ -268,3 +268,43 @@ def test_import_needs_url_and_file(
     no_format = run_script("import_events.py", generated_dir, "--date", DAY)
     assert no_format.returncode == 2
     assert "the following arguments are required: --format" in no_format.stderr
+
+
+def test_import_reads_the_url_from_the_file_its_file_variable_names(
+    tmp_path: Path, generated_dir: Path, warehouse_url: str, platform: dict[str, Any]
+) -> None:
+    """The stack passes the URL as a file (NAME_FILE), never as a value in the environment."""
+    name = platform["env"]["warehouseUrl"]
+    secret = tmp_path / "warehouse-url"
+    secret.write_text(warehouse_url + "\n")  # one trailing newline, as an editor leaves it
+    assert extract_to(tmp_path / "buffer", generated_dir).returncode == 0
+    args = ("--date", DAY, "--format", "csv", "--buffer-dir", str(tmp_path / "buffer"))
+    done = run_script("import_events.py", generated_dir, *args, **{f"{name}_FILE": str(secret)})
+    assert done.returncode == 0, done.stderr
+    assert "read=956 inserted=956 skipped=0" in done.stdout
+    assert warehouse_url not in done.stdout + done.stderr
+
+
+def test_import_refuses_a_bad_url_file_naming_the_variable_never_the_url(
+    tmp_path: Path, generated_dir: Path, warehouse_url: str, platform: dict[str, Any]
+) -> None:
+    name = platform["env"]["warehouseUrl"]
+    file_variable = f"{name}_FILE"
+    secret, empty, missing = tmp_path / "warehouse-url", tmp_path / "empty", tmp_path / "nope"
+    secret.write_text(warehouse_url)
+    empty.write_text("\n")
+    cases: list[tuple[dict[str, str], str]] = [
+        # Both: which one is meant is unclear, so neither is used.
+        ({name: warehouse_url, file_variable: str(secret)}, f"both {name} and {file_variable}"),
+        # A folder cannot be read as a file, even by root (the tests may run as root).
+        ({file_variable: str(tmp_path)}, f"{file_variable}={tmp_path}: cannot read the file"),
+        ({file_variable: str(missing)}, f"{file_variable}={missing}: cannot read the file"),
+        ({file_variable: str(empty)}, f"{file_variable}={empty}: the file is empty"),
+    ]
+    args = ("--date", DAY, "--format", "csv")
+    for env, message in cases:
+        done = run_script("import_events.py", generated_dir, *args, **env)
+        assert done.returncode == 1, message
+        assert f"import_events: {message}" in done.stderr
+        assert warehouse_url not in done.stdout + done.stderr
+    assert _count(warehouse_url, "event") == 0

@@ -673,6 +673,31 @@ def test_fetch_weather_with_nothing_to_do_writes_an_empty_csv(
     assert (report["events_selected"], rows, fake.served()["requests"]) == (0, [], 0)
 
 
+def test_fetch_weather_reads_the_warehouse_url_from_its_file(
+    tmp_path: Path,
+    generated_dir: Path,
+    warehouse_url: str,
+    platform: dict[str, Any],
+    fake: fake_archive.FakeArchive,
+) -> None:
+    """The stack passes the URL as a file (NAME_FILE), never as a value in the environment."""
+    name = platform["env"]["warehouseUrl"]
+    secret = tmp_path / "warehouse-url"
+    secret.write_text(warehouse_url + "\n")
+    env = script_env(platform, warehouse_url, fake.url)
+    env[f"{name}_FILE"] = str(secret)
+    both = run_fetch(generated_dir, platform, tmp_path, env)
+    assert (both.returncode, both.stderr.strip()) == (
+        1,
+        f"fetch_weather: both {name} and {name}_FILE are set: expected only one",
+    )
+    del env[name]
+    done = run_fetch(generated_dir, platform, tmp_path, env)
+    assert done.returncode == 0, done.stderr
+    assert "fetch_weather: selected=0 " in done.stdout
+    assert warehouse_url not in done.stdout + done.stderr + both.stdout + both.stderr
+
+
 def test_fetch_weather_needs_its_environment(
     tmp_path: Path, generated_dir: Path, platform: dict[str, Any]
 ) -> None:
@@ -681,7 +706,8 @@ def test_fetch_weather_needs_its_environment(
         partial = {k: v for k, v in env.items() if k != name}
         done = run_fetch(generated_dir, platform, tmp_path, partial)
         assert done.returncode == 1
-        assert done.stderr.strip() == f"fetch_weather: environment variable {name} is not set"
+        # The warehouse URL's message goes on to name its _FILE variant.
+        assert done.stderr.startswith(f"fetch_weather: environment variable {name} is not set")
     bad_rate = {**env, platform["env"]["weatherRequestsPerMinute"]: "fast"}
     done = run_fetch(generated_dir, platform, tmp_path, bad_rate)
     assert (done.returncode, done.stderr.strip()) == (

@@ -56,6 +56,20 @@ function scriptEnv(backupDir: string, extra: Record<string, string> = {}): NodeJ
     };
 }
 
+/** The environment as the stack sets it: no PGPASSWORD, only PGPASSWORD_FILE naming a file that
+ * holds it (root-owned 0440 in the container, which libpq's PGPASSFILE would ignore). */
+function fileEnv(backupDir: string, passwordFile: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+    const fromFile = scriptEnv(backupDir, { ...extra, PGPASSWORD_FILE: passwordFile });
+    delete fromFile.PGPASSWORD;
+    return fromFile;
+}
+
+function passwordFile(content: string = `${server.password}\n`): string {
+    const file = path.join(tempDir("vpe-secrets-"), "postgres-password");
+    fs.writeFileSync(file, content, { mode: 0o440 });
+    return file;
+}
+
 function run(script: string, args: string[], scriptsEnv: NodeJS.ProcessEnv) {
     const ran = spawnSync(path.join(bin, script), args, { env: scriptsEnv, encoding: "utf8" });
     return { code: ran.status, stdout: ran.stdout, stderr: ran.stderr };
@@ -166,6 +180,60 @@ describe("vpe-restore", () => {
     });
 });
 
+describe("the password as a file (PGPASSWORD_FILE)", () => {
+    it("vpe-backup and vpe-restore read it, and never print it", async () => {
+        const dir = tempDir("vpe-backups-");
+        const file = passwordFile();
+        const backedUp = run("vpe-backup", [], fileEnv(dir, file));
+        assert.equal(backedUp.code, 0, backedUp.stderr);
+        const name = backedUp.stdout.trim().split("\n").at(-1)!;
+        assert.deepEqual(fs.readdirSync(path.join(dir, name)).sort(), ["SHA256SUMS", `${metadata}.dump`, `${warehouse}.dump`].sort());
+        await sql(metadata, "DELETE FROM dag_run WHERE id = 2");
+        const restored = run("vpe-restore", [name], fileEnv(dir, file));
+        assert.equal(restored.code, 0, restored.stderr);
+        assert.equal(await count(metadata, "dag_run"), 2);
+        for (const output of [backedUp.stdout, backedUp.stderr, restored.stdout, restored.stderr]) {
+            assert.ok(!output.includes(server.password), "the password was printed");
+        }
+    });
+
+    it("is the password used: a wrong one in the file fails the backup", () => {
+        const dir = tempDir("vpe-backups-");
+        const ran = run("vpe-backup", [], fileEnv(dir, passwordFile("wrong-password\n")));
+        assert.notEqual(ran.code, 0);
+        assert.match(ran.stderr, /password authentication failed/);
+        assert.deepEqual(fs.readdirSync(dir), []);
+    });
+
+    it("refuses a file it cannot read, an empty one, or both variables, naming them, before connecting", () => {
+        const dir = tempDir("vpe-backups-");
+        const folder = tempDir("vpe-secrets-");
+        const missing = path.join(folder, "none");
+        const empty = passwordFile("\n");
+        const cases: [NodeJS.ProcessEnv, string][] = [
+            [fileEnv(dir, missing), `vpe-backup: PGPASSWORD_FILE=${missing}: no such file`],
+            // A folder cannot be read as a file, even by root (the tests may run as root).
+            [fileEnv(dir, folder), `vpe-backup: PGPASSWORD_FILE=${folder}: a folder, not a file`],
+            [fileEnv(dir, empty), `vpe-backup: PGPASSWORD_FILE=${empty}: the file is empty`],
+            [scriptEnv(dir, { PGPASSWORD_FILE: passwordFile() }), "vpe-backup: both PGPASSWORD and PGPASSWORD_FILE are set: expected only one"],
+        ];
+        for (const [casesEnv, message] of cases) {
+            const ran = run("vpe-backup", [], casesEnv);
+            assert.equal(ran.code, 1, message);
+            assert.equal(ran.stderr.trim(), message);
+            assert.ok(!ran.stderr.includes(server.password), "the password was printed");
+        }
+        const restore = run("vpe-restore", ["20200101T000000Z"], fileEnv(dir, missing));
+        assert.equal(restore.stderr.trim(), `vpe-restore: PGPASSWORD_FILE=${missing}: no such file`);
+        assert.deepEqual(fs.readdirSync(dir), []);
+    });
+
+    it("vpe-backup --list needs no password", () => {
+        const ran = run("vpe-backup", ["--list"], fileEnv(tempDir("vpe-backups-"), "/nonexistent/password"));
+        assert.equal(ran.code, 0, ran.stderr);
+    });
+});
+
 describe("vpe-groom-logs", () => {
     const daysAgo = (file: string, days: number) => {
         const when = new Date(Date.now() - days * 86_400_000);
@@ -240,6 +308,27 @@ describe("vpe-maintenance", () => {
         assert.match(output, /vpe-groom-logs: removed 0 files/);
         const alive = run("vpe-maintenance", ["--alive", "60"], loopEnv(dir));
         assert.equal(alive.code, 0, alive.stdout);
+    });
+
+    it("takes its backups with the password from PGPASSWORD_FILE", async () => {
+        const dir = tempDir("vpe-backups-");
+        const sets = () => fs.readdirSync(dir).filter((f) => /^\d{8}T\d{6}Z$/.test(f));
+        const loopsEnv: NodeJS.ProcessEnv = { ...loopEnv(dir), PGPASSWORD_FILE: passwordFile() };
+        delete loopsEnv.PGPASSWORD;
+        const { code, output } = await loopUntil(loopsEnv, () => sets().length > 0);
+        assert.equal(code, 0, output);
+        assert.equal(sets().length, 1, output);
+        assert.ok(!output.includes(server.password), "the password was printed");
+    });
+
+    it("stops at start, naming the file, when it cannot read PGPASSWORD_FILE", () => {
+        const dir = tempDir("vpe-backups-");
+        const loopsEnv: NodeJS.ProcessEnv = { ...loopEnv(dir), PGPASSWORD_FILE: path.join(dir, "none") };
+        delete loopsEnv.PGPASSWORD;
+        const ran = run("vpe-maintenance", [], loopsEnv);
+        assert.equal(ran.code, 1);
+        assert.equal(ran.stderr.trim(), `vpe-maintenance: PGPASSWORD_FILE=${path.join(dir, "none")}: no such file`);
+        assert.ok(!fs.existsSync(path.join(dir, "heartbeat")), "the loop started");
     });
 
     it("records a failed backup where the status command reads it", async () => {

@@ -12,25 +12,30 @@
 #  3. the admin user of the FAB auth manager: created, or its password reset when it exists,
 #     so a re-run converges and exits 0 (admin-user.py: one process, not three CLI runs).
 # The user name and password come from the environment variables that platform.json
-# env.adminUsername / env.adminPassword name. The password reaches admin-user.py on stdin only
-# (never argv, never the log).
+# env.adminUsername / env.adminPassword name; the password from the file <env.adminPassword>_FILE
+# names when set (the stack keeps secrets out of the environment). The password reaches
+# admin-user.py on stdin only (never argv, never the log). The Fernet key is Airflow's
+# AIRFLOW__CORE__FERNET_KEY, or the output of the command AIRFLOW__CORE__FERNET_KEY_CMD.
+# vpe_secrets.py reads both as Airflow and the other scripts of this image do.
 set -euo pipefail
 
 die() { echo "airflow-init: $*" >&2; exit 1; }
 
 platform=${VPE_PLATFORM_FILE:-}
 [ -n "$platform" ] || die "VPE_PLATFORM_FILE is not set: it must name platform.json"
-json() { python "$(dirname "${BASH_SOURCE[0]}")/platform-get.py" "$platform" "$1"; }
+bin=$(dirname "${BASH_SOURCE[0]}")
+json() { python "$bin/platform-get.py" "$platform" "$1"; }
+# secret file|command NAME: the value on stdout, or a message naming the variable on stderr.
+secret() { python "$bin/vpe_secrets.py" "$1" "$2"; }
 
 user_var=$(json env.adminUsername)
 password_var=$(json env.adminPassword)
 username=${!user_var:-}
-password=${!password_var:-}
 [ -n "$username" ] || die "$user_var (platform.json env.adminUsername) is empty"
-[ -n "$password" ] || die "$password_var (platform.json env.adminPassword) is empty"
+password=$(secret file "$password_var") || die "no admin password (platform.json env.adminPassword)"
 [[ $password != *$'\n'* ]] || die "$password_var must be a single line"
-# Keep the secret out of the environment of every command below.
-unset "$password_var"
+# Keep the secret, and where it lives, out of the environment of every command below.
+unset "$password_var" "${password_var}_FILE"
 
 echo "airflow-init: migrating the metadata database"
 airflow db migrate
@@ -38,8 +43,9 @@ airflow db migrate
 keys_dir=$(json paths.airflowKeys)
 keyring="$keys_dir/fernet-keys"
 restored=$(json paths.airflowKeysRestored)
-current=${AIRFLOW__CORE__FERNET_KEY:-}
-[ -n "$current" ] || die "AIRFLOW__CORE__FERNET_KEY is empty"
+# $(...) drops the trailing newlines a key file may end with (Fernet keys never hold one).
+current=$(secret command AIRFLOW__CORE__FERNET_KEY) || die "no current Fernet key"
+[ -n "$current" ] || die "AIRFLOW__CORE__FERNET_KEY: the command printed only blank lines"
 [ -d "$keys_dir" ] && [ -w "$keys_dir" ] || die "$keys_dir (platform.json paths.airflowKeys) is not a writable folder"
 last=""
 previous=""
@@ -49,11 +55,13 @@ if [ -s "$keyring" ]; then
 fi
 if [ -n "$previous" ] && { [ "$last" != "$current" ] || [ -e "$restored" ]; }; then
   echo "airflow-init: data may be under an earlier Fernet key; re-encrypting connections, variables and triggers with the current one"
+  # A plain AIRFLOW__CORE__FERNET_KEY takes precedence over its _CMD in Airflow, so this one
+  # command sees every key while the stack's setting stays a command.
   AIRFLOW__CORE__FERNET_KEY="$current,$previous" airflow rotate-fernet-key
 fi
 (umask 077 && { printf '%s\n' "$current"; [ -z "$previous" ] || tr , '\n' <<<"$previous"; } > "$keyring.new")
 mv "$keyring.new" "$keyring"
 rm -f "$restored"
 
-printf '%s\n' "$password" | python "$(dirname "${BASH_SOURCE[0]}")/admin-user.py" "$username"
+printf '%s\n' "$password" | python "$bin/admin-user.py" "$username"
 echo "airflow-init: done"

@@ -6,14 +6,15 @@ the `--app` module imports Airflow, about 2.5 s of CPU per probe on a 2-core mac
 takes about 0.2 s, so the probe can run every few seconds and a new worker is seen healthy as soon
 as it answers.
 
-Usage: celery-alive.py TIMEOUT_SECONDS; the broker is the one AIRFLOW__CELERY__BROKER_URL names.
+Usage: celery-alive.py TIMEOUT_SECONDS; the broker is the one AIRFLOW__CELERY__BROKER_URL names,
+or the output of the command AIRFLOW__CELERY__BROKER_URL_CMD, as Airflow reads it (vpe_secrets).
 """
 
-import os
 import socket
 import sys
 
 from celery import Celery
+from vpe_secrets import SecretError, from_env_or_command
 
 BROKER_URL_ENV = "AIRFLOW__CELERY__BROKER_URL"
 
@@ -27,9 +28,10 @@ def main(argv: list[str]) -> int:
     except ValueError:
         print(f"celery-alive: TIMEOUT_SECONDS: expected a number, got {argv[1]!r}", file=sys.stderr)
         return 2
-    broker = os.environ.get(BROKER_URL_ENV, "")
-    if not broker:
-        print(f"celery-alive: {BROKER_URL_ENV} is not set", file=sys.stderr)
+    try:
+        broker = from_env_or_command(BROKER_URL_ENV)
+    except SecretError as error:
+        print(f"celery-alive: {error}", file=sys.stderr)
         return 2
     # The node name the worker registers: Celery's default, celery@<host name>.
     node = f"celery@{socket.gethostname()}"

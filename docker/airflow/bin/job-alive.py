@@ -7,14 +7,15 @@ command costs about 2.4 s of CPU per run on a 2-core machine, this one about 0.0
 can run every few seconds and a new container is seen healthy as soon as its job beats.
 
 Usage: job-alive.py JOB_TYPE MAX_AGE_SECONDS
-The metadata database is the one AIRFLOW__DATABASE__SQL_ALCHEMY_CONN names.
+The metadata database is the one AIRFLOW__DATABASE__SQL_ALCHEMY_CONN names, or the output of the
+command AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD, as Airflow reads it (vpe_secrets).
 """
 
-import os
 import socket
 import sys
 
 import psycopg2
+from vpe_secrets import SecretError, from_env_or_command
 
 DATABASE_URL_ENV = "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
 LATEST_HEARTBEAT_AGE = """
@@ -64,8 +65,8 @@ def main(argv: list[str]) -> int:
         print(f"job-alive: {expected}", file=sys.stderr)
         return 2
     try:
-        url = libpq_url(os.environ.get(DATABASE_URL_ENV, ""))
-    except ValueError as error:
+        url = libpq_url(from_env_or_command(DATABASE_URL_ENV))
+    except (SecretError, ValueError) as error:  # unset, its command failed, or not PostgreSQL
         print(f"job-alive: {error}", file=sys.stderr)
         return 2
     try:

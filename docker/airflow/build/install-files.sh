@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Root part of the Airflow image build: platform.json, the PostgreSQL JDBC driver (sha256
-# checked), the Spark jobs, the init script with the helpers it uses (platform-get, admin-user),
-# and the job and Celery worker health probes, each at the path platform.json gives.
+# checked), the Spark jobs, the init script with the helpers it uses (platform-get, admin-user,
+# vpe_secrets), and the job and Celery worker health probes, each at the path platform.json gives.
 # Usage: install-files.sh <platform.json> <PLATFORM_FILE build arg> <jobs dir> <bin dir> <platform-get.py>
 set -euo pipefail
 
@@ -34,5 +34,13 @@ init=$(json paths.airflowInit)
 install -D -m 0755 "$bin_src/airflow-init.sh" "$init"
 install -m 0755 "$platform_get" "$(dirname "$init")/platform-get.py"
 install -m 0755 "$bin_src/admin-user.py" "$(dirname "$init")/admin-user.py"
-install -m 0755 "$bin_src/job-alive.py" "$(json paths.airflowJobProbe)"
-install -m 0755 "$bin_src/celery-alive.py" "$(json paths.airflowCeleryProbe)"
+job_probe=$(json paths.airflowJobProbe)
+celery_probe=$(json paths.airflowCeleryProbe)
+install -D -m 0755 "$bin_src/job-alive.py" "$job_probe"
+install -D -m 0755 "$bin_src/celery-alive.py" "$celery_probe"
+# vpe_secrets.py (secrets from a file or an Airflow _CMD) is imported by the probes and run by the
+# init script from their own folder (a script's folder is first on its sys.path), so it goes
+# beside each of them, wherever platform.json puts them.
+for dir in $(printf '%s\n' "$(dirname "$init")" "$(dirname "$job_probe")" "$(dirname "$celery_probe")" | sort -u); do
+  install -m 0644 "$bin_src/vpe_secrets.py" "$dir/"
+done

@@ -1,8 +1,9 @@
 """The warehouse over JDBC, for the Spark jobs beside this file (imported by their drivers).
 
 Connection settings come from the environment variables that platform.json
-env.warehouseJdbcUrl / warehouseUser / warehousePassword name; the password is handed to the
-JDBC driver only, never printed.
+env.warehouseJdbcUrl / warehouseUser / warehousePassword name; the password, from the file
+<warehousePassword>_FILE names when set (the stack keeps secrets out of the environment, where
+`docker inspect` shows them), is handed to the JDBC driver only, never printed.
 """
 
 import json
@@ -14,6 +15,9 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 
 PLATFORM_FILE_ENV = "VPE_PLATFORM_FILE"
+# Settings that are secrets: read from NAME_FILE when it is set (stdlib only: this module runs in
+# the Spark driver, without the executor's or the Airflow image's helpers).
+SECRET_KEYS = frozenset({"warehousePassword"})
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,27 @@ class Warehouse:
         }
 
 
+def secret_from_env(name: str, what: str) -> str:
+    """NAME's value: the content of the file NAME_FILE names (one trailing newline stripped),
+    else NAME itself (the tests set it); both set is an error. Messages never hold the value."""
+    file_variable = f"{name}_FILE"
+    path, plain = os.environ.get(file_variable, ""), os.environ.get(name, "")
+    if path and plain:
+        raise SystemExit(f"both {name} and {file_variable} ({what}) are set: expected only one")
+    if not path:
+        return plain
+    try:
+        value = Path(path).read_text(encoding="utf-8").removesuffix("\n")
+    except OSError as error:
+        reason = f"cannot read the file ({error.strerror})"
+        raise SystemExit(f"{file_variable}={path} ({what}): {reason}") from None
+    except UnicodeDecodeError:
+        raise SystemExit(f"{file_variable}={path} ({what}): expected UTF-8 text") from None
+    if not value:
+        raise SystemExit(f"{file_variable}={path} ({what}): the file is empty")
+    return value
+
+
 def warehouse_from_env() -> Warehouse:
     platform_file = os.environ.get(PLATFORM_FILE_ENV)
     if not platform_file:
@@ -43,9 +68,15 @@ def warehouse_from_env() -> Warehouse:
     values = {}
     for key in ("warehouseJdbcUrl", "warehouseUser", "warehousePassword"):
         variable = names[key]
-        values[key] = os.environ.get(variable, "")
+        if key in SECRET_KEYS:
+            values[key] = secret_from_env(variable, f"platform.json env.{key}")
+        else:
+            values[key] = os.environ.get(variable, "")
         if not values[key]:
-            raise SystemExit(f"environment variable {variable} (platform.json env.{key}) is empty")
+            hint = f", nor is {variable}_FILE set" if key in SECRET_KEYS else ""
+            raise SystemExit(
+                f"environment variable {variable} (platform.json env.{key}) is empty{hint}"
+            )
     return Warehouse(
         values["warehouseJdbcUrl"], values["warehouseUser"], values["warehousePassword"]
     )

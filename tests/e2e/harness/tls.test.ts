@@ -28,19 +28,8 @@ import { isSecret, type Props } from "../../../e2e/harness/wire";
 const logs: string[] = [];
 const ctx: HandlerContext = { urn: "urn:test", name: "test", cwd: process.cwd(), log: (m) => logs.push(m), metric: () => undefined };
 
-function hasTool(name: string): boolean {
-    try {
-        execFileSync("sh", ["-c", `command -v ${name}`], { stdio: "ignore" });
-        return true;
-    } catch {
-        return false;
-    }
-}
-const openssl = hasTool("openssl");
-const sshKeygen = hasTool("ssh-keygen");
-/** The project's Python environment, when it has grpcio (BoringSSL), for a gRPC handshake. */
+/** The project's Python environment (npm run test:python makes it), with grpcio (BoringSSL). */
 const venvPython = path.resolve(__dirname, "..", "..", "..", ".venv", "bin", "python");
-const grpcPython = fs.existsSync(venvPython) && spawnSync(venvPython, ["-c", "import grpc"]).status === 0;
 
 const grpcCheck = `
 import sys, grpc
@@ -162,20 +151,6 @@ describe("tls PrivateKey", () => {
         assert.match(id, /^[0-9a-f]{40}$/);
     });
 
-    it("OpenSSH private and public keys agree with ssh-keygen", { skip: !sshKeygen && "ssh-keygen is not installed" }, async () => {
-        for (const inputs of [ecdsa, { algorithm: "RSA", rsaBits: 2048 }, { algorithm: "ED25519" }]) {
-            const { outputs } = await apply(privateKeyHandler, inputs);
-            const keyFile = file(str(outputs.privateKeyOpenssh));
-            const derived = execFileSync("ssh-keygen", ["-y", "-f", keyFile], { encoding: "utf8" }).trim();
-            assert.equal(derived, str(outputs.publicKeyOpenssh).trim(), `${inputs.algorithm}: ssh-keygen -y`);
-            const pubFile = file(str(outputs.publicKeyOpenssh));
-            const sha = execFileSync("ssh-keygen", ["-l", "-E", "sha256", "-f", pubFile], { encoding: "utf8" });
-            assert.ok(sha.includes(str(outputs.publicKeyFingerprintSha256)), `${inputs.algorithm}: ${sha}`);
-            const md5 = execFileSync("ssh-keygen", ["-l", "-E", "md5", "-f", pubFile], { encoding: "utf8" });
-            assert.ok(md5.includes(`MD5:${str(outputs.publicKeyFingerprintMd5)}`), `${inputs.algorithm}: ${md5}`);
-        }
-    });
-
     it("RSA: PKCS#1 'RSA PRIVATE KEY' of rsaBits bits", async () => {
         const { outputs } = await apply(privateKeyHandler, { algorithm: "RSA", rsaBits: 3072 });
         assert.match(str(outputs.privateKeyPem), /^-----BEGIN RSA PRIVATE KEY-----\n/);
@@ -262,7 +237,7 @@ describe("tls PKI: CA, server and client certificates", () => {
         assert.equal(server.outputs.readyForRenewal, false);
     });
 
-    it("OpenSSL verifies the chain and the purposes", { skip: !openssl && "openssl is not installed" }, () => {
+    it("OpenSSL verifies the chain and the purposes", () => {
         const caFile = file(ca.cert);
         const run = (...args: string[]) => execFileSync("openssl", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
         assert.match(run("verify", "-CAfile", caFile, file(server.cert)), /: OK/);
@@ -319,7 +294,7 @@ describe("tls PKI: CA, server and client certificates", () => {
         }
     });
 
-    it("gRPC (BoringSSL) accepts the certificates for mutual TLS", { skip: !grpcPython && "the project's .venv has no grpcio" }, () => {
+    it("gRPC (BoringSSL) accepts the certificates for mutual TLS", () => {
         const dir = fs.mkdtempSync(path.join(tmp, "grpc-"));
         const files: Record<string, string> = {
             "ca.pem": ca.cert,
@@ -383,7 +358,7 @@ describe("tls certificates: other keys and contents", () => {
         }
     });
 
-    it("subject attributes, set_subject_key_id and set_authority_key_id, max_path_length", { skip: !openssl && "openssl is not installed" }, async () => {
+    it("subject attributes, set_subject_key_id and set_authority_key_id, max_path_length", async () => {
         const key = await apply(privateKeyHandler, ecdsa);
         const { outputs } = await apply(selfSignedCertHandler, {
             privateKeyPem: key.outputs.privateKeyPem,

@@ -1,4 +1,5 @@
-"""Helpers shared by the ingestion pipeline scripts: platform paths, dates, atomic writes."""
+"""Helpers shared by the ingestion pipeline scripts: platform paths, dates, secrets, atomic
+writes."""
 
 import argparse
 import os
@@ -25,6 +26,38 @@ def iso_date(raw: str) -> date:
 
 def platform() -> dict[str, Any]:
     return load_platform()
+
+
+class SecretError(Exception):
+    """A secret that is missing or unreadable; the message names the variable, never the value."""
+
+
+def secret_from_env(name: str) -> str:
+    """The value of our variable `name` (platform env.*): the content of the file NAME_FILE
+    names, one trailing newline stripped, else NAME itself.
+
+    The stack keeps secrets out of the environment, where `docker inspect` shows them: it
+    uploads each to a file and sets NAME_FILE; the tests still set NAME. Both is an error.
+    """
+    file_variable = f"{name}_FILE"
+    path, plain = os.environ.get(file_variable, ""), os.environ.get(name, "")
+    if path and plain:
+        raise SecretError(f"both {name} and {file_variable} are set: expected only one")
+    if not path:
+        if not plain:
+            expected = f"nor {file_variable}, a file holding it"
+            raise SecretError(f"environment variable {name} is not set ({expected})")
+        return plain
+    try:
+        value = Path(path).read_text(encoding="utf-8").removesuffix("\n")
+    except OSError as exc:
+        reason = f"cannot read the file ({exc.strerror})"
+        raise SecretError(f"{file_variable}={path}: {reason}") from None
+    except UnicodeDecodeError:
+        raise SecretError(f"{file_variable}={path}: expected UTF-8 text") from None
+    if not value:
+        raise SecretError(f"{file_variable}={path}: the file is empty")
+    return value
 
 
 def buffer_file(

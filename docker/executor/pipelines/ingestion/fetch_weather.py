@@ -10,7 +10,7 @@ failed event with its window and error (after 3 batches in a row exhausted their
 API counts as down: the rest are not sent, and their events are listed as failed too).
 Environment: the archive URL (env.weatherBaseUrl: http(s)://host[:port], with or without the
 /v1/archive path), requests per minute (env.weatherRequestsPerMinute) and the warehouse URL
-(env.warehouseUrl, never printed).
+(env.warehouseUrl, or the file its _FILE variant names: common.secret_from_env; never printed).
 Exit codes: 0 done (even with failed events), 1 every event to fetch failed, or missing
 environment/configuration, or a database or cache error.
 """
@@ -25,7 +25,15 @@ from typing import Any
 
 import psycopg
 
-from common import atomic_write_text, atomic_writer, buffer_file, iso_date, platform
+from common import (
+    SecretError,
+    atomic_write_text,
+    atomic_writer,
+    buffer_file,
+    iso_date,
+    platform,
+    secret_from_env,
+)
 from vpe_executor.platform_config import PlatformError, lookup
 from weather import (
     DATA_COLUMNS,
@@ -107,10 +115,17 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds before the first retry (doubles)",
     )
     args = parser.parse_args(argv)
-    values = {key: os.environ.get(name, "").strip() for key, name in env_names.items()}
-    for key, value in values.items():
-        if not value:
-            return _fail(f"environment variable {env_names[key]} is not set")
+    values: dict[str, str] = {}
+    for key, name in env_names.items():
+        if key == "warehouseUrl":  # the one secret: from the file its _FILE variant names
+            try:
+                values[key] = secret_from_env(name).strip()
+            except SecretError as exc:
+                return _fail(str(exc))
+        else:
+            values[key] = os.environ.get(name, "").strip()
+        if not values[key]:
+            return _fail(f"environment variable {name} is not set")
     try:
         client_settings = Settings.from_platform(
             weather,

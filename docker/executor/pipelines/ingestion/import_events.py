@@ -2,13 +2,13 @@
 
 One transaction: COPY into a temp table, then INSERT ... ON CONFLICT (event_id) DO NOTHING,
 so re-running a day inserts nothing and the AFTER INSERT trigger only sees new rows.
-The database URL comes from the env var named by platform env.warehouseUrl; it is never printed.
+The database URL comes from the env var named by platform env.warehouseUrl, or the file its
+_FILE variant names (common.secret_from_env); it is never printed.
 Exit codes: 0 done, 1 missing events file or database URL, or a database error.
 """
 
 import argparse
 import csv
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +16,14 @@ from pathlib import Path
 import psycopg
 
 from catalog import COLUMNS, Event, parse_buffer_row
-from common import buffer_file, iso_date, platform, stage_and_insert
+from common import (
+    SecretError,
+    buffer_file,
+    iso_date,
+    platform,
+    secret_from_env,
+    stage_and_insert,
+)
 from vpe_executor.platform_config import lookup
 
 TABLE = "event"
@@ -61,9 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--buffer-dir", type=Path, default=Path(lookup(settings, "paths.buffer")))
     args = parser.parse_args(argv)
-    conninfo = os.environ.get(url_env)
-    if not conninfo:
-        print(f"import_events: environment variable {url_env} is not set", file=sys.stderr)
+    try:
+        conninfo = secret_from_env(url_env)
+    except SecretError as exc:
+        print(f"import_events: {exc}", file=sys.stderr)
         return 1
     path = buffer_file(args.buffer_dir, "events", args.date, settings, format=args.format)
     try:

@@ -5,12 +5,12 @@ names the line of a bad value), into a temporary table; then one INSERT ... SELE
 staging table `data` with ON CONFLICT (latitude, longitude, observed_at) DO NOTHING, whose
 statement trigger derives location, datetime, weather_data and soil rows for the rows really
 inserted (warehouse/migrations/0005). Re-running a day inserts nothing.
-The database URL comes from the env var named by platform env.warehouseUrl; it is never printed.
+The database URL comes from the env var named by platform env.warehouseUrl, or the file its
+_FILE variant names (common.secret_from_env); it is never printed.
 Exit codes: 0 done, 1 missing weather file or database URL, a bad header, or a database error.
 """
 
 import argparse
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -18,7 +18,14 @@ from pathlib import Path
 
 import psycopg
 
-from common import buffer_file, iso_date, platform, stage_and_insert
+from common import (
+    SecretError,
+    buffer_file,
+    iso_date,
+    platform,
+    secret_from_env,
+    stage_and_insert,
+)
 from vpe_executor.platform_config import lookup
 from weather import DATA_COLUMNS
 
@@ -68,9 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--date", type=iso_date, required=True, help="logical date, YYYY-MM-DD")
     parser.add_argument("--buffer-dir", type=Path, default=Path(lookup(settings, "paths.buffer")))
     args = parser.parse_args(argv)
-    conninfo = os.environ.get(url_env)
-    if not conninfo:
-        print(f"import_weather: environment variable {url_env} is not set", file=sys.stderr)
+    try:
+        conninfo = secret_from_env(url_env)
+    except SecretError as exc:
+        print(f"import_weather: {exc}", file=sys.stderr)
         return 1
     path = buffer_file(args.buffer_dir, "weather", args.date, settings)
     try:
