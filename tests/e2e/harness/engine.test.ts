@@ -2,13 +2,11 @@
 // knobs. Each test copies the fixture into the gitignored .e2e/ folder (so a test may edit files
 // and module resolution still finds the repo's node_modules) and destroys what it created.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
-    DeploymentError,
     type HarnessOptions,
     changed,
     destroy,
@@ -17,14 +15,12 @@ import {
     purgeRetained,
     up,
 } from "../../../e2e/harness";
-import { dockerCli } from "../../../e2e/harness/handlers/dockerImage";
 import { platform } from "../../../platform";
 import { provideImages } from "../platform";
+import { docker, exists, expectFailure } from "./support";
 
 const repo = path.resolve(__dirname, "..", "..", "..");
 const fixture = path.join(__dirname, "fixtures", "basic");
-const docker = (...args: string[]) =>
-    execFileSync(dockerCli, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
 const urn = (type: string, name: string) => `urn:pulumi:test::fixture::${type}::${name}`;
 const serverUrn = urn("docker:index/container:Container", "server");
 const jobUrn = urn("docker:index/container:Container", "job");
@@ -57,26 +53,6 @@ function project(): Project {
 
 function containerId(name: string): string {
     return docker("inspect", "-f", "{{.Id}}", name);
-}
-
-function exists(kind: "container" | "volume" | "network" | "image", name: string): boolean {
-    try {
-        docker(kind, "inspect", name);
-        return true;
-    } catch {
-        return false;
-    }
-}
-
-async function expectFailure(run: Promise<unknown>, pattern: RegExp): Promise<DeploymentError> {
-    try {
-        await run;
-    } catch (err) {
-        assert.ok(err instanceof DeploymentError, `expected DeploymentError, got ${err}`);
-        assert.match(err.message, pattern);
-        return err;
-    }
-    assert.fail(`expected a failure matching ${pattern}`);
 }
 
 before(() => provideImages("debian"));

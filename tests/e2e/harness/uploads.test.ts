@@ -3,17 +3,16 @@
 // then the fixtures/uploads program against the real Docker engine, where a one-shot container's
 // command reports the uploaded files from inside, so they existed before it ran.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { DeploymentError, type HarnessOptions, changed, destroy, outputValues, up } from "../../../e2e/harness";
+import { type HarnessOptions, changed, destroy, outputValues, up } from "../../../e2e/harness";
 import { buildTar, checkUploads, containerHandler, resolveUploadId, uploadSetCode } from "../../../e2e/harness/handlers/container";
-import { dockerCli } from "../../../e2e/harness/handlers/dockerImage";
 import { isSecret, unknownValue } from "../../../e2e/harness/wire";
 import { platform } from "../../../platform";
 import { provideImages } from "../platform";
+import { docker, exists, expectFailure } from "./support";
 
 /** Reads a tar archive back: header fields per entry, checksums verified. */
 function parseTar(archive: Buffer) {
@@ -168,7 +167,6 @@ describe("uploads: the provider's check and set semantics", () => {
 const repo = path.resolve(__dirname, "..", "..", "..");
 const fixture = path.join(__dirname, "fixtures", "uploads");
 const readerUrn = "urn:pulumi:test::uploads::docker:index/container:Container::reader";
-const docker = (...args: string[]) => execFileSync(dockerCli, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
 
 /** For each file: `<path> <mode> <uid>:<gid> <user>:<group>` then its content in base64. */
 const report = (...files: string[]) =>
@@ -216,26 +214,6 @@ function files(logs: unknown): Record<string, { mode: string; ids: string; names
 }
 
 const readerId = (p: Project) => docker("inspect", "-f", "{{.Id}}", `${p.prefix}-reader`);
-
-function exists(name: string): boolean {
-    try {
-        docker("container", "inspect", name);
-        return true;
-    } catch {
-        return false;
-    }
-}
-
-async function expectFailure(run: Promise<unknown>, pattern: RegExp): Promise<DeploymentError> {
-    try {
-        await run;
-    } catch (err) {
-        assert.ok(err instanceof DeploymentError, `expected DeploymentError, got ${err}`);
-        assert.match(err.message, pattern);
-        return err;
-    }
-    assert.fail(`expected a failure matching ${pattern}`);
-}
 
 const binary = Buffer.from([0, 255, 1, 128, 10, 13, 0xc3, 0x28]);
 const cert = "-----BEGIN CERTIFICATE-----\nMIIBfixture\n-----END CERTIFICATE-----\n";
@@ -309,10 +287,10 @@ describe("uploads on the real Docker engine", () => {
         const both = [{ file: "/x", content: "x", contentBase64: "eA==" }];
         const err = await expectFailure(up(p.options(both, "true")), /only one of 'content', 'content_base64', or 'source' can be set \(upload of \/x; in Pulumi: content, contentBase64, source\)/);
         assert.ok(err.summary.errors.some((e) => e.startsWith(readerUrn)));
-        assert.ok(exists(`${p.prefix}-reader`), "created before the upload failed, as the provider does");
+        assert.ok(exists("container", `${p.prefix}-reader`), "created before the upload failed, as the provider does");
         assert.equal(docker("inspect", "-f", "{{.State.Status}}", `${p.prefix}-reader`), "created", "never started");
         await destroy(p.options([], "true"));
-        assert.ok(!exists(`${p.prefix}-reader`));
+        assert.ok(!exists("container", `${p.prefix}-reader`));
 
         await expectFailure(up(p.options([{ file: "/x", executable: true }], "true")), /one of 'content', 'content_base64', or 'source' must be set/);
     });
@@ -321,6 +299,6 @@ describe("uploads on the real Docker engine", () => {
         const p = project();
         await expectFailure(up(p.options([{ file: "/x", content: "x", permissions: "0999" }], "true")), /uploads\[0\]\.permissions: '0999' doesn't match/);
         await expectFailure(up(p.options([{ file: "/x", contentBase64: "not base64" }], "true")), /uploads\[0\]\.contentBase64: the value is not base64 decodeable/);
-        assert.ok(!exists(`${p.prefix}-reader`));
+        assert.ok(!exists("container", `${p.prefix}-reader`));
     });
 });
