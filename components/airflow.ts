@@ -4,7 +4,7 @@ import * as random from "@pulumi/random";
 import type { AirflowConfig } from "../config";
 import { type Healthcheck, oneShotContainer, publish, serviceContainer } from "../lib/containers";
 import { localImage } from "../lib/images";
-import { type SecretFile, airflowCommandVariable, fileVariable, secretPath, secretUploads } from "../lib/secretFiles";
+import { type SecretFile, airflowCommandVariable, fileVariable, secretPath, secretReaderGroups, secretUploads } from "../lib/secretFiles";
 import { urlSafePassword } from "../lib/secrets";
 import { platform, userSpec } from "../platform";
 import { type TlsIdentity, tlsUploads } from "./mutualTls";
@@ -159,8 +159,7 @@ export class Airflow extends pulumi.ComponentResource {
             );
             files.push(secrets.brokerUrl, secrets.resultBackend);
         }
-        const owner = platform.users.airflow;
-        const uploads = [...secretUploads(files, owner), ...tlsUploads(args.executorTls.caCert, args.executorTls.identity, owner)];
+        const uploads = [...secretUploads(files), ...tlsUploads(args.executorTls.caCert, args.executorTls.identity)];
         const volumes: docker.types.input.ContainerVolume[] = [
             { hostPath: args.dagsDir, containerPath: platform.paths.airflowDags, readOnly: true },
             { volumeName: args.logVolume, containerPath: platform.paths.logs },
@@ -182,7 +181,7 @@ export class Airflow extends pulumi.ComponentResource {
                     `${platform.env.adminUsername}=${args.config.adminUser}`,
                     fileVariable(platform.env.adminPassword, adminPasswordFile),
                 ],
-                uploads: [...uploads, ...secretUploads([adminPasswordFile], owner)],
+                uploads: [...uploads, ...secretUploads([adminPasswordFile])],
                 volumes: [...volumes, { volumeName: args.keysVolume, containerPath: platform.paths.airflowKeys }],
             },
             { parent: this },
@@ -273,10 +272,11 @@ export class Airflow extends pulumi.ComponentResource {
                 image: image.imageId,
                 network: args.network,
                 alias: platform.aliases.redis,
-                // The image's redis user, who owns /data and the uploaded files.
+                // The image's redis user, who owns /data; group 0 reads the uploaded files.
                 user: userSpec(platform.users.redis),
+                groupAdds: secretReaderGroups,
                 command: ["redis-server", secretPath(config.name)],
-                uploads: secretUploads([config, probePassword], platform.users.redis),
+                uploads: secretUploads([config, probePassword]),
                 healthcheck: {
                     test: ["CMD-SHELL", `REDISCLI_AUTH="$(cat ${secretPath(probePassword.name)})" redis-cli ping | grep -q PONG`],
                 },

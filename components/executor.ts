@@ -80,10 +80,7 @@ export class Executor extends pulumi.ComponentResource {
                     `${platform.env.weatherBaseUrl}=${args.weather.baseUrl}`,
                     `${platform.env.weatherRequestsPerMinute}=${args.weather.requestsPerMinute}`,
                 ],
-                uploads: [
-                    ...secretUploads([warehouseUrl], platform.users.executor),
-                    ...tlsUploads(args.tls.caCert, args.tls.identity, platform.users.executor),
-                ],
+                uploads: [...secretUploads([warehouseUrl]), ...tlsUploads(args.tls.caCert, args.tls.identity)],
                 volumes: [
                     { volumeName: args.bufferVolume, containerPath: platform.paths.buffer },
                     { volumeName: args.logVolume, containerPath: platform.paths.logs },

@@ -74,7 +74,7 @@ export class Maintenance extends pulumi.ComponentResource {
                 alias: platform.aliases.maintenance,
                 user: userSpec(platform.users.airflow),
                 envs: maintenanceEnv(args),
-                uploads: secretUploads([maintenancePassword(args.postgres.password)], platform.users.airflow),
+                uploads: secretUploads([maintenancePassword(args.postgres.password)]),
                 volumes: [
                     { volumeName: args.logVolume, containerPath: platform.paths.logs },
                     { volumeName: args.backupVolume, containerPath: platform.paths.backups },

@@ -1,7 +1,7 @@
 import type * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { type FileOwner, ownedUpload } from "../lib/secretFiles";
+import { secretUpload } from "../lib/secretFiles";
 import { platform } from "../platform";
 
 /** A certificate and its private key (secret), PEM. */
@@ -74,12 +74,12 @@ export class MutualTls extends pulumi.ComponentResource {
     }
 }
 
-/** The CA, certificate and key as files in platform.json tls.dir; only `owner` reads the key. */
-export function tlsUploads(caCert: pulumi.Input<string>, identity: TlsIdentity, owner: FileOwner): docker.types.input.ContainerUpload[] {
+/** The CA, certificate and key as files in platform.json tls.dir; only group 0 reads the key. */
+export function tlsUploads(caCert: pulumi.Input<string>, identity: TlsIdentity): docker.types.input.ContainerUpload[] {
     const file = (name: string) => `${platform.tls.dir}/${name}`;
     return [
         { file: file(platform.tls.caFile), content: caCert, permissions: "0444" },
         { file: file(platform.tls.certFile), content: identity.cert, permissions: "0444" },
-        ownedUpload(file(platform.tls.keyFile), identity.key, owner),
+        secretUpload(file(platform.tls.keyFile), identity.key),
     ];
 }

@@ -2,7 +2,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { PostgresConfig } from "../config";
 import { publish, serviceContainer } from "../lib/containers";
-import { type SecretFile, fileVariable, secretUploads } from "../lib/secretFiles";
+import { type SecretFile, fileVariable, secretReaderGroups, secretUploads } from "../lib/secretFiles";
 import { urlSafePassword } from "../lib/secrets";
 import { platform, userSpec } from "../platform";
 
@@ -70,7 +70,8 @@ export class Postgres extends pulumi.ComponentResource {
                 network: args.network,
                 alias: platform.aliases.postgres,
                 user: userSpec(platform.users.postgres),
-                uploads: secretUploads([passwordFile], platform.users.postgres),
+                groupAdds: secretReaderGroups,
+                uploads: secretUploads([passwordFile]),
                 envs: [
                     `POSTGRES_USER=${adminUser}`,
                     fileVariable("POSTGRES_PASSWORD", passwordFile),

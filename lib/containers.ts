@@ -52,6 +52,8 @@ export interface ServiceContainerArgs {
     labels?: docker.types.input.ContainerLabel[];
     /** Files written before the container starts: credentials (lib/secretFiles) and TLS material. */
     uploads?: pulumi.Input<docker.types.input.ContainerUpload>[];
+    /** Supplementary groups of the container's user. */
+    groupAdds?: string[];
     memoryMb?: number;
     /** Seconds `pulumi up` waits for the healthcheck to pass at create. */
     waitTimeoutSeconds?: number;
@@ -84,6 +86,7 @@ export function serviceContainer(
             ports: args.ports,
             labels: args.labels,
             uploads: args.uploads,
+            groupAdds: args.groupAdds,
             memory: args.memoryMb,
             // No swap beyond the limit. Left unset, the engine records twice the memory as the
             // swap limit, the provider stores that, and every later `up` shows a change.

@@ -4,18 +4,20 @@ import type * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { platform } from "../platform";
 
-/** Read-only for the service's user, who owns the file; nobody else in the container reads it. */
-export const secretFileMode = "0400";
+/**
+ * Uploads are owned by root:root, and every service user is in group 0 (its primary group, or a
+ * supplementary one: `secretReaderGroups`), so group-read is the narrowest mode it can read. An
+ * upload's `owner` cannot be used instead: Docker then chowns the file to the container's user,
+ * looked up by name on the host, which fails for a numeric user on Docker 20.10.
+ */
+export const secretFileMode = "0440";
 
-/** The user a container runs as (platform.json users). */
-export interface FileOwner {
-    uid: number;
-    gid: number;
-}
+/** Supplementary groups for a service whose user's primary group is not 0. */
+export const secretReaderGroups = ["0"];
 
-/** An upload only `owner` can read. */
-export function ownedUpload(file: string, content: pulumi.Input<string>, owner: FileOwner): docker.types.input.ContainerUpload {
-    return { file, content: pulumi.secret(content), permissions: secretFileMode, owner: String(owner.uid), group: String(owner.gid) };
+/** An upload readable by group 0 alone, its content secret in the state. */
+export function secretUpload(file: string, content: pulumi.Input<string>): docker.types.input.ContainerUpload {
+    return { file, content: pulumi.secret(content), permissions: secretFileMode };
 }
 
 /** A credential and the file name it is delivered under (in platform.json paths.secrets). */
@@ -28,9 +30,9 @@ export function secretPath(name: string): string {
     return `${platform.paths.secrets}/${name}`;
 }
 
-/** The uploads delivering `files` to `owner`, content kept secret in the state. */
-export function secretUploads(files: SecretFile[], owner: FileOwner): docker.types.input.ContainerUpload[] {
-    return files.map((f) => ownedUpload(secretPath(f.name), f.value, owner));
+/** The uploads delivering `files`. */
+export function secretUploads(files: SecretFile[]): docker.types.input.ContainerUpload[] {
+    return files.map((f) => secretUpload(secretPath(f.name), f.value));
 }
 
 /** `NAME_FILE=<path>`: the convention of the postgres image and of the project's own scripts. */

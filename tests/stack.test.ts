@@ -176,8 +176,10 @@ for (const stack of ["dev", "prod"]) {
                 }
                 for (const [path, file] of filesOf(run, c.resource.name)) {
                     if (path.startsWith(platform.paths.secrets) || path.endsWith(platform.tls.keyFile)) {
-                        // Only the container's own user reads it.
-                        assert.deepEqual([file.secret, file.permissions, file.owner], [true, "0400", (c.inputs as { user?: string }).user], `${c.inputs.name}: ${path}`);
+                        // Root-owned, read by group 0 alone: the container's user must be in it.
+                        assert.deepEqual([file.secret, file.permissions, file.owner], [true, "0440", ":"], `${c.inputs.name}: ${path}`);
+                        const inputs = c.inputs as { user?: string; groupAdds?: string[] };
+                        assert.ok(inputs.user?.endsWith(":0") || inputs.groupAdds?.includes("0"), `${c.inputs.name} cannot read ${path}`);
                     }
                 }
             }

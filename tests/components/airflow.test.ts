@@ -15,7 +15,7 @@ function commandValue(run: StackRun, container: string, variable: string): strin
     const file = filesOf(run, container).get(match[1]);
     assert.ok(file, `${container}: ${match[1]} is not uploaded`);
     assert.equal(file.secret, true, `${container}: ${match[1]} is not secret`);
-    assert.deepEqual([file.permissions, file.owner], ["0400", "50000:0"]);
+    assert.deepEqual([file.permissions, file.owner], ["0440", ":"]);
     assert.equal(envOf(run, container).vars.has(variable), false, `${container}: ${variable} set as a value`);
     return file.content;
 }
@@ -121,6 +121,7 @@ describe("Airflow", () => {
         assert.deepEqual(redis.command, ["redis-server", `${platform.paths.secrets}/redis.conf`]);
         assert.equal(filesOf(prod, "vpe-prod-redis").get(`${platform.paths.secrets}/redis.conf`)?.content, `requirepass ${password}\n`);
         assert.equal(redis.user, `${platform.users.redis.uid}:${platform.users.redis.gid}`);
+        assert.deepEqual(redis.groupAdds, ["0"]);
         assert.equal(envOf(prod, "vpe-prod-redis").vars.size, 0);
     });
 
@@ -148,7 +149,7 @@ describe("Airflow", () => {
             assert.match(files.get(grpcTlsExtras.ca_file)?.content ?? "", /vpe-dev-tls-g1-ca\n/);
             assert.match(files.get(grpcTlsExtras.cert_file)?.content ?? "", /vpe-dev-tls-g1-client\n/);
             assert.match(files.get(grpcTlsExtras.key_file)?.content ?? "", /vpe-dev-tls-g1-client-key\n/);
-            assert.deepEqual([files.get(grpcTlsExtras.key_file)?.permissions, files.get(grpcTlsExtras.key_file)?.owner], ["0400", "50000:0"]);
+            assert.deepEqual([files.get(grpcTlsExtras.key_file)?.permissions, files.get(grpcTlsExtras.key_file)?.owner], ["0440", ":"]);
             assert.equal(files.get(grpcTlsExtras.key_file)?.secret, true);
         }
     });

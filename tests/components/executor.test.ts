@@ -78,7 +78,7 @@ describe("Executor", () => {
         const file = filesOf(dev, "vpe-dev-executor").get(path);
         assert.match(file?.content ?? "", /^postgresql:\/\/pipeline_writer:[^@]+@postgres:5432\/landslide_warehouse$/);
         assert.equal(file?.secret, true);
-        assert.deepEqual([file?.permissions, file?.owner], ["0400", "50100:0"]);
+        assert.deepEqual([file?.permissions, file?.owner], ["0440", ":"]);
         assert.ok(envs.includes(`${platform.env.executorMaxConcurrent}=4`));
         // The public archive by default, at a rate inside its free tier.
         assert.ok(envs.includes(`${platform.env.weatherBaseUrl}=https://archive-api.open-meteo.com/v1/archive`));

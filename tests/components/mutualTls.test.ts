@@ -40,7 +40,7 @@ describe("MutualTls", () => {
         assert.match(files.get(path(platform.tls.certFile))?.content ?? "", /vpe-dev-tls-g1-server\n/);
         const key = files.get(path(platform.tls.keyFile));
         assert.match(key?.content ?? "", /vpe-dev-tls-g1-server-key\n/);
-        assert.deepEqual([key?.permissions, key?.owner, key?.secret], ["0400", "50100:0", true]);
+        assert.deepEqual([key?.permissions, key?.owner, key?.secret], ["0440", ":", true]);
         assert.equal(files.get(path(platform.tls.certFile))?.permissions, "0444");
     });
 

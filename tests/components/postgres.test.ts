@@ -37,7 +37,9 @@ describe("Postgres", () => {
         const file = filesOf(run, "vpe-dev-postgres").get(path);
         assert.match(file?.content ?? "", /^[A-Za-z0-9]{32}$/);
         assert.equal(file?.secret, true);
-        assert.deepEqual([file?.permissions, file?.owner], ["0400", `${platform.users.postgres.uid}:${platform.users.postgres.gid}`]);
+        // Root-owned and group-read: the postgres user reads it through supplementary group 0.
+        assert.deepEqual([file?.permissions, file?.owner], ["0440", ":"]);
+        assert.deepEqual(container.groupAdds, ["0"]);
         const generated = named(run, "vpe-dev-postgres-admin-password").inputs;
         assert.equal(generated.special, false, "URL-breaking characters");
     });
