@@ -347,23 +347,22 @@ function outputsOf(inputs: Props, info: ContainerInspect, logs: string | undefin
 
 // ---- uploads ----
 // Files written into the container between create and start, as pulumi-docker 5.2.0 does through
-// the Terraform provider it bridges, kreuzwerker/terraform-provider-docker v4.6.0 (the release that
-// added `owner`/`group`, which the 5.2.0 SDK's ContainerUpload has). Followed, not copied:
+// the Terraform provider it bridges, kreuzwerker/terraform-provider-docker v4.5.0 (what pulumi-docker's
+// 5.2.0 source pins; the 5.2.0 SDK's ContainerUpload also lists `owner`/`group`, from v4.6.0, but the
+// real 5.2.0 plugin refuses them as unknown keys, so the fidelity rule refuses them here too).
+// Followed, not copied:
 // - internal/provider/resource_docker_container.go, the "upload" schema: a TypeSet, ForceNew, of
 //   {content, content_base64, file (required), executable (default false), permissions
-//   (validateStringMatchesPattern `^0[0-7]{3}$`), owner, group (default ""), source, source_hash};
+//   (validateStringMatchesPattern `^0[0-7]{3}$`), source, source_hash};
 //   content_base64 is checked by validateStringIsBase64Encoded (internal/provider/validators.go).
 //   No ConflictsWith: content vs content_base64 vs source is only checked at create.
 // - internal/provider/resource_docker_container_funcs.go, resourceDockerContainerCreate: after
 //   ContainerCreate and the network connects, before ContainerStart, for each element of the set
 //   (in the set's order): exactly one of content/content_base64/source must be non-empty, else
 //   "error with upload content: ..." (the container already exists: a half-created resource);
-//   mode = permissions (octal) if set, else 0744 if executable, else 0644; uid/gid from
-//   resolveUploadID (numeric, or a name looked up in the host's user/group database), tar
-//   Uname/Gname from uploadTarName (empty for numeric IDs); one archive/tar entry per upload with
-//   Name = `file` as given, Size, ModTime = now, and CopyToContainer to "/" with
-//   CopyUIDGID = owner or group set. Without owner/group the header's uid/gid are 0, so the engine
-//   makes the file root:root.
+//   mode = permissions (octal) if set, else 0744 if executable, else 0644; one archive/tar entry
+//   per upload with Name = `file` as given, Size, ModTime = now, uid/gid 0, and CopyToContainer
+//   to "/": the engine makes the file root:root.
 // - resourceDockerContainerRead never reads uploads back ("upload can't be imported"): state keeps
 //   the set as planned. The diff is TF's set diff: element order and duplicates do not matter, an
 //   unset string equals "", and any change replaces the container (ForceNew).
@@ -371,10 +370,10 @@ function outputsOf(inputs: Props, info: ContainerInspect, logs: string | undefin
 //   terraform-plugin-sdk's: helper/schema SerializeResourceForHash + hashcode.String (CRC-32) per
 //   element, elements listed by their hash code sorted as decimal strings (Set.listCode).
 // The rest is the engine's, so the same request gets the same result: PUT /containers/{id}/archive
-// ?path=/&noOverwriteDirNonDir=true[&copyUIDGID=true] creates missing parent directories (0755,
-// root) and applies the header's mode; with copyUIDGID a container `user` takes precedence over
-// the header's ids. Checked against Go: buildTar's bytes equal archive/tar's for the same Header,
-// uploadSetCode equals the SDK's HashResource (tests/e2e/harness/uploads.test.ts pins both).
+// ?path=/&noOverwriteDirNonDir=true creates missing parent directories (0755, root) and applies the
+// header's mode. Checked against Go: buildTar's bytes equal archive/tar's for the same Header, and
+// uploadSetCode is the SDK's HashResource text (keys sorted, "key:value;") under CRC-32
+// (tests/e2e/harness/uploads.test.ts pins both).
 
 export interface Upload {
     file: string;
@@ -382,13 +381,11 @@ export interface Upload {
     contentBase64?: string;
     executable?: boolean;
     permissions?: string;
-    owner?: string;
-    group?: string;
     source?: string;
     sourceHash?: string;
 }
 
-const uploadStrings = ["content", "contentBase64", "permissions", "owner", "group", "source", "sourceHash"] as const;
+const uploadStrings = ["content", "contentBase64", "permissions", "source", "sourceHash"] as const;
 
 const crcTable = Array.from({ length: 256 }, (_, n) => {
     let c = n;
@@ -411,7 +408,7 @@ function crc32(data: Buffer): number {
 export function uploadSetCode(u: Upload): string {
     const text =
         `content:${u.content ?? ""};content_base64:${u.contentBase64 ?? ""};executable:${u.executable === true ? "1" : "0"};` +
-        `file:${u.file};group:${u.group ?? ""};owner:${u.owner ?? ""};permissions:${u.permissions ?? ""};` +
+        `file:${u.file};permissions:${u.permissions ?? ""};` +
         `source:${u.source ?? ""};source_hash:${u.sourceHash ?? ""};`;
     return String(crc32(Buffer.from(text, "utf8")));
 }
@@ -605,33 +602,6 @@ export function buildTar(e: TarEntry): Buffer {
     return Buffer.concat(parts);
 }
 
-/** Go's strconv.Atoi's syntax (what resolveUploadID tries first). */
-const numericId = (value: string) => /^[+-]?\d+$/.test(value);
-
-/**
- * resolveUploadID: "" is 0, a number is itself, a name is looked up in the host's /etc/passwd or
- * /etc/group (Go's os/user without cgo, as the provider binary is built).
- */
-export function resolveUploadId(value: string, field: "owner" | "group"): number {
-    if (value === "") {
-        return 0;
-    }
-    if (numericId(value)) {
-        return Number(value);
-    }
-    const database = field === "group" ? "/etc/group" : "/etc/passwd";
-    const line = fs
-        .readFileSync(database, "utf8")
-        .split("\n")
-        .map((l) => l.trim().split(":"))
-        .find((f) => !f[0].startsWith("#") && f[0] === value && f.length >= 3);
-    if (line === undefined || !numericId(line[2])) {
-        const reason = field === "group" ? `group: unknown group ${value}` : `user: unknown user ${value}`;
-        throw new Error(`could not resolve upload ${field} ${JSON.stringify(value)}: ${reason}`);
-    }
-    return Number(line[2]);
-}
-
 function readSource(cwd: string, source: string): Buffer {
     try {
         return fs.readFileSync(path.resolve(cwd, source));
@@ -658,25 +628,21 @@ async function uploadFiles(ctx: HandlerContext, docker: DockerApi, id: string, u
             : u.contentBase64
               ? Buffer.from(u.contentBase64.replace(/[\r\n]/g, ""), "base64")
               : readSource(ctx.cwd, u.source as string);
-        const owner = u.owner ?? "";
-        const group = u.group ?? "";
-        const uid = resolveUploadId(owner, "owner");
-        const gid = resolveUploadId(group, "group");
         const mode = u.permissions ? parseInt(u.permissions, 8) : u.executable === true ? 0o744 : 0o644;
         const archive = buildTar({
             name: u.file,
             mode,
-            uid,
-            gid,
-            uname: numericId(owner) ? "" : owner,
-            gname: numericId(group) ? "" : group,
+            uid: 0,
+            gid: 0,
+            uname: "",
+            gname: "",
             mtime: Math.round(Date.now() / 1000),
             data,
         });
         try {
             await docker.call(`/containers/${id}/archive`, {
                 method: "PUT",
-                query: { path: "/", noOverwriteDirNonDir: true, copyUIDGID: owner !== "" || group !== "" ? true : undefined },
+                query: { path: "/", noOverwriteDirNonDir: true },
                 rawBody: archive,
                 contentType: "application/x-tar",
             });
@@ -783,8 +749,6 @@ export const containerHandler: Handler = {
         "uploads[].contentBase64",
         "uploads[].permissions",
         "uploads[].executable",
-        "uploads[].owner",
-        "uploads[].group",
         "uploads[].source",
         "uploads[].sourceHash",
     ],

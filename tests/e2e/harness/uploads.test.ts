@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type HarnessOptions, changed, destroy, outputValues, up } from "../../../e2e/harness";
-import { buildTar, checkUploads, containerHandler, resolveUploadId, uploadSetCode } from "../../../e2e/harness/handlers/container";
+import { buildTar, checkUploads, containerHandler, uploadSetCode } from "../../../e2e/harness/handlers/container";
 import { isSecret, unknownValue } from "../../../e2e/harness/wire";
 import { platform } from "../../../platform";
 import { provideImages } from "../platform";
@@ -80,7 +80,7 @@ describe("uploads: the tar entry the provider builds", () => {
         assert.equal(sha256(archive), "92831b67717738cfb8a2cabf939d65a598ff96da561e3ba94876392abcc0f5a1");
     });
 
-    it("writes owner and group names and ids as given, like Go's writer", () => {
+    it("writes header ids and names as given, like Go's writer", () => {
         const archive = buildTar({ ...entry, name: "/var/lib/postgresql/server.key", mode: 0o600, uid: 999, gid: 999, uname: "postgres", gname: "postgres", data: Buffer.from("key") });
         const [e] = parseTar(archive);
         assert.deepEqual([e.uid, e.gid, e.uname, e.gname, e.mode], [999, 999, "postgres", "postgres", 0o600]);
@@ -110,19 +110,19 @@ describe("uploads: the provider's check and set semantics", () => {
     const a = { file: "/run/a.txt", content: "hello", permissions: "0440" };
     const b = { file: "/run/b.bin", contentBase64: "AP8=", executable: true };
 
-    it("hashes each element as terraform-plugin-sdk's HashResource does (values from the SDK)", () => {
-        assert.equal(uploadSetCode(a), "3879708148");
-        assert.equal(uploadSetCode(b), "2213171433");
-        assert.equal(uploadSetCode({ file: "/etc/c", content: "x", owner: "1000", group: "1000" }), "4294657863");
-        assert.equal(uploadSetCode({ file: "/d", source: "files/d.pem", sourceHash: "abc" }), "2022379860");
-        assert.equal(uploadSetCode({ file: "/e", content: "ü" }), "1450249396");
+    it("hashes each element as terraform-plugin-sdk's HashResource does over v4.5.0's upload schema (CRC-32 values from Go)", () => {
+        assert.equal(uploadSetCode(a), "3775892072");
+        assert.equal(uploadSetCode(b), "544739565");
+        assert.equal(uploadSetCode({ file: "/d", source: "files/d.pem", sourceHash: "abc" }), "3871716980");
+        assert.equal(uploadSetCode({ file: "/e", content: "ü" }), "1245263873");
     });
 
     it("lists the set in its order, so a reordered list, a duplicate or an explicit default is no change", async () => {
         const checked = checkUploads([a, b]);
-        assert.deepEqual(checked, [{ ...b }, { ...a, executable: false }]);
+        // Hash codes sorted as decimal strings: "3775892072" (a) before "544739565" (b).
+        assert.deepEqual(checked, [{ ...a, executable: false }, { ...b }]);
         assert.deepEqual(checkUploads([b, a, { ...a }]), checked);
-        assert.deepEqual(checkUploads([{ ...a, contentBase64: "", executable: false, owner: "" }, b]), checked);
+        assert.deepEqual(checkUploads([{ ...a, contentBase64: "", executable: false, source: "" }, b]), checked);
         assert.equal(checkUploads([]), undefined, "an empty set is no set");
         const plan = async (news: object[]) => (await containerHandler.check?.({} as never, { image: "i", uploads: news }, undefined)) ?? {};
         assert.deepEqual(await plan([b, a]), await plan([a, b]));
@@ -148,19 +148,13 @@ describe("uploads: the provider's check and set semantics", () => {
         assert.doesNotThrow(() => checkUploads([{ file: "/p", content: "x", contentBase64: "eA==" }]));
     });
 
-    it("declares every upload field for the fidelity rule", () => {
-        for (const f of ["file", "content", "contentBase64", "permissions", "executable", "owner", "group", "source", "sourceHash"]) {
+    it("declares every upload field of the real 5.2.0 plugin for the fidelity rule, and not owner/group, which it refuses", () => {
+        for (const f of ["file", "content", "contentBase64", "permissions", "executable", "source", "sourceHash"]) {
             assert.ok(containerHandler.inputs.includes(`uploads[].${f}`), f);
         }
-    });
-
-    it("resolves owner and group like the provider: numbers as is, names from the host's databases", () => {
-        assert.equal(resolveUploadId("", "owner"), 0);
-        assert.equal(resolveUploadId("1000", "owner"), 1000);
-        assert.equal(resolveUploadId("root", "owner"), 0);
-        assert.equal(resolveUploadId("root", "group"), 0);
-        assert.throws(() => resolveUploadId("no-such-user-x1", "owner"), /could not resolve upload owner "no-such-user-x1": user: unknown user no-such-user-x1/);
-        assert.throws(() => resolveUploadId("no-such-group-x1", "group"), /could not resolve upload group "no-such-group-x1": group: unknown group no-such-group-x1/);
+        for (const f of ["owner", "group"]) {
+            assert.ok(!containerHandler.inputs.includes(`uploads[].${f}`), f);
+        }
     });
 });
 
@@ -222,7 +216,7 @@ const allKinds = [
     secretUpload,
     { file: "/opt/vpe/blob.bin", contentBase64: binary.toString("base64"), executable: true },
     { file: "/etc/vpe/plain.conf", content: "a=1\n" },
-    { file: "/srv/owned.key", content: "key\n", permissions: "0600", owner: "1000", group: "1000" },
+    { file: "/srv/owned.key", content: "key\n", permissions: "0600" },
     { file: "/etc/ssl/vpe/cert.pem", source: "files/cert.pem" },
 ];
 const allFiles = allKinds.map((u) => u.file);
@@ -239,7 +233,7 @@ describe("uploads on the real Docker engine", () => {
         assert.deepEqual(failures, [], "cleanup left resources behind");
     });
 
-    it("writes every upload before the command runs, with its content, mode and owner; an unchanged or reordered up is a no-op", async () => {
+    it("writes every upload before the command runs, root-owned, with its content and mode; an unchanged or reordered up is a no-op", async () => {
         const p = project();
         const first = await up(p.options(allKinds, report(...allFiles), "secret=true"));
         assert.equal(outputValues(first).exitCode, 0, String(outputValues(first).logs));
@@ -247,8 +241,7 @@ describe("uploads on the real Docker engine", () => {
         assert.deepEqual(seen["/run/vpe/db-password"], { mode: "440", ids: "0:0", names: "root:root", content: Buffer.from("s3cr3t\n") });
         assert.deepEqual(seen["/opt/vpe/blob.bin"], { mode: "744", ids: "0:0", names: "root:root", content: binary });
         assert.deepEqual(seen["/etc/vpe/plain.conf"], { mode: "644", ids: "0:0", names: "root:root", content: Buffer.from("a=1\n") });
-        assert.equal(seen["/srv/owned.key"].mode, "600");
-        assert.equal(seen["/srv/owned.key"].ids, "1000:1000", "copyUIDGID with the header's ids");
+        assert.deepEqual(seen["/srv/owned.key"], { mode: "600", ids: "0:0", names: "root:root", content: Buffer.from("key\n") });
         assert.deepEqual(seen["/etc/ssl/vpe/cert.pem"], { mode: "644", ids: "0:0", names: "root:root", content: Buffer.from(cert) });
         const state = JSON.parse(fs.readFileSync(p.state, "utf8")) as { resources: { urn: string; inputs: Record<string, unknown>; outputs: Record<string, unknown> }[] };
         const reader = state.resources.find((r) => r.urn === readerUrn);
