@@ -4,7 +4,7 @@
 // does, destroy and coming back onto the kept data; then both at once; then torn down.
 // Run alone: npm run test:e2e. Writes reports/e2e-report.{json,md}.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -12,7 +12,7 @@ import { openStack, selectEngine } from "../../e2e/engines";
 import { changed } from "../../e2e/harness";
 import { platform } from "../../platform";
 import { projectRoot } from "../support/stackConfig";
-import { containerLogs, deliveredSecrets, docker, inspectContainers, inspectedConfig, provideImages, query, waitFor } from "./platform";
+import { containerLogs, deliveredSecrets, docker, dockerClient, inspectContainers, inspectedConfig, provideImages, query, waitFor } from "./platform";
 import { PlatformStack } from "./platformStack";
 
 const engineName = selectEngine();
@@ -116,43 +116,35 @@ function platformChecks(s: PlatformStack): void {
         }
     });
 
-    it("serves the executor over mutual TLS only: refuses plaintext, a certificate-less client and undeclared arguments, logs the refusals, stays healthy", () => {
+    it("serves the executor over mutual TLS only: refuses attackers on the stack network, logs the refusals, stays healthy and answers throughout", () => {
         const executor = `${s.prefix}-executor`;
         const target = `${platform.aliases.executor}:${platform.ports.executorGrpc}`;
-        const tls = (f: string) => `open("${platform.tls.dir}/${f}", "rb").read()`;
-        // From Airflow's scheduler, on the stack network, with the stubs the DAGs use.
-        const attack = [
-            "import grpc, json, executor_pb2 as pb, executor_pb2_grpc as rpc",
-            `ca, cert, key = ${tls(platform.tls.caFile)}, ${tls(platform.tls.certFile)}, ${tls(platform.tls.keyFile)}`,
-            "def call(channel, task):",
-            "    try:",
-            "        r = rpc.PingServiceStub(channel).command(task, timeout=20)",
-            "        return 'OK ' + r.message",
-            "    except grpc.RpcError as e:",
-            "        return e.code().name + ' ' + (e.details() or '')",
-            `good = grpc.secure_channel("${target}", grpc.ssl_channel_credentials(ca, key, cert))`,
-            `no_cert = grpc.secure_channel("${target}", grpc.ssl_channel_credentials(ca))`,
-            `plain = grpc.insecure_channel("${target}")`,
-            "ping = pb.ExeTask(command='ping_env')",
-            "print(json.dumps({",
-            "  'plaintext': call(plain, ping),",
-            "  'noCertificate': call(no_cert, ping),",
-            "  'undeclared': call(good, pb.ExeTask(command='extract_catalog', args=['--date', '2024-01-01', '--format', 'csv', '--buffer-dir', '/opt/vpe/logs/executor'])),",
-            "  'source': call(good, pb.ExeTask(command='extract_catalog', args=['--date', '2024-01-01', '--format', 'csv', '--source', '/etc/passwd'])),",
-            "  'legitimate': call(good, ping),",
-            "}))",
-        ].join("\n");
-        const results = JSON.parse(docker("exec", `${s.prefix}-${platform.aliases.airflowScheduler}`, "python", "-c", attack)) as Record<string, string>;
+        const tls = [platform.tls.caFile, platform.tls.certFile, platform.tls.keyFile].map((f) => `${platform.tls.dir}/${f}`);
+        // From Airflow's scheduler, with Airflow's client identity and the stubs the DAGs use.
+        const run = spawnSync(
+            dockerClient,
+            ["exec", "-i", `${s.prefix}-${platform.aliases.airflowScheduler}`, "python", "-", target, platform.aliases.executor, ...tls],
+            { input: fs.readFileSync(path.join(__dirname, "fixtures", "attack_executor.py")), encoding: "utf8", maxBuffer: 16 * 1024 * 1024 },
+        );
+        assert.equal(run.status, 0, run.stderr);
+        const results = JSON.parse(run.stdout) as Record<string, string> & { flood: Record<string, number> };
         s.report.executorAttacks = results;
-        assert.match(results.plaintext, /^UNAVAILABLE/);
-        assert.match(results.noCertificate, /^UNAVAILABLE/);
+        for (const attack of ["plaintext", "noCertificate", "foreignCa"]) assert.match(results[attack], /^UNAVAILABLE/, attack);
         assert.match(results.undeclared, /^INVALID_ARGUMENT .*'--buffer-dir' is not accepted/);
-        assert.match(results.source, /^INVALID_ARGUMENT .*'--source' is not accepted/);
+        assert.match(results.path, /^INVALID_ARGUMENT .*'--source' is not accepted/);
+        assert.match(results.oversized, /^RESOURCE_EXHAUSTED/);
+        assert.notEqual(results.garbage, "answered");
+        assert.notEqual(results.http1, "answered");
+        // Every call of the flood is answered: run, or refused for want of a free task slot.
+        assert.deepEqual(Object.keys(results.flood).filter((code) => !["OK", "RESOURCE_EXHAUSTED"].includes(code)), [], JSON.stringify(results.flood));
+        assert.ok(results.flood.OK > 0, JSON.stringify(results.flood));
         assert.match(results.legitimate, /^OK /);
-        const all = containerLogs(executor);
-        assert.match(all, /Handshake failed with error SSL_ERROR_SSL: .*WRONG_VERSION_NUMBER/);
-        assert.match(all, /PEER_DID_NOT_RETURN_A_CERTIFICATE/);
-        assert.equal(inspectContainers(s.prefix).find((c) => c.name === executor)?.health, "healthy");
+        const logs = containerLogs(executor);
+        assert.match(logs, /Handshake failed with error SSL_ERROR_SSL: .*WRONG_VERSION_NUMBER/);
+        assert.match(logs, /PEER_DID_NOT_RETURN_A_CERTIFICATE/);
+        assert.match(logs, /CERTIFICATE_VERIFY_FAILED/);
+        const state = inspectContainers(s.prefix).find((c) => c.name === executor);
+        assert.deepEqual([state?.health, state?.restartCount], ["healthy", 0]);
     });
 
     it("runs ingestion end to end: both catalog formats, their weather, both statistics, each task where the executor config puts it", async () => {
