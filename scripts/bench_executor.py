@@ -6,7 +6,10 @@ Starts a real server (python -m vpe_executor) with a throwaway registry and venv
              a system-wide clock on Linux), for the executor's direct-interpreter dispatch and
              for a `conda run` baseline (docker/executor/bench/conda_run_emulator.py: same
              process structure as conda run, stdlib-only interpreters, so a lower bound);
-  ping       sequential round-trip latency, and throughput with concurrent client threads.
+  ping       sequential round-trip latency, and throughput with concurrent client threads;
+  transport  the same server over mutual TLS (as the stack runs it; test PKI from tests/pki.py)
+             against the plaintext baseline, interleaved: a ping on an open channel, and a new
+             channel + ping (what each Airflow task does: the grpc hook opens a channel per call).
 Bounded loops, loopback only. Prints a table; writes reports/bench_executor.json.
 
 Run with the project venv: .venv/bin/python scripts/bench_executor.py [--dispatch-runs N]
@@ -33,11 +36,12 @@ PING_ENV = EXECUTOR / "pipelines" / "ingestion" / "ping_env.py"
 EMULATOR = EXECUTOR / "bench" / "conda_run_emulator.py"
 REPORT = REPO / "reports" / "bench_executor.json"
 STAMP = "bench"  # ping_env --stamp: a name; the file is <paths.logs>/executor/stamps/<name>
-sys.path.insert(0, str(EXECUTOR / "src"))
+sys.path[:0] = [str(EXECUTOR / "src"), str(REPO / "tests")]
 
 import grpc  # noqa: E402
+from pki import make_test_pki, write_tls_dir  # noqa: E402 - needs the sys.path entry above
 
-from vpe_executor.protogen import compile_proto  # noqa: E402 - needs the sys.path entry above
+from vpe_executor.protogen import compile_proto  # noqa: E402
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -75,15 +79,18 @@ def write_platform(root: Path) -> Path:
     return path
 
 
-def start_server(root: Path, generated: Path, registry: Path) -> tuple[subprocess.Popen, int]:
-    stderr_path = root / "server.stderr"
+def start_server(
+    root: Path, generated: Path, registry: Path, security: list[str]
+) -> tuple[subprocess.Popen, int]:
+    """`security`: ["--plaintext"] or ["--tls-dir", DIR]."""
+    stderr_path = root / f"server-{len(list(root.glob('server-*.stderr')))}.stderr"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(EXECUTOR / "src"), str(generated)])}
     env["VPE_PLATFORM_FILE"] = str(write_platform(root))
     with stderr_path.open("wb") as stderr:
         proc = subprocess.Popen(
             [sys.executable, "-m", "vpe_executor", "--registry", str(registry),
              "--envs-dir", str(root / "envs"), "--logs-dir", str(root / "logs"),
-             "--host", "127.0.0.1", "--port", "0", "--max-concurrent", "4", "--plaintext"],
+             "--host", "127.0.0.1", "--port", "0", "--max-concurrent", "4", *security],
             env=env, stderr=stderr, stdout=stderr,
         )  # fmt: skip
     for _ in range(1500):
@@ -122,6 +129,46 @@ def throughput(call: Callable[[], Any], total: int, threads: int) -> float:
     return total / (time.perf_counter() - start)
 
 
+def measure_transport(
+    args: argparse.Namespace, pb2: Any, pb2_grpc: Any, pki: Any, port: int, tls_port: int
+) -> dict[str, Any]:
+    credentials = grpc.ssl_channel_credentials(
+        pki.ca.cert_pem, pki.client.key_pem, pki.client.cert_pem
+    )
+    options = [("grpc.ssl_target_name_override", "executor")]
+    opens: dict[str, Callable[[], grpc.Channel]] = {
+        "plaintext": lambda: grpc.insecure_channel(f"127.0.0.1:{port}"),
+        "mutual_tls": lambda: grpc.secure_channel(f"127.0.0.1:{tls_port}", credentials, options),
+    }
+    ping = pb2.PingRequest(message="x")
+    samples: dict[str, dict[str, list[float]]] = {name: {"open": [], "new": []} for name in opens}
+    channels = {name: open_() for name, open_ in opens.items()}
+    try:
+        stubs = {name: pb2_grpc.PingServiceStub(channel) for name, channel in channels.items()}
+        for stub in stubs.values():
+            timed(lambda stub=stub: stub.ping(ping, timeout=10), 200)  # warm both alike
+
+        def fresh(open_: Callable[[], grpc.Channel]) -> None:
+            with open_() as channel:
+                pb2_grpc.PingServiceStub(channel).ping(ping, timeout=10)
+
+        for _ in range(args.transport_runs):  # interleaved so drift hits both alike
+            for name, open_ in opens.items():
+                samples[name]["open"] += timed(lambda s=stubs[name]: s.ping(ping, timeout=10), 1)
+                samples[name]["new"] += timed(lambda o=open_: fresh(o), 1)
+    finally:
+        for channel in channels.values():
+            channel.close()
+    result: dict[str, Any] = {
+        name: {kind: summary(values, (50, 95)) for kind, values in kinds.items()}
+        for name, kinds in samples.items()
+    }
+    for kind in ("open", "new"):
+        base, tls = (result[name][kind]["p50_ms"] for name in opens)
+        result[f"ratio_{kind}_p50"] = round(tls / base, 2)
+    return result
+
+
 def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     generated = root / "gen"
     compile_proto(REPO / "docker" / "proto" / "executor.proto", generated)
@@ -131,8 +178,13 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 
     prefix = root / "envs" / "bench"
     venv.create(prefix, with_pip=False, symlinks=True)
-    proc, port = start_server(root, generated, write_registry(root, prefix))
+    registry = write_registry(root, prefix)
+    proc, port = start_server(root, generated, registry, ["--plaintext"])
+    pki = make_test_pki()
+    tls_dir = write_tls_dir(root / "tls", pki.ca, pki.server)
+    tls_proc, tls_port = start_server(root, generated, registry, ["--tls-dir", str(tls_dir)])
     try:
+        transport = measure_transport(args, pb2, pb2_grpc, pki, port, tls_port)
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = pb2_grpc.PingServiceStub(channel)
             stamp = root / "logs" / "executor" / "stamps" / STAMP
@@ -151,9 +203,11 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             latencies = timed(call, args.ping_runs)
             rate = throughput(call, args.throughput_calls, args.threads)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        for server in (proc, tls_proc):
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=60)
     return {
+        "transport": transport,
         "dispatch": {name: summary(s, (50, 95)) for name, s in dispatch.items()},
         "ping_latency": summary(latencies, (50, 99)),
         "ping_throughput": {
@@ -171,12 +225,24 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 
 
 def print_table(result: dict[str, Any]) -> None:
-    print(f"{'measure':<28}{'p50 ms':>10}{'tail ms':>10}  {'tail':<5}{'n':>6}")
+    print(f"{'measure':<34}{'p50 ms':>10}{'tail ms':>10}  {'tail':<5}{'n':>6}")
     rows = [(f"dispatch {name}", stats, "p95") for name, stats in result["dispatch"].items()]
     rows.append(("ping latency", result["ping_latency"], "p99"))
     for label, stats, tail in rows:
         tail_ms = stats[f"{tail}_ms"]
-        print(f"{label:<28}{stats['p50_ms']:>10.3f}{tail_ms:>10.3f}  {tail:<5}{stats['n']:>6}")
+        print(f"{label:<34}{stats['p50_ms']:>10.3f}{tail_ms:>10.3f}  {tail:<5}{stats['n']:>6}")
+    transport = result["transport"]
+    for name in ("plaintext", "mutual_tls"):
+        for kind, label in (("open", "ping, open channel"), ("new", "new channel + ping")):
+            stats = transport[name][kind]
+            row = f"{label} {name}"
+            print(
+                f"{row:<34}{stats['p50_ms']:>10.3f}{stats['p95_ms']:>10.3f}  p95  {stats['n']:>6}"
+            )
+    ratios = (
+        f"open channel {transport['ratio_open_p50']}x, new channel {transport['ratio_new_p50']}x"
+    )
+    print(f"mutual TLS / plaintext, p50: {ratios}")
     rate = result["ping_throughput"]
     print(
         f"ping throughput: {rate['requests_per_second']:.0f} req/s "
@@ -190,6 +256,7 @@ def main() -> int:
     parser.add_argument("--ping-runs", type=int, default=2000)
     parser.add_argument("--throughput-calls", type=int, default=4000)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--transport-runs", type=int, default=300)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vpe-bench-") as tmp:
         result = run(args, Path(tmp))
