@@ -135,10 +135,13 @@ def measure_transport(
     credentials = grpc.ssl_channel_credentials(
         pki.ca.cert_pem, pki.client.key_pem, pki.client.cert_pem
     )
-    options = [("grpc.ssl_target_name_override", "executor")]
+    # A channel of its own connection each, as a task process gets: gRPC otherwise shares one
+    # connection among a process's channels to the same address.
+    own = [("grpc.use_local_subchannel_pool", 1)]
+    tls = [*own, ("grpc.ssl_target_name_override", "executor")]
     opens: dict[str, Callable[[], grpc.Channel]] = {
-        "plaintext": lambda: grpc.insecure_channel(f"127.0.0.1:{port}"),
-        "mutual_tls": lambda: grpc.secure_channel(f"127.0.0.1:{tls_port}", credentials, options),
+        "plaintext": lambda: grpc.insecure_channel(f"127.0.0.1:{port}", own),
+        "mutual_tls": lambda: grpc.secure_channel(f"127.0.0.1:{tls_port}", credentials, tls),
     }
     ping = pb2.PingRequest(message="x")
     samples: dict[str, dict[str, list[float]]] = {name: {"open": [], "new": []} for name in opens}
