@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-docker.sh >/dev/null
 e2e/standins/run-tests.sh
-node --import tsx --test --test-concurrency=1 tests/e2e/harness/*.test.ts
+npm run --silent test:harness
 exec node --import tsx --test --test-concurrency=1 tests/e2e/*.e2e.test.ts

@@ -2,19 +2,30 @@
 // data volume kept from an earlier stack accepts the new stack's admin password, not the old one.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { startScript } from "../../components/postgres";
+import { secretFileMode, secretPath, secretReaderGroups } from "../../lib/secretFiles";
 import { platform } from "../../platform";
 import { docker, dockerClient, provideImages, query, waitFor } from "./platform";
 
 const volume = "vpe-test-postgres-start";
 const hostPort = 25999;
+const secrets = fs.mkdtempSync(path.join(os.tmpdir(), "vpe-pg-secret-"));
 
+/** As the stack runs it: the password in a root-owned file only group 0 reads, never in the environment. */
 function start(name: string, password: string, sharedBuffers: string): void {
+    const file = path.join(secrets, name);
+    fs.writeFileSync(file, password, { mode: parseInt(secretFileMode, 8) });
+    const inContainer = secretPath("postgres-password");
     docker(
         "run", "-d", "--name", name, "-p", `127.0.0.1:${hostPort}:${platform.ports.postgres}`,
         "--user", `${platform.users.postgres.uid}:${platform.users.postgres.gid}`,
-        "-e", "POSTGRES_USER=postgres", "-e", `POSTGRES_PASSWORD=${password}`,
+        ...secretReaderGroups.flatMap((group) => ["--group-add", group]),
+        "-e", "POSTGRES_USER=postgres", "-e", `POSTGRES_PASSWORD_FILE=${inContainer}`,
+        "-v", `${file}:${inContainer}:ro`,
         "-v", `${volume}:${platform.paths.postgresData}`,
         platform.images.postgres, "bash", "-c", startScript, "vpe-postgres", `shared_buffers=${sharedBuffers}`,
     );
@@ -27,6 +38,7 @@ describe("PostgreSQL start script", () => {
     after(() => {
         docker("rm", "-f", "vpe-test-pg-first", "vpe-test-pg-second");
         docker("volume", "rm", "-f", volume);
+        fs.rmSync(secrets, { recursive: true, force: true });
     });
 
     it("applies settings, and moves a kept cluster to the new admin password", async () => {
