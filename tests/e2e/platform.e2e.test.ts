@@ -12,7 +12,7 @@ import { openStack, selectEngine } from "../../e2e/engines";
 import { changed } from "../../e2e/harness";
 import { platform } from "../../platform";
 import { projectRoot } from "../support/stackConfig";
-import { containerLogs, deliveredSecrets, docker, dockerClient, inspectContainers, inspectedConfig, provideImages, query, waitFor } from "./platform";
+import { containerLogs, deliveredSecrets, docker, dockerClient, inspectContainers, inspectedConfig, provideImages, query, secretFileModes, waitFor } from "./platform";
 import { PlatformStack } from "./platformStack";
 
 const engineName = selectEngine();
@@ -113,6 +113,13 @@ function platformChecks(s: PlatformStack): void {
             for (const secret of secrets) {
                 assert.ok(!c.visible.includes(secret), `${c.name}: docker inspect shows a secret (${secret.slice(0, 4)}…)`);
             }
+        }
+        // Each file root-owned, readable by group 0 alone.
+        const files = secretFileModes(s.prefix, tlsKey, platform.paths.secrets);
+        for (const f of files) assert.match(f.line, /^440 0 0 \//, `${f.container}: ${f.line}`);
+        const holders = new Set(files.map((f) => f.container));
+        for (const alias of [platform.aliases.postgres, platform.aliases.executor, platform.aliases.airflowScheduler, platform.aliases.maintenance]) {
+            assert.ok(holders.has(`${s.prefix}-${alias}`), `${alias} holds no credential file`);
         }
     });
 

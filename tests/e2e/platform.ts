@@ -201,3 +201,13 @@ export function containerLogs(name: string): string {
     const run = spawnSync(dockerClient, ["logs", name], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
     return `${run.stdout}${run.stderr}`;
 }
+
+/** `<mode> <uid> <gid> <path>` of each credential file (paths.secrets, the TLS key) in each running container. */
+export function secretFileModes(prefix: string, tlsKey: string, secretsDir: string): { container: string; line: string }[] {
+    return inspectContainers(prefix)
+        .filter((c) => c.running)
+        .flatMap((c) => {
+            const stat = spawnSync(dockerClient, ["exec", c.name, "sh", "-c", `stat -c '%a %u %g %n' ${secretsDir}/* ${tlsKey} 2>/dev/null; true`], { encoding: "utf8" });
+            return stat.stdout.split("\n").filter(Boolean).map((line) => ({ container: c.name, line }));
+        });
+}
