@@ -6,6 +6,9 @@ the non-OK status the real executor uses for a failed run. Only the Spark tasks 
 successful instead of run (test_spark_job.py runs the jobs themselves).
 """
 
+import json
+import os
+import re
 from collections.abc import Iterator
 from concurrent import futures
 from datetime import UTC, datetime
@@ -17,6 +20,7 @@ import executor_pb2_grpc
 import grpc
 import pytest
 from conftest import DAGS, ExecutorTls, provision_connections, server_credentials
+from pki import foreign_client_identity, tls_file_names, write_tls_dir
 from vpe_dags.executor import EXTRACT_CATALOG, FETCH_WEATHER, IMPORT_EVENTS, IMPORT_WEATHER
 
 LOGICAL_DATE = datetime(2024, 5, 1, tzinfo=UTC)
@@ -153,3 +157,45 @@ def test_a_failed_executor_run_fails_the_task(executor_factory: Any) -> None:
     }
     assert str(run.state) == "failed"
     assert FETCH_WEATHER not in [c.command for c in fake.commands]
+
+
+def test_a_task_presenting_a_foreign_certificate_fails(
+    executor_factory: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    platform: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    """The ping round trip above, with a client certificate from another CA: refused."""
+    executor_factory()
+    foreign_ca, intruder = foreign_client_identity()
+    foreign = write_tls_dir(tmp_path / "foreign", foreign_ca, intruder)
+    _, cert_file, key_file = tls_file_names()
+    variable = f"AIRFLOW_CONN_{platform['connections']['grpc'].upper()}"
+    value = json.loads(os.environ[variable])
+    value["extra"].update(cert_file=str(foreign / cert_file), key_file=str(foreign / key_file))
+    monkeypatch.setenv(variable, json.dumps(value))
+    run = fresh_dag("ping_grpc").test(logical_date=LOGICAL_DATE)
+    assert states(run) == {"ping": "failed"}
+
+
+@pytest.mark.parametrize("broken", ["key_file", "unreadable"])
+def test_the_channel_names_a_missing_extra_or_an_unreadable_file(
+    tmp_path: Path, broken: str
+) -> None:
+    from airflow.models.connection import Connection
+    from vpe_dags.executor import TLS_EXTRAS, mutual_tls_channel
+
+    extra = {key: str(tmp_path / key) for key in TLS_EXTRAS}
+    for path in extra.values():
+        Path(path).write_text("pem\n")
+    if broken == "key_file":
+        del extra["key_file"]
+        expected = "connection grpc_default: extra 'key_file' (private key file) is not set"
+    else:
+        Path(extra["cert_file"]).unlink()
+        expected = f"connection grpc_default: extra 'cert_file': cannot read {extra['cert_file']}"
+    connection = Connection(
+        conn_id="grpc_default", conn_type="grpc", host="executor", port=1, extra=json.dumps(extra)
+    )
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        mutual_tls_channel(connection)

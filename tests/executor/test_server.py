@@ -13,7 +13,14 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import ServerProcess, child_env, wait_for
+from conftest import (
+    ServerProcess,
+    child_env,
+    fixture_registry,
+    make_envs_dir,
+    wait_for,
+    write_registry,
+)
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from vpe_executor.server import FAILED_TASK_STATUS, sanitize_run_id
@@ -405,3 +412,38 @@ def test_a_declared_integer_reaches_the_task(server: ServerProcess, wire: Module
     error = rpc_error(server, wire, "ping_env", "--exit-code", "7", run_id="seven")
     assert error.code() is FAILED_TASK_STATUS
     assert "exit code 7" in error.details()
+
+
+@pytest.mark.parametrize("broken", ["missing", "not PEM"])
+def test_unusable_tls_files_stop_the_server_at_start_naming_the_file(
+    tmp_path: Path, generated_dir: Path, platform: dict, broken: str
+) -> None:
+    tls_dir = tmp_path / "tls"
+    tls_dir.mkdir()
+    ca = tls_dir / platform["tls"]["caFile"]
+    if broken == "not PEM":
+        for name in (platform["tls"][k] for k in ("caFile", "certFile", "keyFile")):
+            (tls_dir / name).write_text("not a certificate\n")
+    registry = write_registry(tmp_path, fixture_registry(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-m", "vpe_executor", "--registry", str(registry),
+         "--envs-dir", str(make_envs_dir(tmp_path)), "--port", "0", "--logs-dir", str(tmp_path),
+         "--tls-dir", str(tls_dir)],
+        env=child_env(generated_dir), capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    reason = "cannot read" if broken == "missing" else "expected a PEM file"
+    assert f"configuration error: TLS CA certificate {ca}: {reason}" in proc.stderr
+
+
+def test_health_probe_without_tls_files_is_unhealthy_naming_the_file(
+    tmp_path: Path, generated_dir: Path, platform: dict
+) -> None:
+    probe = subprocess.run(
+        [sys.executable, "-m", "vpe_executor.health", "--target", "127.0.0.1:1",
+         "--tls-dir", str(tmp_path)],
+        env=child_env(generated_dir), capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert probe.returncode == 1
+    ca = tmp_path / platform["tls"]["caFile"]
+    assert f"unhealthy: TLS CA certificate {ca}: cannot read" in probe.stderr

@@ -3,6 +3,7 @@
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -25,11 +26,10 @@ def check(target: str, timeout_seconds: float, channel: grpc.Channel) -> bool:
     return serving
 
 
-def open_channel(target: str, args: argparse.Namespace) -> grpc.Channel:
+def open_channel(target: str, args: argparse.Namespace, platform: dict[str, Any]) -> grpc.Channel:
     if args.plaintext:
         return grpc.insecure_channel(target)
-    platform = load_platform()
-    files = TlsFiles.in_dir(args.tls_dir or Path(lookup(platform, "tls.dir")), platform)
+    files = TlsFiles.for_platform(platform, args.tls_dir)
     # The probe dials 127.0.0.1 but checks the certificate against the executor's alias.
     options = [("grpc.ssl_target_name_override", lookup(platform, "aliases.executor"))]
     return grpc.secure_channel(target, channel_credentials(files), options=options)
@@ -43,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plaintext", action="store_true", help="tests only")
     args = parser.parse_args(argv)
     try:
-        target = args.target or f"127.0.0.1:{lookup(load_platform(), 'ports.executorGrpc')}"
-        channel = open_channel(target, args)
+        platform = load_platform()
+        target = args.target or f"127.0.0.1:{lookup(platform, 'ports.executorGrpc')}"
+        channel = open_channel(target, args, platform)
     except (PlatformError, TlsError) as exc:
         print(f"unhealthy: {exc}", file=sys.stderr)
         return 1

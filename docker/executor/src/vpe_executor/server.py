@@ -164,7 +164,7 @@ class Settings:
     registry: dict[str, TaskSpec]
     metadata_keys: dict[str, str]
     # None only with --plaintext, which the stack never passes.
-    tls: TlsFiles | None
+    tls: grpc.ServerCredentials | None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -209,14 +209,11 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
         kill_grace=args.kill_grace,
         registry=load_registry(args.registry, envs_dir),
         metadata_keys=lookup(platform, "executorMetadata"),
-        tls=None if args.plaintext else _tls_files(args, platform),
+        # Read here: a missing or empty file is a configuration error at start, not per call.
+        tls=None
+        if args.plaintext
+        else server_credentials(TlsFiles.for_platform(platform, args.tls_dir)),
     )
-
-
-def _tls_files(args: argparse.Namespace, platform: dict[str, Any]) -> TlsFiles:
-    files = TlsFiles.in_dir(args.tls_dir or Path(lookup(platform, "tls.dir")), platform)
-    files.read()  # a missing or empty file is a configuration error at start, not per call
-    return files
 
 
 def _max_concurrent(env_name: str, args: argparse.Namespace) -> int:
@@ -252,7 +249,7 @@ def serve(settings: Settings, stop: threading.Event) -> None:
         port = server.add_insecure_port(address)
     else:
         # gRPC core logs each refused handshake (plaintext, no or foreign certificate) to stderr.
-        port = server.add_secure_port(address, server_credentials(settings.tls))
+        port = server.add_secure_port(address, settings.tls)
     server.start()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     LOG.info(

@@ -25,7 +25,9 @@ class TlsFiles:
     key: Path
 
     @classmethod
-    def in_dir(cls, directory: Path, platform: dict[str, Any]) -> "TlsFiles":
+    def for_platform(cls, platform: dict[str, Any], directory: Path | None = None) -> "TlsFiles":
+        """The files platform.json names, in `directory` (default: its tls.dir)."""
+        directory = directory or Path(lookup(platform, "tls.dir"))
         return cls(
             ca=directory / lookup(platform, "tls.caFile"),
             cert=directory / lookup(platform, "tls.certFile"),
