@@ -119,7 +119,7 @@ const maintenance = new Maintenance(prefix, {
     logVolume: logVolume.name,
     backupVolume: backupVolume.name,
     keysVolume: airflowKeysVolume.name,
-    postgres: { host: internal.host, port: internal.port, user: postgres.adminUser, password: postgres.adminPassword },
+    postgres: { host: internal.host, port: internal.port, user: postgres.adminUser, passwordFile: postgres.adminPasswordFile },
     databases: [platform.databases.warehouse, platform.databases.airflow],
 });
 

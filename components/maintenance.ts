@@ -16,18 +16,13 @@ export interface MaintenanceArgs {
     /** Airflow's keys volume, where a restore leaves the marker that makes airflow-init re-encrypt. */
     keysVolume: pulumi.Input<string>;
     /** The admin login on the stack network: backups and restores cover every object. */
-    postgres: { host: string; port: number; user: string; password: pulumi.Input<string> };
+    postgres: { host: string; port: number; user: string; passwordFile: SecretFile };
     /** Databases each backup set holds. */
     databases: string[];
 }
 
 /** The log folders the groomer owns; Spark's workers clean their own (see workerCleanupOpts). */
 export const groomedLogDirs = platform.logSubdirs.filter((dir) => dir !== "spark");
-
-/** The admin password, delivered as a file the scripts read into their own PGPASSWORD. */
-export function maintenancePassword(password: pulumi.Input<string>): SecretFile {
-    return { name: "postgres-password", value: password };
-}
 
 /** The environment the maintenance scripts read (docker/maintenance/bin). */
 export function maintenanceEnv(args: Pick<MaintenanceArgs, "backup" | "logs" | "postgres" | "databases">): pulumi.Input<string>[] {
@@ -36,7 +31,8 @@ export function maintenanceEnv(args: Pick<MaintenanceArgs, "backup" | "logs" | "
         `PGHOST=${args.postgres.host}`,
         `PGPORT=${args.postgres.port}`,
         `PGUSER=${args.postgres.user}`,
-        fileVariable("PGPASSWORD", maintenancePassword(args.postgres.password)),
+        // The scripts read the file into their own PGPASSWORD.
+        fileVariable("PGPASSWORD", args.postgres.passwordFile),
         `${env.backupDir}=${platform.paths.backups}`,
         `${env.backupKeep}=${args.backup.keep}`,
         `${env.backupEveryHours}=${args.backup.everyHours}`,
@@ -74,7 +70,7 @@ export class Maintenance extends pulumi.ComponentResource {
                 alias: platform.aliases.maintenance,
                 user: userSpec(platform.users.airflow),
                 envs: maintenanceEnv(args),
-                uploads: secretUploads([maintenancePassword(args.postgres.password)]),
+                uploads: secretUploads([args.postgres.passwordFile]),
                 volumes: [
                     { volumeName: args.logVolume, containerPath: platform.paths.logs },
                     { volumeName: args.backupVolume, containerPath: platform.paths.backups },

@@ -21,6 +21,9 @@ export interface PostgresArgs {
  * in single-user mode, read from the uploaded file, so it never appears in a command line, the
  * environment or a log.
  */
+/** The admin password's file name under platform.json paths.secrets. */
+export const adminPasswordFileName = "postgres-password";
+
 export const startScript = [
     "set -euo pipefail",
     'if [ -s "$PGDATA/PG_VERSION" ]; then',
@@ -44,6 +47,8 @@ export class Postgres extends pulumi.ComponentResource {
     declare readonly internalPort: number;
     declare readonly adminUser: string;
     declare readonly adminPassword: pulumi.Output<string>;
+    /** The admin password as the file delivered to containers that log in as the admin. */
+    declare readonly adminPasswordFile: SecretFile;
     declare readonly dataVolumeName: pulumi.Output<string>;
     declare readonly containerName: string;
 
@@ -62,7 +67,7 @@ export class Postgres extends pulumi.ComponentResource {
         );
         const password = urlSafePassword(`${args.namePrefix}-postgres-admin-password`, this);
         const adminUser = "postgres";
-        const passwordFile: SecretFile = { name: "postgres-password", value: password.result };
+        const passwordFile: SecretFile = { name: adminPasswordFileName, value: password.result };
         const container = serviceContainer(
             {
                 name: this.containerName,
@@ -97,6 +102,7 @@ export class Postgres extends pulumi.ComponentResource {
         this.internalPort = platform.ports.postgres;
         this.adminUser = adminUser;
         this.adminPassword = pulumi.secret(password.result);
+        this.adminPasswordFile = passwordFile;
         this.dataVolumeName = dataVolume.name;
         this.registerOutputs({
             host: this.host,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { startScript } from "../../components/postgres";
+import { adminPasswordFileName, startScript } from "../../components/postgres";
 import { platform } from "../../platform";
 import { filesOf, named, reveal, runStack, types } from "../support/stack";
 
@@ -31,7 +31,7 @@ describe("Postgres", () => {
     it("is published on loopback only, and passes the generated admin password as a secret file", () => {
         assert.deepEqual(container.ports, [{ internal: 5432, external: 15432, ip: "127.0.0.1", protocol: "tcp" }]);
         const envs = reveal<string[]>(container.envs);
-        const path = `${platform.paths.secrets}/postgres-password`;
+        const path = `${platform.paths.secrets}/${adminPasswordFileName}`;
         assert.ok(envs.includes(`POSTGRES_PASSWORD_FILE=${path}`));
         assert.ok(!envs.some((e) => e.startsWith("POSTGRES_PASSWORD=")));
         const file = filesOf(run, "vpe-dev-postgres").get(path);

@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { startScript } from "../../components/postgres";
+import { adminPasswordFileName, startScript } from "../../components/postgres";
 import { secretFileMode, secretPath, secretReaderGroups } from "../../lib/secretFiles";
 import { platform } from "../../platform";
 import { docker, dockerClient, provideImages, query, waitFor } from "./platform";
@@ -19,7 +19,7 @@ const secrets = fs.mkdtempSync(path.join(os.tmpdir(), "vpe-pg-secret-"));
 function start(name: string, password: string, sharedBuffers: string): void {
     const file = path.join(secrets, name);
     fs.writeFileSync(file, password, { mode: parseInt(secretFileMode, 8) });
-    const inContainer = secretPath("postgres-password");
+    const inContainer = secretPath(adminPasswordFileName);
     docker(
         "run", "-d", "--name", name, "-p", `127.0.0.1:${hostPort}:${platform.ports.postgres}`,
         "--user", `${platform.users.postgres.uid}:${platform.users.postgres.gid}`,
