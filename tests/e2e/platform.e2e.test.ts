@@ -12,7 +12,7 @@ import { openStack, selectEngine } from "../../e2e/engines";
 import { changed } from "../../e2e/harness";
 import { platform } from "../../platform";
 import { projectRoot } from "../support/stackConfig";
-import { containerLogs, deliveredSecrets, docker, dockerClient, inspectContainers, inspectedConfig, provideImages, query, secretFileModes, waitFor } from "./platform";
+import { containerLogs, credentialFiles, docker, dockerClient, inspectContainers, provideImages, query, secretValues, waitFor } from "./platform";
 import { PlatformStack } from "./platformStack";
 
 const engineName = selectEngine();
@@ -102,21 +102,20 @@ function platformChecks(s: PlatformStack): void {
     });
 
     it("shows no generated secret in any container's environment, command, entrypoint, labels or healthcheck", () => {
-        const tlsKey = `${platform.tls.dir}/${platform.tls.keyFile}`;
-        const secrets = deliveredSecrets(s.prefix, tlsKey, platform.paths.secrets);
+        const files = credentialFiles(s.prefix, [`${platform.paths.secrets}/*`, `${platform.tls.dir}/${platform.tls.keyFile}`]);
+        const secrets = secretValues(files);
         for (const output of [s.outputs.postgresAdminPassword, s.outputs.airflowAdminPassword]) secrets.add(output);
         // Passwords of PostgreSQL, Airflow's admin and metadata login, the pipeline writer, the Fernet
         // key, JWT and API secrets (and Redis with Celery), each TLS key line.
         assert.ok(secrets.size >= 8, `only ${secrets.size} secrets found in the containers' files`);
         s.report.secretsChecked = secrets.size;
-        for (const c of inspectedConfig(s.prefix)) {
+        for (const c of inspectContainers(s.prefix)) {
             for (const secret of secrets) {
-                assert.ok(!c.visible.includes(secret), `${c.name}: docker inspect shows a secret (${secret.slice(0, 4)}…)`);
+                assert.ok(!c.config.includes(secret), `${c.name}: docker inspect shows a secret (${secret.slice(0, 4)}…)`);
             }
         }
         // Each file root-owned, readable by group 0 alone.
-        const files = secretFileModes(s.prefix, tlsKey, platform.paths.secrets);
-        for (const f of files) assert.match(f.line, /^440 0 0 \//, `${f.container}: ${f.line}`);
+        for (const f of files) assert.match(f.stat, /^440 0 0 \//, `${f.container}: ${f.stat}`);
         const holders = new Set(files.map((f) => f.container));
         for (const alias of [platform.aliases.postgres, platform.aliases.executor, platform.aliases.airflowScheduler, platform.aliases.maintenance]) {
             assert.ok(holders.has(`${s.prefix}-${alias}`), `${alias} holds no credential file`);

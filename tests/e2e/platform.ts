@@ -45,6 +45,8 @@ export interface ContainerState {
     restartCount: number;
     pid: number;
     ports: { containerPort: string; hostIp: string; hostPort: string }[];
+    /** What `docker inspect` shows of its configuration: environment, command, entrypoint, labels, healthcheck, args. */
+    config: string;
 }
 
 export function inspectContainers(prefix: string): ContainerState[] {
@@ -61,6 +63,7 @@ export function inspectContainers(prefix: string): ContainerState[] {
         ports: Object.entries((c.HostConfig.PortBindings ?? {}) as Record<string, { HostIp: string; HostPort: string }[]>).flatMap(
             ([containerPort, bindings]) => (bindings ?? []).map((b) => ({ containerPort, hostIp: b.HostIp, hostPort: b.HostPort })),
         ),
+        config: JSON.stringify([c.Config.Env, c.Config.Cmd, c.Config.Entrypoint, c.Config.Labels, c.Config.Healthcheck, c.Args]),
     }));
 }
 
@@ -168,46 +171,44 @@ export async function query<T = Record<string, unknown>>(url: string, sql: strin
     return withClient({ connectionString: url }, async (client) => (await client.query(sql)).rows as T[]);
 }
 
-/**
- * Every credential the stack delivered to its containers, read back from the files themselves
- * (paths.secrets and each TLS key), so the check needs no list of what the stack generates.
- */
-export function deliveredSecrets(prefix: string, tlsKey: string, secretsDir: string): Set<string> {
-    const values = new Set<string>();
-    for (const c of inspectContainers(prefix).filter((x) => x.running)) {
-        const read = spawnSync(dockerClient, ["exec", c.name, "sh", "-c", `cat ${secretsDir}/* ${tlsKey} 2>/dev/null; true`], { encoding: "utf8" });
-        for (const token of read.stdout.split(/\s+/)) {
-            // Whole values (passwords, keys, URLs) and the password inside each URL.
-            if (token.length >= 16 && !token.startsWith("-----")) values.add(token);
-            const password = /^[a-z+]+:\/\/[^:/]*:([^@]+)@/.exec(token)?.[1];
-            if (password) values.add(decodeURIComponent(password));
-        }
-    }
-    return values;
+/** A credential file in a running container: `<mode> <uid> <gid> <path>`, and its content. */
+export interface CredentialFile {
+    container: string;
+    stat: string;
+    content: string;
 }
 
-/** What `docker inspect` shows of each container of the stack: environment, command, entrypoint, labels. */
-export function inspectedConfig(prefix: string): { name: string; visible: string }[] {
-    const ids = docker("ps", "-aq", "--filter", `name=^${prefix}-`).split("\n").filter(Boolean);
-    const raw = JSON.parse(docker("inspect", ...ids)) as any[];
-    return raw.map((c) => ({
-        name: String(c.Name).replace(/^\//, ""),
-        visible: JSON.stringify([c.Config.Env, c.Config.Cmd, c.Config.Entrypoint, c.Config.Labels, c.Config.Healthcheck, c.Args]),
-    }));
+/** Every file matching `globs` (e.g. paths.secrets/*, the TLS key) in each running container of the stack. */
+export function credentialFiles(prefix: string, globs: string[]): CredentialFile[] {
+    const script = `for f in ${globs.join(" ")}; do [ -f "$f" ] || continue; stat -c '%a %u %g %n' "$f"; base64 -w0 "$f"; echo; done`;
+    return inspectContainers(prefix)
+        .filter((c) => c.running)
+        .flatMap((c) => {
+            const lines = spawnSync(dockerClient, ["exec", c.name, "sh", "-c", script], { encoding: "utf8" }).stdout.split("\n");
+            const files: CredentialFile[] = [];
+            for (let i = 0; i + 1 < lines.length; i += 2) {
+                files.push({ container: c.name, stat: lines[i], content: Buffer.from(lines[i + 1], "base64").toString("utf8") });
+            }
+            return files;
+        });
+}
+
+/**
+ * The secret values in those files, so the check needs no list of what the stack generates:
+ * each whole value (password, key line, URL) and the password inside each URL.
+ */
+export function secretValues(files: CredentialFile[]): Set<string> {
+    const values = new Set<string>();
+    for (const token of files.flatMap((f) => f.content.split(/\s+/))) {
+        if (token.length >= 16 && !token.startsWith("-----")) values.add(token);
+        const password = /^[a-z+]+:\/\/[^:/]*:([^@]+)@/.exec(token)?.[1];
+        if (password) values.add(decodeURIComponent(password));
+    }
+    return values;
 }
 
 /** A container's whole log, stdout and stderr. */
 export function containerLogs(name: string): string {
     const run = spawnSync(dockerClient, ["logs", name], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
     return `${run.stdout}${run.stderr}`;
-}
-
-/** `<mode> <uid> <gid> <path>` of each credential file (paths.secrets, the TLS key) in each running container. */
-export function secretFileModes(prefix: string, tlsKey: string, secretsDir: string): { container: string; line: string }[] {
-    return inspectContainers(prefix)
-        .filter((c) => c.running)
-        .flatMap((c) => {
-            const stat = spawnSync(dockerClient, ["exec", c.name, "sh", "-c", `stat -c '%a %u %g %n' ${secretsDir}/* ${tlsKey} 2>/dev/null; true`], { encoding: "utf8" });
-            return stat.stdout.split("\n").filter(Boolean).map((line) => ({ container: c.name, line }));
-        });
 }
