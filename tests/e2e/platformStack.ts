@@ -51,7 +51,7 @@ export class PlatformStack {
     readonly prefix: string;
     readonly report: StackReport;
     engine!: StackEngine;
-    outputs: Record<string, any> = {};
+    private deployed?: Record<string, any>;
     airflow!: AirflowApi;
     adminUrl = "";
 
@@ -63,6 +63,12 @@ export class PlatformStack {
         this.config = parseConfig(applyOverrides(stackConfig(stack), this.overrides, platform.project), stack);
         this.prefix = this.config.namePrefix;
         this.report = { overrides: this.overrides, seconds: {}, images: {}, dagRuns: {} };
+    }
+
+    /** The last successful up's outputs; a test that needs them fails plainly if that up failed. */
+    get outputs(): Record<string, any> {
+        if (this.deployed === undefined) throw new Error(`${this.stack}: no outputs, its last up failed or never ran`);
+        return this.deployed;
     }
 
     /** Not named after the stack's prefix: it is no container of the stack's. */
@@ -146,7 +152,7 @@ export class PlatformStack {
                 sizeMB: Number((image.sizeBytes / 1e6).toFixed(1)),
             };
         }
-        this.outputs = deployment.outputs;
+        this.deployed = deployment.outputs;
         this.airflow = new AirflowApi(this.outputs.airflowUrl, this.outputs.airflowAdminUser, this.outputs.airflowAdminPassword);
         this.adminUrl =
             `postgresql://${this.outputs.postgresAdminUser}:${this.outputs.postgresAdminPassword}` +
@@ -223,5 +229,27 @@ export class PlatformStack {
         this.stopWeatherArchive();
         await this.engine.destroy().catch((err) => console.error(`${this.stack}: destroy failed: ${err}`));
         await this.engine.purgeRetained().catch((err) => console.error(`${this.stack}: purge failed: ${err}`));
+        this.removeUnrecorded();
+    }
+
+    /**
+     * Removes the stack's containers, networks and volumes that no engine state records: those of
+     * a run that was killed, or whose state was lost with its checkout (a fresh clone on an engine
+     * that kept them). The suite owns the stack's names on this engine.
+     */
+    removeUnrecorded(): void {
+        const named = (list: string[], format: string) =>
+            docker(...list, "--filter", `name=^${this.prefix}-`, "--format", format)
+                .split("\n")
+                .filter((name) => name.startsWith(`${this.prefix}-`));
+        const containers = named(["ps", "-a"], "{{.Names}}");
+        if (containers.length > 0) docker("rm", "-f", ...containers);
+        const networks = named(["network", "ls"], "{{.Name}}");
+        if (networks.length > 0) docker("network", "rm", ...networks);
+        const volumes = named(["volume", "ls"], "{{.Name}}");
+        if (volumes.length > 0) docker("volume", "rm", ...volumes);
+        if (containers.length + networks.length + volumes.length > 0) {
+            console.log(`# ${this.stack}: removed what no state recorded: ${[...containers, ...networks, ...volumes].join(", ")}`);
+        }
     }
 }

@@ -12,6 +12,7 @@ import { platform } from "../../platform";
 import { docker, dockerClient, provideImages, query, waitFor } from "./platform";
 
 const volume = "vpe-test-postgres-start";
+const [first, second] = ["vpe-test-pg-first", "vpe-test-pg-second"];
 const hostPort = 25999;
 const secrets = fs.mkdtempSync(path.join(os.tmpdir(), "vpe-pg-secret-"));
 
@@ -34,25 +35,31 @@ function start(name: string, password: string, sharedBuffers: string): void {
 const url = (password: string) => `postgresql://postgres:${password}@127.0.0.1:${hostPort}/postgres`;
 
 describe("PostgreSQL start script", () => {
-    before(() => provideImages("postgres"));
+    const removeContainersAndVolume = () => {
+        for (const name of [first, second]) spawnSync(dockerClient, ["rm", "-f", name]);
+        spawnSync(dockerClient, ["volume", "rm", "-f", volume]);
+    };
+    before(() => {
+        provideImages("postgres");
+        removeContainersAndVolume(); // a killed run's
+    });
     after(() => {
-        docker("rm", "-f", "vpe-test-pg-first", "vpe-test-pg-second");
-        docker("volume", "rm", "-f", volume);
+        removeContainersAndVolume();
         fs.rmSync(secrets, { recursive: true, force: true });
     });
 
     it("applies settings, and moves a kept cluster to the new admin password", async () => {
-        start("vpe-test-pg-first", "firstPassword1", "64MB");
+        start(first, "firstPassword1", "64MB");
         await waitFor("first server", 60_000, () => query(url("firstPassword1"), "SELECT 1"), 500);
         await query(url("firstPassword1"), "CREATE TABLE kept AS SELECT 42 AS answer");
-        docker("kill", "vpe-test-pg-first"); // a crash, so the second start also recovers
-        docker("rm", "vpe-test-pg-first");
+        docker("kill", first); // a crash, so the second start also recovers
+        docker("rm", first);
 
-        start("vpe-test-pg-second", "secondPassword2", "96MB");
+        start(second, "secondPassword2", "96MB");
         const [row] = await waitFor("second server", 60_000, () => query<{ answer: number; sb: string }>(url("secondPassword2"), "SELECT answer, current_setting('shared_buffers') AS sb FROM kept"), 500);
         assert.deepEqual(row, { answer: 42, sb: "96MB" });
         await assert.rejects(query(url("firstPassword1"), "SELECT 1"), /password authentication failed/);
-        const logs = spawnSync(dockerClient, ["logs", "vpe-test-pg-second"], { encoding: "utf8" });
+        const logs = spawnSync(dockerClient, ["logs", second], { encoding: "utf8" });
         assert.match(logs.stderr + logs.stdout, /database system is ready to accept connections/);
         assert.doesNotMatch(logs.stderr + logs.stdout, /secondPassword2|firstPassword1/);
     });
