@@ -15,15 +15,15 @@ export interface PostgresArgs {
     retainData: boolean;
 }
 
+/** The admin password's file name under platform.json paths.secrets. */
+export const adminPasswordFileName = "postgres-password";
+
 /**
  * Starts the image's entrypoint with the given `-c` settings. On a data directory kept from an
  * earlier stack (destroy keeps it), the admin password is first set to this stack's generated one
  * in single-user mode, read from the uploaded file, so it never appears in a command line, the
  * environment or a log.
  */
-/** The admin password's file name under platform.json paths.secrets. */
-export const adminPasswordFileName = "postgres-password";
-
 export const startScript = [
     "set -euo pipefail",
     'if [ -s "$PGDATA/PG_VERSION" ]; then',
