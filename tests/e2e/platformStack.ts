@@ -238,15 +238,15 @@ export class PlatformStack {
      * that kept them). The suite owns the stack's names on this engine.
      */
     removeUnrecorded(): void {
-        const named = (list: string[], format: string) =>
-            docker(...list, "--filter", `name=^${this.prefix}-`, "--format", format)
+        const containers = inspectContainers(this.prefix).map((c) => c.name);
+        if (containers.length > 0) docker("rm", "-f", ...containers);
+        const named = (kind: "network" | "volume") =>
+            docker(kind, "ls", "--filter", `name=^${this.prefix}-`, "--format", "{{.Name}}")
                 .split("\n")
                 .filter((name) => name.startsWith(`${this.prefix}-`));
-        const containers = named(["ps", "-a"], "{{.Names}}");
-        if (containers.length > 0) docker("rm", "-f", ...containers);
-        const networks = named(["network", "ls"], "{{.Name}}");
+        const networks = named("network");
         if (networks.length > 0) docker("network", "rm", ...networks);
-        const volumes = named(["volume", "ls"], "{{.Name}}");
+        const volumes = named("volume");
         if (volumes.length > 0) docker("volume", "rm", ...volumes);
         if (containers.length + networks.length + volumes.length > 0) {
             console.log(`# ${this.stack}: removed what no state recorded: ${[...containers, ...networks, ...volumes].join(", ")}`);
