@@ -2,6 +2,7 @@
 // Every problem is reported at once, each prefixed by the config key a user would edit.
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
+import { type SshTarget, parseSshUrl, sshOptionProblems } from "./lib/ssh";
 import { platform } from "./platform";
 
 const port = z.number().int().min(1).max(65535);
@@ -124,7 +125,16 @@ const stackSchema = z.strictObject({
     tls: tlsSchema.prefault({}),
 });
 
-export type PlatformConfig = z.infer<typeof stackSchema>;
+/**
+ * The Docker engine the stack deploys to: the docker provider's own `docker:host` (unset: this
+ * machine's engine) and, for a server reached over SSH, `docker:sshOpts`.
+ */
+export interface EngineConfig {
+    host?: string;
+    ssh?: SshTarget;
+}
+
+export type PlatformConfig = z.infer<typeof stackSchema> & { engine: EngineConfig };
 export type AirflowConfig = PlatformConfig["airflow"];
 export type SparkConfig = PlatformConfig["spark"];
 export type ExecutorConfig = PlatformConfig["executor"];
@@ -168,6 +178,7 @@ export function parseConfig(raw: Record<string, string>, stack: string): Platfor
         const key = fullKey.slice(prefix.length);
         decoded[key] = decodeValue(text);
     }
+    const engine = parseEngine(raw, problems);
     const result = stackSchema.safeParse(decoded);
     if (result.success) {
         problems.push(...portCollisions(result.data));
@@ -178,7 +189,36 @@ export function parseConfig(raw: Record<string, string>, stack: string): Platfor
     if (problems.length > 0) {
         throw new ConfigError(problems);
     }
-    return result.data as PlatformConfig;
+    return { ...(result.data as z.infer<typeof stackSchema>), engine };
+}
+
+/** `docker:host` and `docker:sshOpts`, checked: an SSH server is used strictly or not at all. */
+function parseEngine(raw: Record<string, string>, problems: string[]): EngineConfig {
+    const host = raw["docker:host"];
+    const rawOptions = raw["docker:sshOpts"];
+    let options: string[] = [];
+    if (rawOptions !== undefined) {
+        const decoded = decodeValue(rawOptions);
+        if (Array.isArray(decoded) && decoded.every((o) => typeof o === "string")) {
+            options = decoded;
+        } else {
+            problems.push('docker:sshOpts: must be a list of ssh arguments, such as ["-o", "BatchMode=yes"]');
+        }
+    }
+    if (host === undefined || !host.startsWith("ssh://")) {
+        if (host !== undefined && !/^(unix|tcp):\/\/./.test(host)) {
+            problems.push("docker:host: must be ssh://user@host[:port] (a server), unix:///path or tcp://host:port");
+        }
+        if (rawOptions !== undefined) problems.push("docker:sshOpts: only applies with docker:host: ssh://user@host");
+        return { host };
+    }
+    const parsed = parseSshUrl(host);
+    if ("problem" in parsed) {
+        problems.push(`docker:host: ${parsed.problem}`);
+        return { host };
+    }
+    problems.push(...sshOptionProblems(options).map((p) => `docker:sshOpts: ${p}`));
+    return { host, ssh: { ...parsed.target, options } };
 }
 
 /**

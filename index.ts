@@ -1,8 +1,10 @@
 // The vpe platform, one stack per environment: composes the components and exports what a
 // user needs to reach each service.
 import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
 import * as path from "path";
 import { Airflow } from "./components/airflow";
+import { ContentVolume } from "./components/contentVolume";
 import { Executor } from "./components/executor";
 import { Maintenance } from "./components/maintenance";
 import { MutualTls } from "./components/mutualTls";
@@ -12,9 +14,16 @@ import { PreparedVolume } from "./components/preparedVolume";
 import { Spark } from "./components/spark";
 import { Warehouse, postgresUrl } from "./components/warehouse";
 import { loadConfig } from "./config";
+import { useEngine } from "./lib/dockerEngine";
+import { sshArgs } from "./lib/ssh";
 import { platform, projectRoot } from "./platform";
 
 const config = loadConfig();
+try {
+    useEngine(config.engine);
+} catch (err) {
+    throw new pulumi.RunError((err as Error).message); // before any resource: nothing is changed
+}
 const prefix = config.namePrefix;
 const retainData = !config.deleteDataOnDestroy;
 
@@ -36,6 +45,12 @@ const bufferVolume = airflowVolume("buffer", [], "2775");
 const backupVolume = airflowVolume("backups", [], "0700");
 // Airflow's earlier Fernet keys, kept with the data so a stack that comes back can re-encrypt.
 const airflowKeysVolume = airflowVolume("airflow-keys", [], "0700");
+// What containers read from the project travels as stack content, never as a bind mount of the
+// checkout (which a remote engine would create empty).
+const projectContent = (volume: string, sourceDir: string) =>
+    new ContentVolume(`${prefix}-${volume}`, { volumeName: `${prefix}-${volume}`, sourceDir, syncImage: debian.imageId });
+const dagsVolume = projectContent("dags", "dags");
+const dataVolume = projectContent("data", "data/fixtures");
 
 const postgres = new Postgres(prefix, {
     namePrefix: prefix,
@@ -43,6 +58,7 @@ const postgres = new Postgres(prefix, {
     bindAddress: config.bindAddress,
     config: config.postgres,
     retainData,
+    ssh: config.engine.ssh,
 });
 
 const warehouse = new Warehouse(prefix, {
@@ -51,6 +67,7 @@ const warehouse = new Warehouse(prefix, {
     port: postgres.port,
     adminUser: postgres.adminUser,
     adminPassword: postgres.adminPassword,
+    cluster: postgres.clusterName,
     migrationsDir: path.join(projectRoot, "warehouse", "migrations"),
     retainData,
 });
@@ -70,7 +87,7 @@ const executor = new Executor(prefix, {
     config: config.executor,
     bufferVolume: bufferVolume.name,
     logVolume: logVolume.name,
-    dataDir: path.join(projectRoot, "data", "fixtures"),
+    data: dataVolume,
     warehouseUrl: postgresUrl(warehouse.writerLogin, internal.host, internal.port, platform.databases.warehouse),
     weather: config.weather,
     tls: { caCert: executorTls.caCert, identity: executorTls.server },
@@ -93,7 +110,7 @@ const airflow = new Airflow(prefix, {
     logVolume: logVolume.name,
     bufferVolume: bufferVolume.name,
     keysVolume: airflowKeysVolume.name,
-    dagsDir: path.join(projectRoot, "dags"),
+    dags: dagsVolume,
     metadataUrl: postgresUrl(
         warehouse.airflowLogin,
         internal.host,
@@ -123,6 +140,13 @@ const maintenance = new Maintenance(prefix, {
     databases: [platform.databases.warehouse, platform.databases.airflow],
 });
 
+/** The engine the stack runs on, for the commands: null is this machine's own. */
+export const dockerHost = config.engine.host ?? null;
+export const sshOpts = config.engine.ssh?.options ?? null;
+/** On a server, the published ports are the server's: this opens them on this machine. */
+export const tunnelCommand = config.engine.ssh
+    ? ["ssh", ...sshArgs(config.engine.ssh, ["-N", ...[config.airflow.hostPort, config.spark.masterUiHostPort, config.postgres.hostPort].flatMap((p) => ["-L", `${p}:127.0.0.1:${p}`])])].join(" ")
+    : null;
 export const airflowUrl = airflow.url;
 export const airflowAdminUser = airflow.adminUser;
 export const airflowAdminPassword = airflow.adminPassword;

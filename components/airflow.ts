@@ -7,6 +7,7 @@ import { localImage } from "../lib/images";
 import { type SecretFile, airflowCommandVariable, fileVariable, secretPath, secretReaderGroups, secretUploads } from "../lib/secretFiles";
 import { urlSafePassword } from "../lib/secrets";
 import { platform, userSpec } from "../platform";
+import type { ContentVolume } from "./contentVolume";
 import { type TlsIdentity, tlsUploads } from "./mutualTls";
 
 export interface AirflowArgs {
@@ -18,8 +19,8 @@ export interface AirflowArgs {
     bufferVolume: pulumi.Input<string>;
     /** Where the init step keeps the Fernet keys it has used (mounted in the init step only). */
     keysVolume: pulumi.Input<string>;
-    /** Absolute host folder holding the DAG files, mounted read-only. */
-    dagsDir: string;
+    /** The DAG files (a ContentVolume), mounted read-only. */
+    dags: ContentVolume;
     /** SQLAlchemy URL of Airflow's metadata database (secret). */
     metadataUrl: pulumi.Input<string>;
     /** Warehouse login the Spark job uses, and its JDBC URL. */
@@ -129,6 +130,8 @@ export class Airflow extends pulumi.ComponentResource {
             `AIRFLOW__CORE__EXECUTOR=${args.config.executor}`,
             `AIRFLOW__CORE__AUTH_MANAGER=${fabAuthManager}`,
             "AIRFLOW__CORE__LOAD_EXAMPLES=False",
+            // A deployed platform runs its schedules: nobody has to unpause a DAG first.
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False",
             `AIRFLOW__CORE__DAGS_FOLDER=${platform.paths.airflowDags}`,
             `AIRFLOW__CORE__EXECUTION_API_SERVER_URL=${apiServerUrl}/execution/`,
             `AIRFLOW__LOGGING__BASE_LOG_FOLDER=${platform.paths.logs}/airflow`,
@@ -161,7 +164,7 @@ export class Airflow extends pulumi.ComponentResource {
         }
         const uploads = [...secretUploads(files), ...tlsUploads(args.executorTls.caCert, args.executorTls.identity)];
         const volumes: docker.types.input.ContainerVolume[] = [
-            { hostPath: args.dagsDir, containerPath: platform.paths.airflowDags, readOnly: true },
+            { volumeName: args.dags.volumeName, containerPath: platform.paths.airflowDags, readOnly: true },
             { volumeName: args.logVolume, containerPath: platform.paths.logs },
             { volumeName: args.bufferVolume, containerPath: platform.paths.buffer },
         ];
@@ -184,7 +187,7 @@ export class Airflow extends pulumi.ComponentResource {
                 uploads: [...uploads, ...secretUploads([adminPasswordFile])],
                 volumes: [...volumes, { volumeName: args.keysVolume, containerPath: platform.paths.airflowKeys }],
             },
-            { parent: this },
+            { parent: this, dependsOn: [args.dags.synced] },
         );
 
         const containerNames: string[] = celery ? [`${prefix}-${platform.aliases.redis}`] : [];
@@ -208,7 +211,7 @@ export class Airflow extends pulumi.ComponentResource {
                     healthcheck,
                     waitTimeoutSeconds: 300,
                 },
-                { parent: this },
+                { parent: this, dependsOn: [args.dags.synced] },
             );
         };
         const httpCheck = (port: number, path: string): Healthcheck => ({

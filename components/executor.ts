@@ -6,6 +6,7 @@ import { publish, serviceContainer } from "../lib/containers";
 import { localImage } from "../lib/images";
 import { type SecretFile, fileVariable, secretUploads } from "../lib/secretFiles";
 import { platform, projectRoot, userSpec } from "../platform";
+import type { ContentVolume } from "./contentVolume";
 import { type TlsIdentity, tlsUploads } from "./mutualTls";
 
 export interface ExecutorArgs {
@@ -15,8 +16,8 @@ export interface ExecutorArgs {
     config: ExecutorConfig;
     bufferVolume: pulumi.Input<string>;
     logVolume: pulumi.Input<string>;
-    /** Absolute host folder with the pipelines' source data, mounted read-only. */
-    dataDir: string;
+    /** The pipelines' source data (a ContentVolume), mounted read-only. */
+    data: ContentVolume;
     /** libpq URL of the pipeline writer role (secret). */
     warehouseUrl: pulumi.Input<string>;
     /** Where and how fast fetch_weather fetches hourly weather. */
@@ -84,7 +85,7 @@ export class Executor extends pulumi.ComponentResource {
                 volumes: [
                     { volumeName: args.bufferVolume, containerPath: platform.paths.buffer },
                     { volumeName: args.logVolume, containerPath: platform.paths.logs },
-                    { hostPath: args.dataDir, containerPath: platform.paths.data, readOnly: true },
+                    { volumeName: args.data.volumeName, containerPath: platform.paths.data, readOnly: true },
                 ],
                 ports:
                     args.config.hostPort === undefined
@@ -101,7 +102,7 @@ export class Executor extends pulumi.ComponentResource {
                 // In-flight tasks get this long to finish after SIGTERM.
                 stopTimeoutSeconds: 60,
             },
-            { parent: this },
+            { parent: this, dependsOn: [args.data.synced] },
         );
         this.address = `${platform.aliases.executor}:${port}`;
         this.hostAddress =

@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { PostgresConfig } from "../config";
 import { publish, serviceContainer } from "../lib/containers";
 import { type SecretFile, fileVariable, secretReaderGroups, secretUploads } from "../lib/secretFiles";
+import { type SshTarget, openTunnel } from "../lib/ssh";
 import { urlSafePassword } from "../lib/secrets";
 import { platform, userSpec } from "../platform";
 
@@ -13,6 +14,11 @@ export interface PostgresArgs {
     config: PostgresConfig;
     /** Keep the data volume when the stack is destroyed. */
     retainData: boolean;
+    /**
+     * The server the engine runs on, when it is reached over SSH: PostgreSQL is then published on
+     * the server alone, and provisioning reaches it through a tunnel this run opens.
+     */
+    ssh?: SshTarget;
 }
 
 /** The admin password's file name under platform.json paths.secrets. */
@@ -35,9 +41,25 @@ export const startScript = [
 ].join("\n");
 
 /**
+ * The local end of the provisioning tunnel to a server's PostgreSQL: the same port number as on
+ * the server, so the provider's settings (and the state) stay the same from run to run. A local
+ * program already listening there makes the tunnel, and so the run, fail, naming the port.
+ */
+function tunnelled(ssh: SshTarget, bindAddress: string, hostPort: number): Promise<{ host: string; port: number }> {
+    const remoteHost = bindAddress === "0.0.0.0" ? "127.0.0.1" : bindAddress;
+    return openTunnel(ssh, [{ localPort: hostPort, remoteHost, remotePort: hostPort }]).then(
+        () => ({ host: "127.0.0.1", port: hostPort }),
+        (err: Error) => {
+            throw new pulumi.RunError(`PostgreSQL provisioning tunnel to ${remoteHost}:${hostPort} on the server: ${err.message}`);
+        },
+    );
+}
+
+/**
  * PostgreSQL for Airflow's metadata and the warehouse. Its data lives in a named volume that
  * outlives the container; it is published on the bind address because the postgresql provider
- * connects from the machine running `pulumi up`.
+ * connects from the machine running `pulumi up` (through an SSH tunnel to a server's). Its
+ * `cluster_name` is the stack's prefix, so provisioning can tell it from another PostgreSQL.
  */
 export class Postgres extends pulumi.ComponentResource {
     declare readonly host: pulumi.Output<string>;
@@ -51,6 +73,8 @@ export class Postgres extends pulumi.ComponentResource {
     declare readonly adminPasswordFile: SecretFile;
     declare readonly dataVolumeName: pulumi.Output<string>;
     declare readonly containerName: string;
+    /** The `cluster_name` setting: provisioning refuses a server that reports another. */
+    declare readonly clusterName: string;
 
     constructor(name: string, args: PostgresArgs, opts?: pulumi.ComponentResourceOptions) {
         super("vpe:platform:Postgres", name, {}, opts);
@@ -82,7 +106,7 @@ export class Postgres extends pulumi.ComponentResource {
                     fileVariable("POSTGRES_PASSWORD", passwordFile),
                     `PGDATA=${platform.paths.postgresData}`,
                 ],
-                command: ["bash", "-c", startScript, "vpe-postgres", `shared_buffers=${args.config.sharedBuffers}`],
+                command: ["bash", "-c", startScript, "vpe-postgres", `shared_buffers=${args.config.sharedBuffers}`, `cluster_name=${args.namePrefix}`],
                 volumes: [{ volumeName: dataVolume.name, containerPath: platform.paths.postgresData }],
                 ports: [publish(args.bindAddress, platform.ports.postgres, args.config.hostPort)],
                 memoryMb: args.config.memoryMb,
@@ -96,8 +120,13 @@ export class Postgres extends pulumi.ComponentResource {
             },
             { parent: this },
         );
-        this.host = container.name.apply(() => args.bindAddress);
-        this.port = container.name.apply(() => args.config.hostPort);
+        const endpoint = args.ssh
+            ? tunnelled(args.ssh, args.bindAddress, args.config.hostPort)
+            : Promise.resolve({ host: args.bindAddress, port: args.config.hostPort });
+        const reachable = pulumi.all([container.name, endpoint]).apply(([, e]) => e);
+        this.host = reachable.host;
+        this.port = reachable.port;
+        this.clusterName = args.namePrefix;
         this.internalHost = platform.aliases.postgres;
         this.internalPort = platform.ports.postgres;
         this.adminUser = adminUser;

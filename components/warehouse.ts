@@ -19,6 +19,8 @@ export interface WarehouseArgs {
     port: pulumi.Input<number>;
     adminUser: string;
     adminPassword: pulumi.Input<string>;
+    /** The server's `cluster_name`: every provisioning step first checks it reached that one. */
+    cluster: string;
     /** Folder of versioned SQL migration files. */
     migrationsDir: string;
     /**
@@ -64,7 +66,9 @@ export class Warehouse extends pulumi.ComponentResource {
             },
             { parent: this },
         );
-        const child = { parent: this, provider };
+        // Grants, like roles and databases, stay on destroy when the data does: the next `up` applies
+        // them again, and a destroy reaches no PostgreSQL (a server's is behind this run's tunnel).
+        const child = { parent: this, provider, retainOnDelete: args.retainData };
         const kept = { parent: this, retainOnDelete: args.retainData };
         const admin: AdminConnection = {
             host: args.host,
@@ -72,6 +76,7 @@ export class Warehouse extends pulumi.ComponentResource {
             adminUser: args.adminUser,
             adminPassword: args.adminPassword,
             sslmode: "disable",
+            cluster: args.cluster,
         };
 
         const airflow = this.loginRole(prefix, roleNames.airflow, admin, kept);
@@ -98,6 +103,7 @@ export class Warehouse extends pulumi.ComponentResource {
                 user: args.adminUser,
                 password: args.adminPassword,
                 sslmode: "disable",
+                cluster: args.cluster,
                 migrations: readMigrationFiles(args.migrationsDir),
             },
             { parent: this },

@@ -92,7 +92,7 @@ export function serviceContainer(
             // swap limit, the provider stores that, and every later `up` shows a change.
             memorySwap: args.memoryMb,
             networksAdvanced: [{ name: args.network, aliases: [args.alias] }],
-            healthcheck: pulumi.output(engineSupportsStartInterval(new pulumi.Config("docker").get("host"))).apply((ok) => healthcheckSpec(args.healthcheck, ok)),
+            healthcheck: pulumi.output(engineSupportsStartInterval()).apply((ok) => healthcheckSpec(args.healthcheck, ok)),
             restart: "unless-stopped",
             wait: true,
             waitTimeout: args.waitTimeoutSeconds ?? defaultWaitSeconds,

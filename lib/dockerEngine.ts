@@ -2,6 +2,7 @@
 // config, else DOCKER_HOST, else the default socket; this asks the same engine. No Pulumi import:
 // the user commands ask the engine through this module too, and start faster without the SDK.
 import * as http from "node:http";
+import { type SshTarget, runOverSsh } from "./ssh";
 
 /** The first Docker API version whose healthchecks take a start interval (Docker 25). */
 export const startIntervalApiVersion = "1.44";
@@ -71,17 +72,66 @@ export function apiAtLeast(version: string | undefined, minimum: string): boolea
     return major > wantMajor || (major === wantMajor && minor >= wantMinor);
 }
 
-let startIntervalSupport: Promise<boolean> | undefined;
+/** What the program needs to know of the engine it deploys to. */
+export interface EngineFacts {
+    apiVersion?: string;
+    /** The engine's architecture as Docker names it (amd64, arm64): images are built for it. */
+    arch: string;
+}
+
+let stackEngine: { arch: string; facts: Promise<EngineFacts> } | undefined;
+
+/** Docker's name for this machine's architecture (Node says x64 where Docker says amd64). */
+export function localArch(): string {
+    return process.arch === "x64" ? "amd64" : process.arch;
+}
+
+/**
+ * The stack's engine, asked once per program run. A server reached over SSH is asked right away
+ * and synchronously, before any resource is registered: an unknown host key, a refused login or
+ * an unreachable host fails the run here, explained, with nothing changed. A local engine is the
+ * machine's own architecture; its API version is asked at `docker:host`, else DOCKER_HOST.
+ */
+export function useEngine(engine: { host?: string; ssh?: SshTarget }): EngineFacts | undefined {
+    if (engine.ssh) {
+        const [apiVersion, arch] = runOverSsh(
+            engine.ssh,
+            ["docker version --format '{{.Server.APIVersion}} {{.Server.Arch}}'"],
+            "asking the server's Docker engine (docker version)",
+        )
+            .trim()
+            .split(/\s+/);
+        const facts = { apiVersion, arch };
+        stackEngine = { arch, facts: Promise.resolve(facts) };
+        return facts;
+    }
+    stackEngine = localEngine(engine.host ?? process.env.DOCKER_HOST);
+    return undefined;
+}
+
+function localEngine(host: string | undefined) {
+    return { arch: localArch(), facts: dockerApiVersion(host).then((apiVersion) => ({ apiVersion, arch: localArch() })) };
+}
+
+function engineFacts(): Promise<EngineFacts> {
+    stackEngine ??= localEngine(process.env.DOCKER_HOST);
+    return stackEngine.facts;
+}
 
 /**
  * Whether the engine runs healthchecks at a start interval during the start period. Older engines
  * ignore the field and read it back as 0s, which the next preview would show as a change (and a
- * replacement), so it is only set where it is supported. Asked once per program run, at
- * `dockerHost` (the stack's `docker:host`), else DOCKER_HOST.
+ * replacement), so it is only set where it is supported.
  */
-export function engineSupportsStartInterval(dockerHost: string | undefined): Promise<boolean> {
-    startIntervalSupport ??= dockerApiVersion(dockerHost ?? process.env.DOCKER_HOST).then((version) =>
-        apiAtLeast(version, startIntervalApiVersion),
-    );
-    return startIntervalSupport;
+export async function engineSupportsStartInterval(): Promise<boolean> {
+    return apiAtLeast((await engineFacts()).apiVersion, startIntervalApiVersion);
+}
+
+/**
+ * The platform images are built for: the engine's. A plain value (an Output in `build` gives a
+ * permanent diff), so a server's is known from `useEngine`, and a local engine's is this machine's.
+ * Left unset, the provider warns on every `pulumi up` that it assumed linux/amd64.
+ */
+export function buildPlatform(): string {
+    return `linux/${stackEngine?.arch ?? localArch()}`;
 }

@@ -1,6 +1,7 @@
 // Images built from the project's own build contexts under docker/.
 import * as docker from "@pulumi/docker";
 import type * as pulumi from "@pulumi/pulumi";
+import { buildPlatform } from "./dockerEngine";
 
 export interface LocalImageArgs {
     namePrefix: string;
@@ -15,12 +16,6 @@ export interface LocalImageArgs {
  * platform.json) reach every image. Paths are relative to the project root, where Pulumi runs the
  * program, so the state does not depend on where the project is checked out.
  */
-/**
- * The platform images are built for: this machine's architecture. Left unset, the provider warns
- * on every `pulumi up` that it assumed linux/amd64.
- */
-export const buildPlatform = `linux/${process.arch === "x64" ? "amd64" : process.arch}`;
-
 export function localImage(name: string, args: LocalImageArgs, opts: pulumi.CustomResourceOptions): docker.Image {
     return new docker.Image(
         name,
@@ -31,7 +26,7 @@ export function localImage(name: string, args: LocalImageArgs, opts: pulumi.Cust
                 context: "docker",
                 dockerfile: `docker/${args.service}/Dockerfile`,
                 builderVersion: "BuilderBuildKit",
-                platform: buildPlatform,
+                platform: buildPlatform(),
                 args: args.args,
             },
         },

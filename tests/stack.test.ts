@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseConfig } from "../config";
-import { buildPlatform } from "../lib/images";
+import { buildPlatform } from "../lib/dockerEngine";
 import { formatGoDuration, parseGoDuration } from "../e2e/harness/handlers/container";
 import { platform } from "../platform";
 import { byType, dynamicNamed, filesOf, isSecret, named, reveal, runStack, types, type StackRun } from "./support/stack";
@@ -118,7 +118,7 @@ for (const stack of ["dev", "prod"]) {
             const images = byType(run, types.image);
             assert.ok(images.length >= 3);
             for (const image of images) {
-                assert.equal((image.inputs as { build: { platform?: string } }).build.platform, buildPlatform, image.name);
+                assert.equal((image.inputs as { build: { platform?: string } }).build.platform, buildPlatform(), image.name);
             }
         });
 
@@ -210,9 +210,17 @@ for (const stack of ["dev", "prod"]) {
             assert.match(String(o.warehouseAnalystUrl.value), new RegExp(`^postgresql://analyst:.+@127\\.0\\.0\\.1:${config.postgres.hostPort}/landslide_warehouse$`));
         });
 
-        it("keeps data volumes on destroy", () => {
+        it("keeps data volumes on destroy, not the project content it copies in", () => {
+            const content = [`${prefix}-dags`, `${prefix}-data`];
             for (const v of byType(run, types.volume)) {
-                assert.equal(v.options.retainOnDelete, true, `${v.name} is deleted with the stack`);
+                assert.equal(v.options.retainOnDelete ?? false, !content.includes(v.name), `${v.name}: retainOnDelete`);
+            }
+        });
+
+        it("mounts no path of the machine running Pulumi into any container", () => {
+            for (const c of byType(run, types.container)) {
+                const binds = ((c.inputs.volumes as { hostPath?: string }[] | undefined) ?? []).filter((v) => v.hostPath !== undefined);
+                assert.deepEqual(binds, [], `${c.name} mounts a host path`);
             }
         });
 

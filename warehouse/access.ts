@@ -19,6 +19,28 @@ export async function withClient<T>(config: ClientConfig, run: (client: Client) 
     }
 }
 
+/**
+ * Refuses to work on a PostgreSQL that is not the stack's: its `cluster_name` must be `expected`
+ * (the stack's prefix). What answers at the stack's address may be another stack's server (the
+ * same local port, a tunnel that did not open), which must be left untouched.
+ */
+export async function checkCluster(config: ClientConfig, expected: string): Promise<void> {
+    const where = `PostgreSQL at ${config.host}:${config.port}`;
+    const advice = "another PostgreSQL answers where this stack's should (another stack on the same port?): nothing was changed there; stop it or change vpe:postgres.hostPort";
+    let actual: string;
+    try {
+        actual = await withClient(config, async (client) => (await client.query<{ name: string }>("SELECT current_setting('cluster_name') AS name")).rows[0].name);
+    } catch (err) {
+        if ((err as { code?: string }).code === "28P01") {
+            throw new Error(`${where} refused this stack's admin password: ${advice}`);
+        }
+        throw err;
+    }
+    if (actual !== expected) {
+        throw new Error(`${where} is ${actual === "" ? "a server without a cluster_name" : `the cluster ${JSON.stringify(actual)}`}, not this stack's ${JSON.stringify(expected)}: ${advice}`);
+    }
+}
+
 /** Creates a login role with this password, or sets it on the role that exists. */
 export async function ensureLoginRole(config: ClientConfig, name: string, password: string): Promise<Converged> {
     return withClient(config, async (client) => {

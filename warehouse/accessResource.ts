@@ -14,6 +14,8 @@ export interface AdminConnection {
     adminUser: pulumi.Input<string>;
     adminPassword: pulumi.Input<string>;
     sslmode: SslMode;
+    /** The server's expected `cluster_name` (access.checkCluster). */
+    cluster: string;
 }
 
 interface AdminInputs {
@@ -22,6 +24,7 @@ interface AdminInputs {
     adminUser: string;
     adminPassword: string;
     sslmode: SslMode;
+    cluster: string;
 }
 
 interface RoleInputs extends AdminInputs {
@@ -48,7 +51,7 @@ function connect(inputs: AdminInputs) {
     return connectionConfig({ ...inputs, database: "postgres", user: inputs.adminUser, password: inputs.adminPassword });
 }
 
-const ADMIN_KEYS = ["host", "port", "adminUser", "adminPassword", "sslmode"] as const;
+const ADMIN_KEYS = ["host", "port", "adminUser", "adminPassword", "sslmode", "cluster"] as const;
 
 /** Any change converges again (an update); only a new name is another object (a replacement). */
 function diffBy<T extends AdminInputs & { name: string }>(keys: readonly (keyof T)[]) {
@@ -59,6 +62,14 @@ function diffBy<T extends AdminInputs & { name: string }>(keys: readonly (keyof 
     });
 }
 
+/** The access module, once the server answering is known to be the stack's. */
+async function checkedAccess(inputs: AdminInputs): Promise<Access> {
+    const access = requireProjectModule<Access>(ACCESS_MODULE);
+    // State written before the check existed has no cluster: the next update records it.
+    if (inputs.cluster !== undefined) await access.checkCluster(connect(inputs), inputs.cluster);
+    return access;
+}
+
 /** Create and update converge (`ensure`); delete drops. */
 function convergingProvider<T extends AdminInputs & { name: string }>(
     keys: readonly (keyof T)[],
@@ -67,16 +78,16 @@ function convergingProvider<T extends AdminInputs & { name: string }>(
 ): pulumi.dynamic.ResourceProvider<T, Outputs<T>> {
     return {
         async create(inputs) {
-            const { existed } = await ensure(requireProjectModule<Access>(ACCESS_MODULE), inputs);
+            const { existed } = await ensure(await checkedAccess(inputs), inputs);
             return { id: inputs.name, outs: { ...inputs, existed } };
         },
         diff: diffBy<T>(keys),
         async update(_id, olds, news) {
-            await ensure(requireProjectModule<Access>(ACCESS_MODULE), news);
+            await ensure(await checkedAccess(news), news);
             return { outs: { ...news, existed: olds.existed } };
         },
         async delete(_id, props) {
-            await drop(requireProjectModule<Access>(ACCESS_MODULE), props);
+            await drop(await checkedAccess(props), props);
         },
     };
 }

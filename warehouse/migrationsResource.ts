@@ -19,6 +19,8 @@ export interface WarehouseMigrationsArgs {
     user: pulumi.Input<string>;
     password: pulumi.Input<string>;
     sslmode: pulumi.Input<SslMode>;
+    /** The server's expected `cluster_name`: migrations go to the stack's PostgreSQL or nowhere. */
+    cluster: string;
     /** Names and contents, from readMigrationFiles (plain values, so preview always knows them). */
     migrations: MigrationFile[];
 }
@@ -30,6 +32,7 @@ interface ProviderInputs {
     user: string;
     password: string;
     sslmode: SslMode;
+    cluster: string;
     migrations: MigrationFile[];
 }
 
@@ -37,8 +40,10 @@ interface ProviderInputs {
 type ProviderOutputs = Omit<ProviderInputs, "password"> & Pick<MigrationResult, "applied" | "versions">;
 
 type Runner = typeof import("./migrate");
+type Access = typeof import("./access");
 
 const RUNNER_MODULE = projectModulePath(path.join(__dirname, "migrate"));
+const ACCESS_MODULE = projectModulePath(path.join(__dirname, "access"));
 
 function loadRunner(): Runner {
     return requireProjectModule<Runner>(RUNNER_MODULE);
@@ -46,12 +51,11 @@ function loadRunner(): Runner {
 
 async function applyFromInputs(inputs: ProviderInputs): Promise<ProviderOutputs> {
     const runner = loadRunner();
-    const result = await runner.applyMigrations({
-        connection: runner.connectionConfig(inputs),
-        files: inputs.migrations,
-    });
-    const { host, port, database, user, sslmode, migrations } = inputs;
-    return { host, port, database, user, sslmode, migrations, applied: result.applied, versions: result.versions };
+    const connection = runner.connectionConfig(inputs);
+    await requireProjectModule<Access>(ACCESS_MODULE).checkCluster(connection, inputs.cluster);
+    const result = await runner.applyMigrations({ connection, files: inputs.migrations });
+    const { host, port, database, user, sslmode, cluster, migrations } = inputs;
+    return { host, port, database, user, sslmode, cluster, migrations, applied: result.applied, versions: result.versions };
 }
 
 // Compared by value: the engine may hand back objects with their keys in
@@ -60,7 +64,7 @@ function migrationSetKey(migrations: readonly MigrationFile[]): string {
     return JSON.stringify(migrations.map((m) => [m.name, m.sql]));
 }
 
-const TARGET_KEYS = ["host", "port", "database", "user", "sslmode"] as const;
+const TARGET_KEYS = ["host", "port", "database", "user", "sslmode", "cluster"] as const;
 
 export const provider: pulumi.dynamic.ResourceProvider<ProviderInputs, ProviderOutputs> = {
     async create(inputs) {
@@ -108,6 +112,7 @@ export class WarehouseMigrations extends pulumi.dynamic.Resource {
                 user: args.user,
                 password: pulumi.secret(args.password),
                 sslmode: args.sslmode,
+                cluster: args.cluster,
                 migrations: args.migrations,
                 applied: undefined,
                 versions: undefined,

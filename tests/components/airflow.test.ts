@@ -125,6 +125,12 @@ describe("Airflow", () => {
         assert.equal(envOf(prod, "vpe-prod-redis").vars.size, 0);
     });
 
+    it("runs the DAGs' schedules from the start: none is created paused", () => {
+        for (const c of airflowContainers) {
+            assert.equal(envOf(dev, c).vars.get("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"), "False", c);
+        }
+    });
+
     it("sizes task slots from vpe:airflow.parallelism: LocalExecutor processes, or shared out among Celery workers", () => {
         assert.equal(envOf(dev, "vpe-dev-airflow-scheduler").vars.get("AIRFLOW__CORE__PARALLELISM"), "4");
         assert.equal(envOf(dev, "vpe-dev-airflow-scheduler").vars.get("AIRFLOW__CELERY__WORKER_CONCURRENCY"), undefined);
@@ -134,11 +140,10 @@ describe("Airflow", () => {
         assert.equal(celeryWorkerConcurrency({ parallelism: 5, celeryWorkers: 2 }), 3);
     });
 
-    it("mounts the project's DAGs read-only, the logs and the buffer", () => {
+    it("mounts the DAGs volume read-only, the logs and the buffer", () => {
         const volumes = named(dev, "vpe-dev-airflow-scheduler").inputs.volumes as Record<string, any>[];
         const dags = volumes.find((v) => v.containerPath === platform.paths.airflowDags)!;
-        assert.ok(dags.hostPath.endsWith("/dags"));
-        assert.equal(dags.readOnly, true);
+        assert.deepEqual([dags.volumeName, dags.hostPath, dags.readOnly], ["vpe-dev-dags", undefined, true]);
         assert.ok(volumes.some((v) => v.volumeName === "vpe-dev-logs" && v.containerPath === platform.paths.logs));
         assert.ok(volumes.some((v) => v.volumeName === "vpe-dev-buffer" && v.containerPath === platform.paths.buffer));
     });

@@ -12,7 +12,7 @@ describe("Network", () => {
             const nets = (c.inputs.networksAdvanced as { name: string }[] | undefined) ?? [];
             return !nets.some((n) => n.name === "vpe-dev-net");
         });
-        // Volume init containers need no network; everything else must be on it.
-        assert.deepEqual(offNetwork.map((c) => c.name).sort(), ["vpe-dev-airflow-keys-init", "vpe-dev-backups-init", "vpe-dev-buffer-init", "vpe-dev-logs-init"]);
+        // Volume init and sync containers need no network; everything else must be on it.
+        assert.deepEqual(offNetwork.map((c) => c.name).sort(), ["vpe-dev-airflow-keys-init", "vpe-dev-backups-init", "vpe-dev-buffer-init", "vpe-dev-dags-sync", "vpe-dev-data-sync", "vpe-dev-logs-init"]);
     });
 });

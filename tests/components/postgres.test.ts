@@ -45,7 +45,7 @@ describe("Postgres", () => {
     });
 
     it("starts the image's entrypoint with the configured settings, syncing the admin password on kept data", () => {
-        assert.deepEqual(container.command, ["bash", "-c", startScript, "vpe-postgres", "shared_buffers=128MB"]);
+        assert.deepEqual(container.command, ["bash", "-c", startScript, "vpe-postgres", "shared_buffers=128MB", "cluster_name=vpe-dev"]);
         assert.match(startScript, /postgres --single/);
         assert.doesNotMatch(startScript, /PASSWORD='?[A-Za-z0-9]{8}/, "a literal password in the script");
         const tuned = runStack("dev", { overrides: { "vpe:postgres": '{"hostPort": 15432, "sharedBuffers": "256MB"}' } });

@@ -2,7 +2,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import * as path from "node:path";
 import { dockerCli as dockerClient } from "../../e2e/harness/handlers/dockerImage";
-import { buildPlatform } from "../../lib/images";
+import { buildPlatform } from "../../lib/dockerEngine";
 import { withClient } from "../../warehouse/access";
 
 export { dockerClient };
@@ -27,7 +27,7 @@ export function provideImages(...keys: string[]): void {
  * builds it; `options` go before the rest (-q, --no-cache). Returns the exit status and output.
  */
 export function buildExecutorImage(context: string, tag: string, buildArgs: Record<string, string>, options: string[] = []) {
-    const args = ["build", ...options, "-f", path.join(context, "executor", "Dockerfile"), "-t", tag, "--platform", buildPlatform];
+    const args = ["build", ...options, "-f", path.join(context, "executor", "Dockerfile"), "-t", tag, "--platform", buildPlatform()];
     for (const [key, value] of Object.entries(buildArgs)) args.push("--build-arg", `${key}=${value}`);
     const result = spawnSync(dockerClient, [...args, context], {
         encoding: "utf8",

@@ -12,12 +12,15 @@ import { Client, ClientConfig } from "pg";
 const run = promisify(execFile);
 const HOST = "127.0.0.1";
 const SUPERUSER = "postgres";
+const CLUSTER = "vpe-test";
 
 export interface PostgresServer {
     readonly host: string;
     readonly port: number;
     readonly user: string;
     readonly password: string;
+    /** Its `cluster_name`, as the stack sets its PostgreSQL's to the stack's prefix. */
+    readonly cluster: string;
     /** Client settings for one database of this cluster. */
     config(database: string): ClientConfig;
     url(database: string): string;
@@ -81,7 +84,7 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
     const port = await freePort();
     await asServer("pg_ctl", [
         "-D", dataDir, "-l", join(root, "server.log"), "-w", "-o",
-        `-c listen_addresses=${HOST} -p ${port} -k ${root}${durability}`, "start",
+        `-c listen_addresses=${HOST} -p ${port} -k ${root} -c cluster_name=${CLUSTER}${durability}`, "start",
     ]);
 
     let databases = 0;
@@ -91,6 +94,7 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
         port,
         user: SUPERUSER,
         password,
+        cluster: CLUSTER,
         config,
         url: (database) =>
             `postgresql://${SUPERUSER}:${encodeURIComponent(password)}@${HOST}:${port}/${database}`,

@@ -14,7 +14,7 @@ let declared: Record<string, Props> = {};
 before(async () => {
     pg = await startPostgres();
     const { Database, LoginRole } = await import("../../warehouse/accessResource");
-    const admin = { host: pg.host, port: pg.port, adminUser: pg.user, adminPassword: pg.password, sslmode: "disable" as const };
+    const admin = { host: pg.host, port: pg.port, adminUser: pg.user, adminPassword: pg.password, sslmode: "disable" as const, cluster: pg.cluster };
     declared = await declaredInputs(async () => [
         new LoginRole("role", { admin, name: "placeholder", password: "placeholder" }),
         new Database("db", { admin, name: "placeholder", owner: "placeholder" }),
@@ -77,8 +77,19 @@ describe("LoginRole", () => {
 
     it("rejects a wrong admin password before changing anything", async () => {
         const name = uniqueName("nobody");
-        await assert.rejects(provider("role").create(inputs("role", { name, password: "x", adminPassword: "wrong" })), /password authentication failed/);
+        await assert.rejects(provider("role").create(inputs("role", { name, password: "x", adminPassword: "wrong" })), /PostgreSQL at 127\.0\.0\.1:\d+ refused this stack's admin password: another PostgreSQL answers/);
         assert.equal(await canLogIn(name, "x"), false);
+    });
+
+    it("refuses a PostgreSQL that is not the stack's, naming it, and creates nothing there", async () => {
+        const name = uniqueName("elsewhere");
+        await assert.rejects(
+            provider("role").create(inputs("role", { name, password: "x", cluster: "vpe-server" })),
+            new RegExp(`PostgreSQL at 127\\.0\\.0\\.1:${pg.port} is the cluster "vpe-test", not this stack's "vpe-server": another PostgreSQL answers`),
+        );
+        await assert.rejects(provider("db").create(inputs("db", { name, owner: pg.user, cluster: "vpe-server" })), /not this stack's "vpe-server"/);
+        assert.equal(await canLogIn(name, "x"), false);
+        assert.equal(await databaseOwner(name), undefined);
     });
 
     it("runs in plain node, as in Pulumi's dynamic-provider host", async () => {

@@ -24,6 +24,7 @@ before(async () => {
             user: pg.user,
             password: pg.password,
             sslmode: "disable",
+            cluster: pg.cluster,
             migrations: readMigrationFiles(),
         }),
     ]);
@@ -79,6 +80,14 @@ describe("WarehouseMigrations", () => {
         await withClient(pg.config(inputs.database as string), async (client) => {
             assert.equal(await tableExists(client, "extra"), true, "delete keeps the schema");
             assert.equal(await count(client, "schema_migrations"), files.length + 1);
+        });
+    });
+
+    it("applies nothing to a PostgreSQL that is not the stack's, and says which one answered", async () => {
+        const inputs = await inputsFor({ cluster: "vpe-server" });
+        await assert.rejects(revive(declared).create(inputs), /PostgreSQL at 127\.0\.0\.1:\d+ is the cluster "vpe-test", not this stack's "vpe-server"/);
+        await withClient(pg.config(inputs.database as string), async (client) => {
+            assert.equal(await tableExists(client, "schema_migrations"), false);
         });
     });
 
