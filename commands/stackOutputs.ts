@@ -1,8 +1,10 @@
 // How every command reads a deployed stack: its outputs, never hand-typed names.
 import { execFile } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
+import { type Forward, freeLocalPort, openTunnel, parseSshUrl } from "../lib/ssh";
 import { projectRoot } from "../platform";
 
 /** The outputs index.ts exports that the commands use. */
@@ -30,6 +32,9 @@ export interface StackOutputs {
     postgresContainer: string;
     maintenanceContainer: string;
     airflowInitContainer: string;
+    /** The stack's engine (`docker:host`); null for this machine's. */
+    dockerHost?: string | null;
+    sshOpts?: string[] | null;
 }
 
 const required: (keyof StackOutputs)[] = [
@@ -64,7 +69,42 @@ export class StackNotDeployed extends Error {
  */
 export async function readStackOutputs(stack: string, env: NodeJS.ProcessEnv = process.env): Promise<StackOutputs> {
     const outputs = env.VPE_STACK_OUTPUTS_FILE ? fromFile(stack, env.VPE_STACK_OUTPUTS_FILE) : await fromPulumi(stack, env);
-    return checked(stack, outputs);
+    return reachable(checked(stack, outputs));
+}
+
+/**
+ * The outputs as this machine reaches them. For a stack on a server (`ssh://`), one SSH
+ * connection, open until this command exits, forwards the server's Docker socket and the ports
+ * published on the server; DOCKER_HOST and the URLs then name those local ends, so the commands
+ * talk to the stack's engine and services, never to a local stack answering on the same ports.
+ */
+export async function reachable(outputs: StackOutputs): Promise<StackOutputs> {
+    if (!outputs.dockerHost?.startsWith("ssh://")) return outputs;
+    const parsed = parseSshUrl(outputs.dockerHost);
+    if ("problem" in parsed) throw new Error(`output dockerHost ${outputs.dockerHost}: ${parsed.problem}`);
+    const socket = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "vpe-engine-")), "docker.sock");
+    const forwards: Forward[] = [{ localSocket: socket, remoteSocket: "/var/run/docker.sock" }];
+    const local = async (host: string, port: number) => {
+        const localPort = await freeLocalPort();
+        forwards.push({ localPort, remoteHost: host, remotePort: port });
+        return localPort;
+    };
+    const viaTunnel = async (url: string) => {
+        const u = new URL(url);
+        u.port = String(await local(u.hostname, Number(u.port)));
+        u.hostname = "127.0.0.1";
+        return u.toString().replace(/\/$/, "");
+    };
+    const reached: StackOutputs = {
+        ...outputs,
+        airflowUrl: await viaTunnel(outputs.airflowUrl),
+        sparkUiUrl: await viaTunnel(outputs.sparkUiUrl),
+        postgresHost: "127.0.0.1",
+        postgresPort: await local(outputs.postgresHost, outputs.postgresPort),
+    };
+    await openTunnel({ ...parsed.target, options: outputs.sshOpts ?? [] }, forwards);
+    process.env.DOCKER_HOST = `unix://${socket}`;
+    return reached;
 }
 
 export function checked(stack: string, outputs: Record<string, unknown>): StackOutputs {

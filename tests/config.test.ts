@@ -106,6 +106,41 @@ describe("stack config", () => {
     });
 });
 
+describe("the engine: docker:host and docker:sshOpts", () => {
+    const strict = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${__filename}`, "-i", "/keys/id"];
+    const server = (host: string, options: unknown) => ({ "docker:host": host, "docker:sshOpts": JSON.stringify(options) });
+
+    it("takes a server over SSH used strictly, and this machine's engine when unset", () => {
+        assert.deepEqual(parseConfig({}, "qa").engine, { host: undefined });
+        const config = parseConfig(server("ssh://deploy@srv.example.org:2222", strict), "qa");
+        assert.deepEqual(config.engine.ssh, { url: "ssh://deploy@srv.example.org:2222", user: "deploy", host: "srv.example.org", port: 2222, options: strict });
+        assert.equal(parseConfig({ "docker:host": "tcp://127.0.0.1:2375" }, "qa").engine.ssh, undefined);
+    });
+
+    const refused: [string, Record<string, string>, RegExp][] = [
+        ["no prompt allowed", server("ssh://deploy@srv", strict.slice(2)), /^docker:sshOpts: must include "-o", "BatchMode=yes"/],
+        ["host keys trusted on first use", server("ssh://deploy@srv", [...strict.slice(0, 2), "-o", "StrictHostKeyChecking=no", ...strict.slice(2)]), /^docker:sshOpts: must include "-o", "StrictHostKeyChecking=yes" \(not no\)/],
+        ["no pinned known-hosts file", server("ssh://deploy@srv", strict.slice(0, 4)), /^docker:sshOpts: must include "-o", "UserKnownHostsFile=<file>"/],
+        ["a known-hosts file that is not there", server("ssh://deploy@srv", [...strict.slice(0, 5), "UserKnownHostsFile=/nowhere/known_hosts"]), /^docker:sshOpts: UserKnownHostsFile \/nowhere\/known_hosts does not exist/],
+        ["a placeholder for the host", server("ssh://deploy@YOUR_SERVER", strict), /^docker:host: "YOUR_SERVER" is not a host name or address/],
+        ["an unknown scheme", { "docker:host": "http://srv:2375" }, /^docker:host: must be ssh:\/\/user@host\[:port\]/],
+        ["ssh options without a server", { "docker:sshOpts": JSON.stringify(strict) }, /^docker:sshOpts: only applies with docker:host: ssh:/],
+        ["ssh options that are not a list", { "docker:host": "ssh://deploy@srv", "docker:sshOpts": '"-o BatchMode=yes"' }, /^docker:sshOpts: must be a list of ssh arguments/],
+    ];
+    for (const [what, raw, expected] of refused) {
+        it(`refuses ${what}, naming the key`, () => {
+            const problems = problemsOf(raw);
+            assert.ok(problems.some((p) => expected.test(p)), problems.join("\n"));
+        });
+    }
+
+    it("reads the option forms ssh reads (-o K=V, -oK=V, -o 'K V'), the first value winning", () => {
+        const problems = problemsOf(server("ssh://deploy@srv", ["-oBatchMode=yes", "-o", "StrictHostKeyChecking yes", "-o", "StrictHostKeyChecking=no"]));
+        assert.equal(problems.length, 1, problems.join("\n"));
+        assert.match(problems[0], /^docker:sshOpts: must include "-o", "UserKnownHostsFile=<file>"/);
+    });
+});
+
 describe("stack files", () => {
     const dev = parseConfig(stackConfig("dev"), "dev");
     const prod = parseConfig(stackConfig("prod"), "prod");
@@ -125,8 +160,20 @@ describe("stack files", () => {
         }
     });
 
-    it("neither stack file chooses an environment format: the environments do", () => {
-        for (const stack of ["dev", "prod"]) {
+    it("the server stack file is the prod shape on its own ports, and names what the user must set before anything runs", () => {
+        const problems = problemsOf(stackConfig("server"));
+        assert.ok(problems.some((p) => /^docker:host: "YOUR_SERVER" is not a host name/.test(p)), problems.join("\n"));
+        const { "docker:host": _host, "docker:sshOpts": _opts, ...platformOnly } = stackConfig("server");
+        const server = parseConfig(platformOnly, "server");
+        assert.equal(server.namePrefix, "vpe-server");
+        assert.deepEqual([server.airflow.executor, server.airflow.celeryWorkers, server.spark.workers], [prod.airflow.executor, prod.airflow.celeryWorkers, prod.spark.workers]);
+        const taken = new Set([...publishedPorts(dev), ...publishedPorts(prod)].map(([, port]) => port));
+        // Its PostgreSQL tunnel listens on this machine on the same port, beside a local dev or prod.
+        for (const [key, port] of publishedPorts(server)) assert.ok(!taken.has(port), `server ${key}=${port} collides with dev or prod`);
+    });
+
+    it("no stack file chooses an environment format: the environments do", () => {
+        for (const stack of ["dev", "prod", "server"]) {
             assert.doesNotMatch(fs.readFileSync(path.join(projectRoot, `Pulumi.${stack}.yaml`), "utf8"), /environmentFormat|conda/);
         }
     });

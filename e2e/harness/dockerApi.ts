@@ -1,6 +1,11 @@
 // A small Docker Engine API client over the unix socket: one HTTP request per call, no CLI
-// process per operation, so a deployment of a dozen containers stays fast.
+// process per operation, so a deployment of a dozen containers stays fast. A server's engine
+// (`ssh://`) is reached through one SSH connection forwarding its socket to a local one.
+import * as fs from "node:fs";
 import * as http from "node:http";
+import * as os from "node:os";
+import * as path from "node:path";
+import { openTunnel, parseSshUrl } from "../../lib/ssh";
 
 const defaultSocket = "/var/run/docker.sock";
 
@@ -27,25 +32,49 @@ export interface RequestOptions {
     timeoutMs?: number;
 }
 
-function socketPath(host: string | undefined): string {
+/** The server's socket, forwarded once per harness run and host. */
+const forwarded = new Map<string, Promise<string>>();
+
+function forwardedSocket(host: string, sshOpts: string[]): Promise<string> {
+    let socket = forwarded.get(host);
+    if (socket === undefined) {
+        const parsed = parseSshUrl(host);
+        if ("problem" in parsed) throw new Error(`docker host ${host}: ${parsed.problem}`);
+        const local = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "vpe-harness-ssh-")), "docker.sock");
+        socket = openTunnel({ ...parsed.target, options: sshOpts }, [{ localSocket: local, remoteSocket: defaultSocket }]).then(() => local);
+        forwarded.set(host, socket);
+    }
+    return socket;
+}
+
+function socketPath(host: string | undefined, sshOpts: string[]): Promise<string> {
     const value = host ?? process.env.DOCKER_HOST;
     if (value === undefined || value === "") {
-        return defaultSocket;
+        return Promise.resolve(defaultSocket);
+    }
+    if (value.startsWith("ssh://")) {
+        return forwardedSocket(value, sshOpts);
     }
     if (!value.startsWith("unix://")) {
-        throw new Error(`docker host ${value}: only unix:// sockets are supported by the harness`);
+        throw new Error(`docker host ${value}: only unix:// sockets and ssh:// servers are supported by the harness`);
     }
-    return value.slice("unix://".length);
+    return Promise.resolve(value.slice("unix://".length));
 }
 
 export class DockerApi {
-    private readonly socket: string;
+    private readonly socket: Promise<string>;
 
-    constructor(host?: string) {
-        this.socket = socketPath(host);
+    constructor(host?: string, sshOpts: string[] = []) {
+        this.socket = socketPath(host, sshOpts);
     }
 
-    raw(path: string, options: RequestOptions = {}): Promise<{ status: number; body: Buffer }> {
+    /** The engine's socket on this machine (a server's, forwarded), for the docker CLI. */
+    socketPath(): Promise<string> {
+        return this.socket;
+    }
+
+    async raw(path: string, options: RequestOptions = {}): Promise<{ status: number; body: Buffer }> {
+        const socketPath = await this.socket;
         const query = Object.entries(options.query ?? {})
             .filter(([, v]) => v !== undefined)
             .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(String(v))}`)
@@ -55,7 +84,7 @@ export class DockerApi {
         return new Promise((resolve, reject) => {
             const req = http.request(
                 {
-                    socketPath: this.socket,
+                    socketPath,
                     path: query === "" ? path : `${path}?${query}`,
                     method: options.method ?? "GET",
                     headers: payload

@@ -298,12 +298,35 @@ export class Engine {
             urn,
             name,
             cwd: this.project.dir,
-            provider,
+            provider: provider ?? this.defaultProvider(urn),
             log: (m) => this.log(`${urn}: ${m}`),
             metric: (key, value) => {
                 this.metrics[urn] = { ...this.metrics[urn], [key]: value };
             },
         };
+    }
+
+    /**
+     * A default provider's configuration, as the CLI gives it: the stack config's keys of the
+     * resource's package (`docker:host`, `docker:sshOpts`), JSON values decoded.
+     */
+    private defaultProvider(urn: string): ProviderConfig | undefined {
+        const type = (urn.split("::")[2] ?? "").split("$").pop() ?? "";
+        const pkg = type.split(":")[0];
+        if (pkg !== "docker") return undefined;
+        const config = applyOverrides(readStackConfig(this.project, this.options.stack), this.options.config ?? [], this.project.name);
+        const inputs: Props = {};
+        for (const [key, value] of Object.entries(config)) {
+            if (!key.startsWith(`${pkg}:`)) continue;
+            let decoded: unknown = value;
+            try {
+                decoded = JSON.parse(value);
+            } catch {
+                // a plain string, such as docker:host
+            }
+            inputs[key.slice(pkg.length + 1)] = decoded as Props[string];
+        }
+        return Object.keys(inputs).length === 0 ? undefined : { urn: `default_${pkg}`, type: `pulumi:providers:${pkg}`, inputs };
     }
 
     private providerFor(ref: string | undefined): ProviderConfig | undefined {

@@ -140,11 +140,13 @@ async function buildImage(ctx: HandlerContext, inputs: Props): Promise<Props> {
         args.push("--target", build.target);
     }
     args.push(build.context);
-    const env = { ...process.env, DOCKER_BUILDKIT: build.builderVersion === "BuilderV1" ? "0" : "1" };
+    const engine = dockerFor(ctx);
+    // The context goes to the stack's engine, a server's through its forwarded socket.
+    const env = { ...process.env, DOCKER_HOST: `unix://${await engine.socketPath()}`, DOCKER_BUILDKIT: build.builderVersion === "BuilderV1" ? "0" : "1" };
     const started = process.hrtime.bigint();
     await run(dockerCli, args, env, ctx.cwd);
     ctx.metric("buildSeconds", Number(process.hrtime.bigint() - started) / 1e9);
-    const image = await inspectImage(dockerFor(ctx), imageName);
+    const image = await inspectImage(engine, imageName);
     if (image === undefined) {
         throw new Error(`${ctx.urn}: built ${imageName} but the engine does not list it`);
     }

@@ -11,8 +11,8 @@ export function labelMap(labels: LabelList): Record<string, string> {
 }
 
 export function dockerFor(ctx: HandlerContext): DockerApi {
-    const host = ctx.provider?.inputs.host;
-    return new DockerApi(typeof host === "string" && host !== "" ? host : undefined);
+    const { host, sshOpts } = ctx.provider?.inputs ?? {};
+    return new DockerApi(typeof host === "string" && host !== "" ? host : undefined, Array.isArray(sshOpts) ? (sshOpts as string[]) : []);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
