@@ -82,6 +82,30 @@ function platformChecks(s: PlatformStack): void {
         assert.equal(master.aliveworkers, s.config.spark.workers);
     });
 
+    it("mounts nothing of the machine running Pulumi: every container's mounts are volumes, DAGs and sample data included", () => {
+        const containers = inspectContainers(s.prefix);
+        for (const c of containers) {
+            assert.deepEqual(c.mounts.filter((m) => m.type !== "volume"), [], `${c.name} mounts a host path`);
+        }
+        const mountsOf = (name: string) => containers.find((c) => c.name === name)!.mounts.map((m) => `${m.source}:${m.destination}`);
+        assert.ok(mountsOf(`${s.prefix}-${platform.aliases.airflowScheduler}`).includes(`${s.prefix}-dags:${platform.paths.airflowDags}`));
+        assert.ok(mountsOf(`${s.prefix}-${platform.aliases.executor}`).includes(`${s.prefix}-data:${platform.paths.data}`));
+    });
+
+    it("runs its schedules from the start: no DAG was created paused, and nobody unpaused one", async () => {
+        const dags = await waitFor(`${s.stack}: both DAGs parsed`, 180_000, async () => {
+            const listed = await s.airflow.call<{ dags: { dag_id: string; is_paused: boolean }[] }>("GET", "/dags?limit=100");
+            return listed.dags.length >= 2 ? listed.dags : undefined;
+        });
+        assert.deepEqual(dags.filter((d) => d.is_paused).map((d) => d.dag_id), []);
+        // ingestion is @daily: its latest interval's run was scheduled without a trigger.
+        const scheduled = await waitFor(`${s.stack}: a scheduled ingestion run`, 180_000, async () => {
+            const runs = await s.airflow.call<{ dag_runs: { run_type: string }[] }>("GET", "/dags/ingestion/dagRuns?limit=100");
+            return runs.dag_runs.find((r) => r.run_type === "scheduled");
+        });
+        assert.equal(scheduled.run_type, "scheduled");
+    });
+
     it("answers only on the configured ports, and only on 127.0.0.1", () => {
         const bindings = inspectContainers(s.prefix).flatMap((c) => c.ports.map((p) => ({ ...p, name: c.name })));
         const expected = [s.config.postgres.hostPort, s.config.airflow.hostPort, s.config.spark.masterUiHostPort].map(String).sort();
@@ -512,7 +536,7 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
         const replaced = (names: string[]) => Object.fromEntries(names.map((n) => [n, "replace"]));
         // What a reviewer must be told: the images that contain the edit, and only their containers.
         const edits: { what: string; file: string; text: string; plan: Record<string, string> }[] = [
-            { what: "a DAG file (mounted)", file: "dags/ping_grpc.py", text: "\n# reviewed\n", plan: {} },
+            { what: "a DAG file (synced into its volume)", file: "dags/ping_grpc.py", text: "\n# reviewed\n", plan: { [`${p}-dags-sync`]: "replace" } },
             {
                 what: "a pipeline script",
                 file: "docker/executor/pipelines/ingestion/ping_env.py",
@@ -565,6 +589,26 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
         assert.deepEqual(byName(changed(applied)), byName(changed(plan)), "up did something else than preview planned");
         const recreated = Object.keys(ids).filter((name) => dev.containerIds()[name] !== ids[name]);
         assert.deepEqual(recreated, [`${p}-executor`]);
+        assertAllHealthy(dev);
+    });
+
+    it("applies a DAG edit in seconds: only the DAGs' sync container replaced, Airflow kept running, the next run uses the new version", async () => {
+        const p = dev.prefix;
+        const marker = `# e2e edit ${Date.now()}`;
+        fs.appendFileSync(path.join(dev.engine.projectDir, "dags", "ping_grpc.py"), `\n${marker}\n`);
+        const ids = dev.containerIds();
+        const applied = await dev.up("dagEdit");
+        assert.deepEqual(byName(changed(applied)), { [`${p}-dags-sync`]: "replace" });
+        const recreated = Object.keys(ids).filter((name) => dev.containerIds()[name] !== ids[name]);
+        assert.deepEqual(recreated, [`${p}-dags-sync`]);
+        const started = performance.now();
+        await waitFor("the DAG processor to parse the edited ping_grpc", 180_000, async () => {
+            const source = await dev.airflow.call<{ content: string }>("GET", "/dagSources/ping_grpc");
+            return source.content.includes(marker) ? source : undefined;
+        }, 1000);
+        dev.report.seconds.dagEditParsed = Number(((performance.now() - started) / 1000).toFixed(1));
+        const { tis } = await dev.runDag("ping_grpc", new Date().toISOString(), 300_000);
+        assert.ok(tis.every((t) => t.state === "success"));
         assertAllHealthy(dev);
     });
 

@@ -47,6 +47,7 @@ export interface ContainerState {
     ports: { containerPort: string; hostIp: string; hostPort: string }[];
     /** What `docker inspect` shows of its configuration: environment, command, entrypoint, labels, healthcheck, args. */
     config: string;
+    mounts: { type: string; source: string; destination: string }[];
 }
 
 export function inspectContainers(prefix: string): ContainerState[] {
@@ -64,6 +65,7 @@ export function inspectContainers(prefix: string): ContainerState[] {
             ([containerPort, bindings]) => (bindings ?? []).map((b) => ({ containerPort, hostIp: b.HostIp, hostPort: b.HostPort })),
         ),
         config: JSON.stringify([c.Config.Env, c.Config.Cmd, c.Config.Entrypoint, c.Config.Labels, c.Config.Healthcheck, c.Args]),
+        mounts: ((c.Mounts ?? []) as { Type: string; Source: string; Destination: string }[]).map((m) => ({ type: m.Type, source: m.Source, destination: m.Destination })),
     }));
 }
 
