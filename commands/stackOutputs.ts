@@ -95,12 +95,20 @@ export async function reachable(outputs: StackOutputs): Promise<StackOutputs> {
         u.hostname = "127.0.0.1";
         return u.toString().replace(/\/$/, "");
     };
+    const postgresPort = await local(outputs.postgresHost, outputs.postgresPort);
+    const viaPostgresTunnel = (url: string) => {
+        const u = new URL(url);
+        [u.hostname, u.port] = ["127.0.0.1", String(postgresPort)];
+        return u.toString();
+    };
     const reached: StackOutputs = {
         ...outputs,
         airflowUrl: await viaTunnel(outputs.airflowUrl),
         sparkUiUrl: await viaTunnel(outputs.sparkUiUrl),
         postgresHost: "127.0.0.1",
-        postgresPort: await local(outputs.postgresHost, outputs.postgresPort),
+        postgresPort,
+        warehouseWriterUrl: viaPostgresTunnel(outputs.warehouseWriterUrl),
+        warehouseAnalystUrl: viaPostgresTunnel(outputs.warehouseAnalystUrl),
     };
     await openTunnel({ ...parsed.target, options: outputs.sshOpts ?? [] }, forwards);
     process.env.DOCKER_HOST = `unix://${socket}`;

@@ -14,11 +14,21 @@ import { platform } from "../../platform";
 import { projectRoot } from "../support/stackConfig";
 import { containerLogs, credentialFiles, docker, dockerClient, inspectContainers, provideImages, query, secretValues, waitFor } from "./platform";
 import { PlatformStack } from "./platformStack";
+import { type TestServer, removeTestServer, startTestServer } from "./testServer";
 
 const engineName = selectEngine();
 const dev = new PlatformStack("dev");
 const prod = new PlatformStack("prod");
 const stacks = [dev, prod];
+/** The server stack, made once its test server exists (its stack file names the server's keys). */
+let server: PlatformStack | undefined;
+/** The server stack for checks registered before it exists: each use reaches the real one. */
+const serverStack = new Proxy({} as PlatformStack, {
+    get: (_, key) => {
+        const value = Reflect.get(server!, key);
+        return typeof value === "function" ? value.bind(server) : value;
+    },
+});
 const reportDir = path.join(projectRoot, "reports");
 const report: Record<string, unknown> = { startedAt: new Date().toISOString() };
 const ingestionDate = "2024-06-01T00:00:00Z";
@@ -252,6 +262,29 @@ function platformChecks(s: PlatformStack): void {
     });
 }
 
+/** A DAG edit: only the DAGs' sync container replaced, Airflow kept running, the next run on the new version. */
+function dagEditApplies(s: PlatformStack): void {
+    it("applies a DAG edit in seconds: only the DAGs' sync container replaced, Airflow kept running, the next run uses the new version", async () => {
+        const p = s.prefix;
+        const marker = `# e2e edit ${Date.now()}`;
+        fs.appendFileSync(path.join(s.engine.projectDir, "dags", "ping_grpc.py"), `\n${marker}\n`);
+        const ids = s.containerIds();
+        const applied = await s.up("dagEdit");
+        assert.deepEqual(byName(changed(applied)), { [`${p}-dags-sync`]: "replace" });
+        const recreated = Object.keys(ids).filter((name) => s.containerIds()[name] !== ids[name]);
+        assert.deepEqual(recreated, [`${p}-dags-sync`]);
+        const started = performance.now();
+        await waitFor("the DAG processor to parse the edited ping_grpc", 180_000, async () => {
+            const source = await s.airflow.call<{ content: string }>("GET", "/dagSources/ping_grpc");
+            return source.content.includes(marker) ? source : undefined;
+        }, 1000);
+        s.report.seconds.dagEditParsed = Number(((performance.now() - started) / 1000).toFixed(1));
+        const { tis } = await s.runDag("ping_grpc", new Date().toISOString(), 300_000);
+        assert.ok(tis.every((t) => t.state === "success"));
+        assertAllHealthy(s);
+    });
+}
+
 function memorySummary(usage: Record<string, number> | undefined): string {
     if (!usage) return "n/a";
     const total = Object.values(usage).reduce((a, b) => a + b, 0);
@@ -261,11 +294,12 @@ function memorySummary(usage: Record<string, number> | undefined): string {
 function writeReport(): void {
     fs.mkdirSync(reportDir, { recursive: true });
     report.finishedAt = new Date().toISOString();
-    report.stacks = Object.fromEntries(stacks.map((s) => [s.stack, s.report]));
+    const reported = server ? [...stacks, server] : stacks;
+    report.stacks = Object.fromEntries(reported.map((s) => [s.stack, s.report]));
     fs.writeFileSync(path.join(reportDir, "e2e-report.json"), JSON.stringify(report, null, 2));
     const engine = report.engine as { name: string; version: string } | undefined;
     const lines = [`# End-to-end report, ${report.startedAt}`, "", `Engine: **${engine?.name ?? "n/a"}**, ${engine?.version ?? ""}`, ""];
-    for (const s of stacks) {
+    for (const s of reported) {
         const seconds = s.report.seconds;
         lines.push(
             `## ${s.stack}${s.overrides.length ? ` (suite overrides: ${s.overrides.join(", ")})` : ""}`,
@@ -592,25 +626,7 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
         assertAllHealthy(dev);
     });
 
-    it("applies a DAG edit in seconds: only the DAGs' sync container replaced, Airflow kept running, the next run uses the new version", async () => {
-        const p = dev.prefix;
-        const marker = `# e2e edit ${Date.now()}`;
-        fs.appendFileSync(path.join(dev.engine.projectDir, "dags", "ping_grpc.py"), `\n${marker}\n`);
-        const ids = dev.containerIds();
-        const applied = await dev.up("dagEdit");
-        assert.deepEqual(byName(changed(applied)), { [`${p}-dags-sync`]: "replace" });
-        const recreated = Object.keys(ids).filter((name) => dev.containerIds()[name] !== ids[name]);
-        assert.deepEqual(recreated, [`${p}-dags-sync`]);
-        const started = performance.now();
-        await waitFor("the DAG processor to parse the edited ping_grpc", 180_000, async () => {
-            const source = await dev.airflow.call<{ content: string }>("GET", "/dagSources/ping_grpc");
-            return source.content.includes(marker) ? source : undefined;
-        }, 1000);
-        dev.report.seconds.dagEditParsed = Number(((performance.now() - started) / 1000).toFixed(1));
-        const { tis } = await dev.runDag("ping_grpc", new Date().toISOString(), 300_000);
-        assert.ok(tis.every((t) => t.state === "success"));
-        assertAllHealthy(dev);
-    });
+    dagEditApplies(dev);
 
     it("moves PostgreSQL to another minor release and back with a plain up: only PostgreSQL and maintenance replaced, rows and DAG history intact", async () => {
         const serverVersion = async () => (await query<{ server_version: string }>(dev.adminUrl, "SHOW server_version"))[0].server_version;
@@ -799,5 +815,157 @@ describe(`the prod stack on the same engine, beside dev`, { timeout: 60 * 60_000
         await prod.up("warmBringUp");
         assertAllHealthy(prod);
         assertAllHealthy(dev);
+    });
+});
+
+describe("the server stack on a test server, reached only over SSH", { timeout: 60 * 60_000 }, () => {
+    let host: TestServer;
+    /** The server stack's, on the machine running Pulumi: there must be none. */
+    const localNames = (kind: "ps" | "volume") =>
+        execFileSync(dockerClient, kind === "ps" ? ["ps", "-a", "--format", "{{.Names}}"] : ["volume", "ls", "--format", "{{.Name}}"], {
+            encoding: "utf8",
+            env: { ...process.env, DOCKER_HOST: "" },
+        })
+            .split("\n")
+            .filter((name) => name.startsWith("vpe-server-"));
+
+    before(async () => {
+        host = await startTestServer();
+        const started = performance.now();
+        // No registry is reachable: the upstream stand-ins go to the server as a user would carry them.
+        await host.loadImages([platform.images.debian, platform.images.postgres, platform.images.airflow, platform.images.redis]);
+        server = new PlatformStack("server", { "docker:host": host.dockerHost, "docker:sshOpts": host.sshOpts });
+        server.report.seconds.loadImages = Number(((performance.now() - started) / 1000).toFixed(1));
+        // The suite's own inspection goes to the server's engine (the program never uses this socket).
+        process.env.DOCKER_HOST = `unix://${host.socket}`;
+        await server.open(engineName);
+        await server.teardown();
+    });
+
+    after(async () => {
+        // The stack before the server: nothing may dial the server's address once its veth is gone.
+        await server?.teardown();
+        delete process.env.DOCKER_HOST;
+        await removeTestServer();
+    });
+
+    it("fails within seconds on a wrong host key, then on a stopped sshd, naming the server and the fix, and changes nothing", async () => {
+        const s = server!;
+        const stackFile = path.join(s.engine.projectDir, "Pulumi.server.yaml");
+        const original = fs.readFileSync(stackFile, "utf8");
+        const otherKey = path.join(path.dirname(host.knownHostsFile), "other_host_key");
+        fs.rmSync(otherKey, { force: true });
+        execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", otherKey]);
+        const wrongKnownHosts = `${host.knownHostsFile}.wrong`;
+        fs.writeFileSync(wrongKnownHosts, `${host.address} ${fs.readFileSync(`${otherKey}.pub`, "utf8").split(" ").slice(0, 2).join(" ")}\n`, { mode: 0o600 });
+        const timed = async (what: string, expected: RegExp) => {
+            const started = performance.now();
+            await assert.rejects(s.engine.preview(s.overrides), (err: Error) => {
+                assert.match(err.message, expected, what);
+                return true;
+            });
+            const seconds = Number(((performance.now() - started) / 1000).toFixed(1));
+            s.report.seconds[what] = seconds;
+            assert.deepEqual(host.docker(["ps", "-aq", "--filter", "name=^vpe-server-"]), "", `${what}: something was created on the server`);
+        };
+        try {
+            fs.writeFileSync(stackFile, original.replace(host.knownHostsFile, wrongKnownHosts));
+            // ssh finds a key for that address, and another one: "REMOTE HOST IDENTIFICATION HAS CHANGED".
+            await timed("wrongHostKey", new RegExp(`ssh://deploy@${host.address.replace(/\./g, "\\.")}: asking the server's Docker engine \\(docker version\\) failed: the server's host key (changed|is not in)`));
+        } finally {
+            fs.writeFileSync(stackFile, original);
+        }
+        host.stopSshd();
+        try {
+            await timed("sshdStopped", /asking the server's Docker engine \(docker version\) failed: nothing accepts SSH connections there: is sshd running/);
+        } finally {
+            await host.startSshd();
+        }
+    });
+
+    it("comes up cold on the server with every container healthy, nothing of it on this machine's engine, and few SSH sessions at once", async () => {
+        const since = new Date();
+        await server!.up("coldBringUp");
+        assertAllHealthy(server!);
+        server!.report.maxSshSessions = host.maxConcurrentSessions(since);
+        // sshd's default MaxStartups (10:30:100) starts refusing at 10 unauthenticated connections.
+        assert.ok(host.maxConcurrentSessions(since) < 10, `${host.maxConcurrentSessions(since)} SSH sessions at once`);
+        assert.deepEqual([localNames("ps"), localNames("volume")], [[], []]);
+        // The images were built by the server's engine, for its architecture.
+        const arch = host.docker(["version", "--format", "{{.Server.Arch}}"]);
+        assert.equal(host.docker(["image", "inspect", "--format", "{{.Architecture}}", "vpe-server/airflow:local"]), arch);
+    });
+
+    describe("checked as every stack is", () => {
+        before(() => assert.ok(server, "no server stack"));
+        // Registered now, run once the server stack exists.
+        platformChecks(serverStack);
+        dagEditApplies(serverStack);
+    });
+
+    it("status, backup and restore reach the server's engine and services over SSH, with the same exit codes", async () => {
+        const s = server!;
+        const status = await s.command("status", "--json");
+        s.report.seconds.statusHealthy = Number(status.seconds.toFixed(2));
+        assert.equal(status.code, 0, `${status.stdout}${status.stderr}`);
+        const seen = JSON.parse(status.stdout) as { ok: boolean; containers: { name: string; ok: boolean }[] };
+        for (const name of s.outputs.containers as string[]) assert.ok(seen.containers.some((c) => c.name === name && c.ok), `${name} is not well in the status`);
+        const counts = await s.warehouseCounts();
+        const backup = await s.command("backup");
+        assert.equal(backup.code, 0, backup.stderr);
+        const set = backup.stdout.match(/set (\d{8}T\d{6}Z)/)?.[1];
+        assert.ok(set, backup.stdout);
+        const restored = await s.command("restore", "--from", set, "--yes");
+        s.report.seconds.restore = Number(restored.seconds.toFixed(1));
+        assert.equal(restored.code, 0, `${restored.stdout}${restored.stderr}`);
+        assertAllHealthy(s);
+        assert.deepEqual(await s.warehouseCounts(), counts);
+        assert.equal((await s.command("status")).code, 0);
+        host.docker(["stop", `${s.prefix}-spark-worker-1`]);
+        try {
+            assert.equal((await s.command("status")).code, 1, "a stopped worker on the server is not noticed");
+        } finally {
+            host.docker(["start", `${s.prefix}-spark-worker-1`]);
+        }
+        await waitFor("the Spark worker healthy again", 120_000, () => (s.serviceContainers().every((c) => c.health === "healthy") ? true : undefined));
+    });
+
+    it("converges with the next up after its SSH connections are cut during an up", async () => {
+        const s = server!;
+        const script = path.join(s.engine.projectDir, "docker", "executor", "pipelines", "ingestion", "ping_env.py");
+        fs.appendFileSync(script, "\n# cut\n");
+        const executor = `${s.prefix}-executor`;
+        const original = host.docker(["ps", "-aq", "--no-trunc", "--filter", `name=^${executor}$`]);
+        const interrupted = s.up("cutUp").then(
+            () => "finished",
+            (err: Error) => err.message,
+        );
+        // Cut once the old executor is gone and its replacement is still to come.
+        await waitFor("the executor's replacement to begin", 300_000, () => (host.docker(["ps", "-aq", "--no-trunc", "--filter", `name=^${executor}$`]) !== original ? true : undefined), 200);
+        const cut = host.cutSessions();
+        const outcome = await interrupted;
+        s.report.sshCut = { sessionsCut: cut, outcome: outcome.slice(0, 300) };
+        assert.ok(cut > 0, "no SSH session was open to cut");
+        assert.notEqual(outcome, "finished", "the up ended before its connections were cut");
+        await s.up("afterCut");
+        assertAllHealthy(s);
+        const plan = await s.engine.preview(s.overrides);
+        assert.deepEqual(changed(plan), {});
+        await s.runDag("ping_grpc", "2024-06-06T00:00:00Z", 300_000);
+    });
+
+    it("keeps its data on the server through destroy, and comes back onto it", async () => {
+        const s = server!;
+        const counts = await s.warehouseCounts();
+        const runs = await dagRunIds(s, "ingestion");
+        await s.destroy();
+        assert.deepEqual(s.serviceContainers(), [], "containers left after destroy");
+        const volumes = host.docker(["volume", "ls", "-q", "--filter", "name=^vpe-server-"]).split("\n").sort();
+        assert.deepEqual(volumes, ["airflow-keys", "backups", "buffer", "logs", "postgres-data"].map((v) => `vpe-server-${v}`));
+        assert.deepEqual([localNames("ps"), localNames("volume")], [[], []]);
+        await s.up("comeBack");
+        assertAllHealthy(s);
+        assert.deepEqual(await s.warehouseCounts(), counts);
+        assert.deepEqual(await dagRunIds(s, "ingestion"), runs);
     });
 });

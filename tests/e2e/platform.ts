@@ -65,7 +65,12 @@ export function inspectContainers(prefix: string): ContainerState[] {
             ([containerPort, bindings]) => (bindings ?? []).map((b) => ({ containerPort, hostIp: b.HostIp, hostPort: b.HostPort })),
         ),
         config: JSON.stringify([c.Config.Env, c.Config.Cmd, c.Config.Entrypoint, c.Config.Labels, c.Config.Healthcheck, c.Args]),
-        mounts: ((c.Mounts ?? []) as { Type: string; Source: string; Destination: string }[]).map((m) => ({ type: m.Type, source: m.Source, destination: m.Destination })),
+        // A volume's Source is its folder on the engine's host; its Name is what the stack mounts.
+        mounts: ((c.Mounts ?? []) as { Type: string; Name?: string; Source: string; Destination: string }[]).map((m) => ({
+            type: m.Type,
+            source: m.Type === "volume" ? String(m.Name) : m.Source,
+            destination: m.Destination,
+        })),
     }));
 }
 

@@ -1,7 +1,9 @@
 // One shipped stack under test: its effective config, the engine that applies it, what a user
 // reads from it (outputs, Airflow's API, the warehouse) and the figures for the report.
 import { spawn } from "node:child_process";
+import * as fs from "node:fs";
 import * as path from "node:path";
+import { reachable } from "../../commands/stackOutputs";
 import { parseConfig, type PlatformConfig } from "../../config";
 import { type Deployment, type EngineName, openStack, type StackEngine } from "../../e2e/engines";
 import { applyOverrides } from "../../e2e/harness/stackConfig";
@@ -22,6 +24,10 @@ export interface StackReport {
     dagRuns: Record<string, DagRunReport>;
     [figure: string]: unknown;
 }
+
+// js-yaml ships without types.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const yaml = require("js-yaml") as { load(text: string): unknown; dump(value: unknown): string };
 
 const warehouseTables = [
     "event", "location", "datetime", "landslide_event", "data", "weather_data", "soil",
@@ -58,9 +64,14 @@ export class PlatformStack {
     /** Config the suite applies on every up (reported): the fake weather archive's URL and rate. */
     readonly overrides: string[];
 
-    constructor(readonly stack: string) {
+    /**
+     * `engineConfig`: provider keys (`docker:host`, `docker:sshOpts`) written into the engine's copy
+     * of the stack file on open, as a user edits theirs (a test server's address and keys).
+     */
+    constructor(readonly stack: string, private readonly engineConfig: Record<string, unknown> = {}) {
         this.overrides = weatherOverrides;
-        this.config = parseConfig(applyOverrides(stackConfig(stack), this.overrides, platform.project), stack);
+        const raw = { ...stackConfig(stack), ...Object.fromEntries(Object.entries(engineConfig).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)])) };
+        this.config = parseConfig(applyOverrides(raw, this.overrides, platform.project), stack);
         this.prefix = this.config.namePrefix;
         this.report = { overrides: this.overrides, seconds: {}, images: {}, dagRuns: {} };
     }
@@ -80,12 +91,14 @@ export class PlatformStack {
     startWeatherArchive(): void {
         if (this.weatherArchiveContainers("ps").length > 0) return;
         const image = docker("inspect", "--format", "{{.Config.Image}}", this.outputs.executorContainer);
+        // Copied in, not bind-mounted: the engine may be a server's, which cannot see this checkout.
         docker(
-            "run", "-d", "--rm", "--name", this.weatherArchiveName,
-            "--network", this.outputs.networkName, "--network-alias", weatherArchive.alias,
-            "-v", `${path.join(projectRoot, "tests", "fakes")}:/srv:ro`, "--entrypoint", "python3",
+            "create", "--rm", "--name", this.weatherArchiveName,
+            "--network", this.outputs.networkName, "--network-alias", weatherArchive.alias, "--entrypoint", "python3",
             image, `/srv/${weatherArchive.script}`, "--host", "0.0.0.0", "--port", String(weatherArchive.port),
         );
+        docker("cp", path.join(projectRoot, "tests", "fakes", "."), `${this.weatherArchiveName}:/srv`);
+        docker("start", this.weatherArchiveName);
     }
 
     stopWeatherArchive(): void {
@@ -117,6 +130,12 @@ export class PlatformStack {
             workDir,
             namePrefix: this.prefix,
         });
+        if (Object.keys(this.engineConfig).length > 0) {
+            const file = path.join(this.engine.projectDir, `Pulumi.${this.stack}.yaml`);
+            const stackFile = yaml.load(fs.readFileSync(file, "utf8")) as { config: Record<string, unknown> };
+            Object.assign(stackFile.config, this.engineConfig);
+            fs.writeFileSync(file, yaml.dump(stackFile));
+        }
     }
 
     /** PostgreSQL, the executor, the Spark master, the four Airflow services, maintenance, Redis and the workers. */
@@ -152,7 +171,12 @@ export class PlatformStack {
                 sizeMB: Number((image.sizeBytes / 1e6).toFixed(1)),
             };
         }
-        this.deployed = deployment.outputs;
+        // A server's: its published ports forwarded here, as the commands reach them. The suite keeps
+        // inspecting the engine its own way (DOCKER_HOST as it was).
+        const inspecting = process.env.DOCKER_HOST;
+        this.deployed = await reachable(deployment.outputs as never);
+        if (inspecting === undefined) delete process.env.DOCKER_HOST;
+        else process.env.DOCKER_HOST = inspecting;
         this.airflow = new AirflowApi(this.outputs.airflowUrl, this.outputs.airflowAdminUser, this.outputs.airflowAdminPassword);
         this.adminUrl =
             `postgresql://${this.outputs.postgresAdminUser}:${this.outputs.postgresAdminPassword}` +
@@ -180,8 +204,9 @@ export class PlatformStack {
         return usage;
     }
 
+    /** The long-running containers: not the one-shot steps (volume init, content sync, Airflow's init). */
     serviceContainers() {
-        return inspectContainers(this.prefix).filter((c) => !c.name.endsWith("-init"));
+        return inspectContainers(this.prefix).filter((c) => !c.name.endsWith("-init") && !c.name.endsWith("-sync"));
     }
 
     /** Container ids by name: an unchanged up must leave every one in place. */
