@@ -158,6 +158,17 @@ export class AirflowApi {
         return run.dag_run_id;
     }
 
+    /** The end of a task try's log, for a failure message. */
+    async logTail(dagId: string, runId: string, taskId: string, tryNumber: number): Promise<string> {
+        try {
+            const log = await this.call<{ content: unknown }>("GET", `/dags/${dagId}/dagRuns/${encodeURIComponent(runId)}/taskInstances/${taskId}/logs/${tryNumber}`);
+            const lines = Array.isArray(log.content) ? log.content.map((l) => (typeof l === "string" ? l : JSON.stringify(l))) : String(log.content).split("\n");
+            return lines.slice(-25).join("\n");
+        } catch (err) {
+            return `(log unreadable: ${(err as Error).message})`;
+        }
+    }
+
     taskInstances(dagId: string, runId: string): Promise<{ task_instances: TaskInstance[] }> {
         return this.call("GET", `/dags/${dagId}/dagRuns/${encodeURIComponent(runId)}/taskInstances`);
     }
@@ -166,8 +177,13 @@ export class AirflowApi {
         return waitFor(`${dagId} run ${runId}`, timeoutMs, async () => {
             const run = await this.call<DagRun>("GET", `/dags/${dagId}/dagRuns/${encodeURIComponent(runId)}`);
             if (run.state === "failed") {
-                const tis = await this.taskInstances(dagId, runId);
-                throw new FatalError(`${dagId} run failed: ${JSON.stringify(tis.task_instances.map((t) => [t.task_id, t.state, t.try_number]))}`);
+                const tis = (await this.taskInstances(dagId, runId)).task_instances;
+                const failed = tis.filter((t) => t.state === "failed");
+                const logs = await Promise.all(failed.map((t) => this.logTail(dagId, runId, t.task_id, t.try_number)));
+                throw new FatalError(
+                    `${dagId} run failed: ${JSON.stringify(tis.map((t) => [t.task_id, t.state, t.try_number]))}` +
+                        failed.map((t, i) => `\n--- ${t.task_id} (try ${t.try_number}), last lines of its log:\n${logs[i]}`).join(""),
+                );
             }
             return run.state === "success" ? run : undefined;
         }, pollMs);

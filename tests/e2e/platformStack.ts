@@ -97,7 +97,8 @@ export class PlatformStack {
             "--network", this.outputs.networkName, "--network-alias", weatherArchive.alias, "--entrypoint", "python3",
             image, `/srv/${weatherArchive.script}`, "--host", "0.0.0.0", "--port", String(weatherArchive.port),
         );
-        docker("cp", path.join(projectRoot, "tests", "fakes", "."), `${this.weatherArchiveName}:/srv`);
+        // "<dir>/." copies the folder's contents into /srv, which the image has already.
+        docker("cp", `${path.join(projectRoot, "tests", "fakes")}/.`, `${this.weatherArchiveName}:/srv`);
         docker("start", this.weatherArchiveName);
     }
 
