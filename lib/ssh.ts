@@ -150,7 +150,10 @@ function accepts(f: Forward): Promise<boolean> {
  * key, a refused login, a local port already taken: ExitOnForwardFailure).
  */
 export async function openTunnel(target: SshTarget, forwards: Forward[], options: { keepProcessAlive?: boolean } = {}): Promise<Tunnel> {
-    const args = sshArgs(target, ["-N", "-o", "ExitOnForwardFailure=yes", ...forwards.flatMap((f) => ["-L", forwardSpec(f)])]);
+    // A connection of its own, never a shared master's: through a master the forwards would be the
+    // master's, outliving `close`, and this ssh would exit at once. ssh keeps an option's first value.
+    const own = { ...target, options: ["-o", "ControlPath=none", ...target.options] };
+    const args = sshArgs(own, ["-N", "-o", "ExitOnForwardFailure=yes", ...forwards.flatMap((f) => ["-L", forwardSpec(f)])]);
     const child: ChildProcess = spawn("ssh", args, { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     child.stderr?.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));

@@ -99,6 +99,9 @@ remove_cgroups() {
 
 down() {
   kill_server_processes
+  # SSH clients on this side (a shared master, a tunnel) hold connections to the server's address:
+  # without its veth, what they send would leave through the default route. They go first.
+  pkill -f -- "$run/client/" 2>/dev/null || true
   ip link del $host_if 2>/dev/null || true
   [ -e "/run/netns/$name" ] && ip netns del "$name"
   if [ -e "$run/made-run-netns" ] && [ -z "$(ls -A /run/netns 2>/dev/null)" ]; then

@@ -834,7 +834,7 @@ describe("the server stack on a test server, reached only over SSH", { timeout: 
         const started = performance.now();
         // No registry is reachable: the upstream stand-ins go to the server as a user would carry them.
         await host.loadImages([platform.images.debian, platform.images.postgres, platform.images.airflow, platform.images.redis]);
-        server = new PlatformStack("server", { "docker:host": host.dockerHost, "docker:sshOpts": host.sshOpts });
+        server = new PlatformStack("server", { "docker:host": host.dockerHost, "docker:sshOpts": host.sharedSshOpts });
         server.report.seconds.loadImages = Number(((performance.now() - started) / 1000).toFixed(1));
         // The suite's own inspection goes to the server's engine (the program never uses this socket).
         process.env.DOCKER_HOST = `unix://${host.socket}`;

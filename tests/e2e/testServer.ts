@@ -23,6 +23,8 @@ export interface TestServer {
     dockerHost: string;
     /** What `docker:sshOpts` names: batch mode, the pinned host key, the generated identity only. */
     sshOpts: string[];
+    /** `sshOpts` and a connection shared by a run's sessions, as Pulumi.server.yaml ships them. */
+    sharedSshOpts: string[];
     knownHostsFile: string;
     identityFile: string;
     /** The server engine's socket, for the test's own inspection and image loading (never the program's). */
@@ -137,6 +139,7 @@ function makeServer(): TestServer {
         user: "deploy",
         dockerHost: `ssh://deploy@${address}`,
         sshOpts,
+        sharedSshOpts: [...sshOpts, "-o", "ControlMaster=auto", "-o", `ControlPath=${runDir}/client/mux-%C`, "-o", "ControlPersist=60"],
         knownHostsFile,
         identityFile,
         socket,
