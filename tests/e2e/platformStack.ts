@@ -134,7 +134,10 @@ export class PlatformStack {
         if (Object.keys(this.engineConfig).length > 0) {
             const file = path.join(this.engine.projectDir, `Pulumi.${this.stack}.yaml`);
             const stackFile = yaml.load(fs.readFileSync(file, "utf8")) as { config: Record<string, unknown> };
-            Object.assign(stackFile.config, this.engineConfig);
+            for (const [key, value] of Object.entries(this.engineConfig)) {
+                if (value === undefined) delete stackFile.config[key];
+                else stackFile.config[key] = value;
+            }
             fs.writeFileSync(file, yaml.dump(stackFile));
         }
     }
