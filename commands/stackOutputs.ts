@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
+import { defaultDockerSocket } from "../lib/dockerEngine";
 import { type Forward, freeLocalPort, openTunnel, parseSshUrl } from "../lib/ssh";
 import { projectRoot } from "../platform";
 
@@ -83,7 +84,7 @@ export async function reachable(outputs: StackOutputs): Promise<StackOutputs> {
     const parsed = parseSshUrl(outputs.dockerHost);
     if ("problem" in parsed) throw new Error(`output dockerHost ${outputs.dockerHost}: ${parsed.problem}`);
     const socket = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "vpe-engine-")), "docker.sock");
-    const forwards: Forward[] = [{ localSocket: socket, remoteSocket: "/var/run/docker.sock" }];
+    const forwards: Forward[] = [{ localSocket: socket, remoteSocket: defaultDockerSocket }];
     const local = async (host: string, port: number) => {
         const localPort = await freeLocalPort();
         forwards.push({ localPort, remoteHost: host, remotePort: port });

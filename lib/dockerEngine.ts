@@ -4,12 +4,15 @@
 import * as http from "node:http";
 import { type SshTarget, runOverSsh } from "./ssh";
 
+/** Where an engine listens unless told otherwise: here, and on a server for `docker system dial-stdio`. */
+export const defaultDockerSocket = "/var/run/docker.sock";
+
 /** The first Docker API version whose healthchecks take a start interval (Docker 25). */
 export const startIntervalApiVersion = "1.44";
 
 /** Where the docker provider connects: a unix socket path, or an http base URL (tcp://). */
 export function engineAddress(dockerHost = process.env.DOCKER_HOST): { socketPath: string } | { url: string } | undefined {
-    if (!dockerHost) return { socketPath: "/var/run/docker.sock" };
+    if (!dockerHost) return { socketPath: defaultDockerSocket };
     if (dockerHost.startsWith("unix://")) return { socketPath: dockerHost.slice("unix://".length) };
     if (dockerHost.startsWith("tcp://")) return { url: `http://${dockerHost.slice("tcp://".length)}` };
     return undefined; // ssh:// and the like: not asked, so treated as an older engine

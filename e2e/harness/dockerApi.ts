@@ -5,9 +5,9 @@ import * as fs from "node:fs";
 import * as http from "node:http";
 import * as os from "node:os";
 import * as path from "node:path";
+import { defaultDockerSocket as defaultSocket } from "../../lib/dockerEngine";
 import { openTunnel, parseSshUrl } from "../../lib/ssh";
 
-const defaultSocket = "/var/run/docker.sock";
 
 export class DockerApiError extends Error {
     constructor(
