@@ -96,6 +96,20 @@ const tlsSchema = z.strictObject({
     generation: z.number().int().min(1).default(1),
 });
 
+const metricsSchema = z.strictObject({
+    /** Prometheus and Alertmanager on the stack network, scraping every service. */
+    enabled: z.boolean().default(false),
+    /** Host port of Prometheus' UI and query API. */
+    hostPort: hostPort.default(9090),
+    scrapeIntervalSeconds: z.number().int().min(5).max(300).default(15),
+    /** Days of samples Prometheus keeps (its TSDB retention). */
+    retentionDays: z.number().int().min(1).max(3650).default(30),
+    /** Where Alertmanager posts firing and resolved alerts (its webhook receiver); unset: nowhere. */
+    alertWebhookUrl: z
+        .url({ protocol: /^https?$/, message: "must be an http(s) URL such as https://alerts.example.org/hook" })
+        .optional(),
+});
+
 const ipv4 = z.ipv4({ message: "must be an IPv4 address such as 127.0.0.1" });
 
 const sectionSchemas = {
@@ -107,6 +121,7 @@ const sectionSchemas = {
     logs: logsSchema,
     weather: weatherSchema,
     tls: tlsSchema,
+    metrics: metricsSchema,
 };
 
 const stackSchema = z.strictObject({
@@ -123,6 +138,7 @@ const stackSchema = z.strictObject({
     logs: logsSchema.prefault({}),
     weather: weatherSchema.prefault({}),
     tls: tlsSchema.prefault({}),
+    metrics: metricsSchema.prefault({}),
 });
 
 /**
@@ -143,6 +159,7 @@ export type BackupConfig = PlatformConfig["backup"];
 export type LogsConfig = PlatformConfig["logs"];
 export type WeatherConfig = PlatformConfig["weather"];
 export type TlsConfig = PlatformConfig["tls"];
+export type MetricsConfig = PlatformConfig["metrics"];
 
 /** Every host port the stack publishes, keyed by the config key that sets it. */
 export function publishedPorts(config: Partial<PlatformConfig>): [string, number][] {
@@ -151,6 +168,7 @@ export function publishedPorts(config: Partial<PlatformConfig>): [string, number
         ["airflow.hostPort", config.airflow?.hostPort],
         ["spark.masterUiHostPort", config.spark?.masterUiHostPort],
         ["executor.hostPort", config.executor?.hostPort],
+        ["metrics.hostPort", config.metrics?.enabled ? config.metrics.hostPort : undefined],
     ];
     return candidates.filter((entry): entry is [string, number] => entry[1] !== undefined);
 }

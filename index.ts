@@ -7,6 +7,7 @@ import { Airflow } from "./components/airflow";
 import { ContentVolume } from "./components/contentVolume";
 import { Executor } from "./components/executor";
 import { Maintenance } from "./components/maintenance";
+import { Monitoring } from "./components/monitoring";
 import { MutualTls } from "./components/mutualTls";
 import { Network } from "./components/network";
 import { Postgres } from "./components/postgres";
@@ -140,17 +141,31 @@ const maintenance = new Maintenance(prefix, {
     databases: [platform.databases.warehouse, platform.databases.airflow],
 });
 
+const monitoring = config.metrics.enabled
+    ? new Monitoring(prefix, {
+          namePrefix: prefix,
+          network: network.name,
+          bindAddress: config.bindAddress,
+          config: config.metrics,
+          jobs: [...executor.scrapeJobs, ...spark.scrapeJobs],
+          retainData,
+      })
+    : undefined;
+
 /** The engine the stack runs on, for the commands: null is this machine's own. */
 export const dockerHost = config.engine.host ?? null;
 export const sshOpts = config.engine.ssh?.options ?? null;
 /** On a server, the published ports are the server's: this opens them on this machine. */
 export const tunnelCommand = config.engine.ssh
-    ? ["ssh", ...sshArgs(config.engine.ssh, ["-N", ...[config.airflow.hostPort, config.spark.masterUiHostPort, config.postgres.hostPort].flatMap((p) => ["-L", `${p}:127.0.0.1:${p}`])])].join(" ")
+    ? ["ssh", ...sshArgs(config.engine.ssh, ["-N", ...[config.airflow.hostPort, config.spark.masterUiHostPort, config.postgres.hostPort, ...(monitoring ? [config.metrics.hostPort] : [])].flatMap((p) => ["-L", `${p}:127.0.0.1:${p}`])])].join(" ")
     : null;
 export const airflowUrl = airflow.url;
 export const airflowAdminUser = airflow.adminUser;
 export const airflowAdminPassword = airflow.adminPassword;
 export const sparkMasterUrl = spark.masterUrl;
+/** Prometheus' UI and query API, or null when vpe:metrics.enabled is off. */
+export const prometheusUrl = monitoring?.prometheusUrl ?? null;
+export const prometheusDataVolumeName = monitoring?.dataVolumeName ?? null;
 export const sparkUiUrl = spark.uiUrl;
 export const sparkWorkers = spark.workerCount;
 export const executorAddress = executor.address;
@@ -177,6 +192,7 @@ export const containers = [
     ...spark.containerNames,
     ...airflow.containerNames,
     maintenance.containerName,
+    ...(monitoring?.containerNames ?? []),
 ];
 export const executorContainer = executor.containerName;
 export const postgresContainer = postgres.containerName;

@@ -7,6 +7,7 @@ import { localImage } from "../lib/images";
 import { type SecretFile, fileVariable, secretUploads } from "../lib/secretFiles";
 import { platform, projectRoot, userSpec } from "../platform";
 import type { ContentVolume } from "./contentVolume";
+import type { ScrapeJob } from "./monitoring";
 import { type TlsIdentity, tlsUploads } from "./mutualTls";
 
 export interface ExecutorArgs {
@@ -52,6 +53,8 @@ export class Executor extends pulumi.ComponentResource {
     declare readonly containerName: string;
     /** host:port on the host, or null when unpublished (a stack output of undefined warns on every up). */
     declare readonly hostAddress: string | null;
+    /** Its task counts and durations (vpe_executor/metrics.py), for Prometheus. */
+    declare readonly scrapeJobs: ScrapeJob[];
 
     constructor(name: string, args: ExecutorArgs, opts?: pulumi.ComponentResourceOptions) {
         super("vpe:platform:Executor", name, {}, opts);
@@ -107,6 +110,9 @@ export class Executor extends pulumi.ComponentResource {
         this.address = `${platform.aliases.executor}:${port}`;
         this.hostAddress =
             args.config.hostPort === undefined ? null : `${args.bindAddress}:${args.config.hostPort}`;
+        this.scrapeJobs = [
+            { job: "executor", targets: [`${platform.aliases.executor}:${platform.ports.executorMetrics}`], metricsPath: "/metrics" },
+        ];
         this.registerOutputs({ address: this.address });
     }
 }

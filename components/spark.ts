@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { SparkConfig } from "../config";
 import { publish, serviceContainer } from "../lib/containers";
 import { localImage } from "../lib/images";
+import type { ScrapeJob } from "./monitoring";
 import { platform, userSpec } from "../platform";
 
 export interface SparkArgs {
@@ -26,6 +27,16 @@ export function workerCleanupOpts(retentionDays: number): string {
     ].join(" ");
 }
 
+/**
+ * Spark's PrometheusServlet on each daemon's UI port: the master's own metrics (alive workers,
+ * applications) at platform paths.sparkMasterMetrics, a worker's at paths.sparkWorkerMetrics.
+ */
+export const prometheusServletOpts = [
+    "-Dspark.metrics.conf.*.sink.prometheusServlet.class=org.apache.spark.metrics.sink.PrometheusServlet",
+    `-Dspark.metrics.conf.*.sink.prometheusServlet.path=${platform.paths.sparkWorkerMetrics}`,
+    `-Dspark.metrics.conf.master.sink.prometheusServlet.path=${platform.paths.sparkMasterMetrics}`,
+].join(" ");
+
 export const sparkMasterUrl = `spark://${platform.aliases.sparkMaster}:${platform.ports.sparkMaster}`;
 
 /** Spark standalone: one master and `workers` workers registered with it. */
@@ -34,6 +45,8 @@ export class Spark extends pulumi.ComponentResource {
     declare readonly uiUrl: string;
     declare readonly workerCount: number;
     declare readonly containerNames: string[];
+    /** What Prometheus scrapes: the master's and each worker's PrometheusServlet. */
+    declare readonly scrapeJobs: ScrapeJob[];
 
     constructor(name: string, args: SparkArgs, opts?: pulumi.ComponentResourceOptions) {
         super("vpe:platform:Spark", name, {}, opts);
@@ -66,6 +79,7 @@ export class Spark extends pulumi.ComponentResource {
                     "--webui-port",
                     String(platform.ports.sparkMasterUi),
                 ],
+                envs: [`SPARK_MASTER_OPTS=${prometheusServletOpts}`],
                 volumes: [logs],
                 ports: [publish(args.bindAddress, platform.ports.sparkMasterUi, args.config.masterUiHostPort)],
                 healthcheck: {
@@ -75,8 +89,10 @@ export class Spark extends pulumi.ComponentResource {
             },
             { parent: this },
         );
+        const workerAliases: string[] = [];
         for (let i = 1; i <= args.config.workers; i++) {
             const alias = `${platform.aliases.sparkWorker}-${i}`;
+            workerAliases.push(alias);
             containerNames.push(`${args.namePrefix}-${alias}`);
             serviceContainer(
                 {
@@ -91,7 +107,7 @@ export class Spark extends pulumi.ComponentResource {
                         `SPARK_WORKER_MEMORY=${args.config.workerMemory}`,
                         `SPARK_WORKER_WEBUI_PORT=${platform.ports.sparkWorkerUi}`,
                         `SPARK_WORKER_DIR=${platform.paths.logs}/spark/${alias}`,
-                        `SPARK_WORKER_OPTS=${workerCleanupOpts(args.logRetentionDays)}`,
+                        `SPARK_WORKER_OPTS=${workerCleanupOpts(args.logRetentionDays)} ${prometheusServletOpts}`,
                     ],
                     volumes: [logs],
                     healthcheck: {
@@ -106,6 +122,10 @@ export class Spark extends pulumi.ComponentResource {
         this.uiUrl = `http://${args.bindAddress}:${args.config.masterUiHostPort}`;
         this.workerCount = args.config.workers;
         this.containerNames = containerNames;
+        this.scrapeJobs = [
+            { job: "spark-master", targets: [`${platform.aliases.sparkMaster}:${platform.ports.sparkMasterUi}`], metricsPath: platform.paths.sparkMasterMetrics },
+            { job: "spark-worker", targets: workerAliases.map((a) => `${a}:${platform.ports.sparkWorkerUi}`), metricsPath: platform.paths.sparkWorkerMetrics },
+        ];
         this.registerOutputs({ masterUrl: this.masterUrl, uiUrl: this.uiUrl });
     }
 }

@@ -4,7 +4,8 @@
 # local stand-in from e2e/standins/<key> (for machines with no reachable registry).
 #
 # Usage: scripts/provide-images.sh [--force] [--no-pull] [KEY...]
-#   KEY       a key of docker/images.json (default: debian postgres airflow redis)
+#   KEY       a key of docker/images.json (default: debian postgres airflow redis prometheus
+#             alertmanager)
 #   --force   ignore images already present (pull or rebuild them)
 #   --no-pull skip the registry and build stand-ins directly
 # Prints one line per image: present / pulled / built, with seconds and size.
@@ -15,7 +16,7 @@ standins="$repo_root/e2e/standins"
 # shellcheck source=e2e/standins/platform.sh
 . "$standins/platform.sh"
 label=org.vpe.standin
-default_keys=(debian postgres airflow redis)
+default_keys=(debian postgres airflow redis prometheus alertmanager)
 pull_timeout=60
 
 force=false
@@ -49,7 +50,7 @@ try_pull() {
 configure_standin() {
   local key=$1 tag version
   tag=$(platform_value images "$key")
-  version=${tag#*:}; version=${version%%-*}
+  version=${tag#*:}; version=${version#v}; version=${version%%-*}
   build_args=(--build-arg "BASE_IMAGE=$(platform_value images debian)")
   context_files=()
   case "$key" in
@@ -64,6 +65,12 @@ configure_standin() {
         --build-arg "REDIS_UID=$(platform_value users redis uid)"
         --build-arg "REDIS_GID=$(platform_value users redis gid)"
         --build-arg "REDIS_PORT=$(platform_value ports redis)") ;;
+    prometheus)
+      build_args+=(--build-arg "PROMETHEUS_VERSION=$version"
+        --build-arg "PROMETHEUS_PORT=$(platform_value ports prometheus)") ;;
+    alertmanager)
+      build_args+=(--build-arg "ALERTMANAGER_VERSION=$version"
+        --build-arg "ALERTMANAGER_PORT=$(platform_value ports alertmanager)") ;;
     airflow)
       [ "$version" = "$(platform_value versions airflow)" ] \
         || die "images.json airflow ($tag) disagrees with versions.airflow in $vpe_platform_file"

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { prometheusServletOpts } from "../../components/spark";
 import { platform } from "../../platform";
 import { byType, named, runStack, types } from "../support/stack";
 
@@ -37,7 +38,8 @@ describe("Spark", () => {
             ((named(stack, name).inputs as Record<string, any>).envs as string[]).find((e) => e.startsWith("SPARK_WORKER_OPTS="));
         const expected = (days: number) =>
             "SPARK_WORKER_OPTS=-Dspark.worker.cleanup.enabled=true " +
-            `-Dspark.worker.cleanup.interval=${platform.maintenance.groomEveryMinutes * 60} -Dspark.worker.cleanup.appDataTtl=${days * 86400}`;
+            `-Dspark.worker.cleanup.interval=${platform.maintenance.groomEveryMinutes * 60} -Dspark.worker.cleanup.appDataTtl=${days * 86400} ` +
+            prometheusServletOpts;
         assert.equal(opts(run, "vpe-prod-spark-worker-2"), expected(30));
         const custom = runStack("dev", { overrides: { "vpe:logs": '{"retentionDays": 2}' } });
         assert.equal(opts(custom, "vpe-dev-spark-worker-1"), expected(2));

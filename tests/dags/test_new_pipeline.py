@@ -135,7 +135,7 @@ def executor(
     env["VPE_PLATFORM_FILE"] = str(PLATFORM_FILE)
     command = [
         sys.executable, "-m", "vpe_executor", "--registry", str(registry), "--envs-dir", str(envs),
-        "--logs-dir", str(logs), "--host", "127.0.0.1", "--port", "0",
+        "--logs-dir", str(logs), "--host", "127.0.0.1", "--port", "0", "--metrics-port", "0",
         "--tls-dir", str(executor_tls.server_dir),
     ]  # fmt: skip
     with stderr_path.open("wb") as stderr:

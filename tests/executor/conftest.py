@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 import tomllib
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ SAMPLE_DATA = REPO / "data" / "fixtures"
 TASKS = Path(__file__).resolve().parent / "tasks"
 TEST_ENV = "testenv"
 _LISTENING = re.compile(r"listening on [^:]+:(\d+)")
+_METRICS = re.compile(r"serving metrics on http://[^:]+:(\d+)/metrics")
 
 sys.path[:0] = [str(SRC), str(PIPELINES)]
 
@@ -164,6 +166,7 @@ def fixture_registry(root: Path) -> dict[str, dict[str, Any]]:
 class ServerProcess:
     proc: subprocess.Popen[bytes]
     port: int
+    metrics_port: int
     logs_dir: Path
     stderr_path: Path
     channel: grpc.Channel
@@ -183,6 +186,20 @@ class ServerProcess:
     def stamps_dir(self) -> Path:
         """Where ping_env's --stamp NAME lands: <paths.logs>/executor/stamps."""
         return self.logs_dir / "stamps"
+
+    def metrics(self) -> dict[str, float]:
+        """The /metrics samples, keyed as Prometheus prints them: `name{label="value",...}`."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        samples: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                samples[f"{sample.name}{{{labels}}}"] = sample.value
+        return samples
 
     def stderr(self) -> str:
         return self.stderr_path.read_text()
@@ -218,7 +235,8 @@ def start_server(
     command = [
         sys.executable, "-m", "vpe_executor", "--registry", str(registry),
         "--envs-dir", str(envs_dir), "--logs-dir", str(logs_root), "--host", "127.0.0.1",
-        "--port", "0", "--max-concurrent", "2", "--shutdown-grace", "2", "--kill-grace", "1",
+        "--port", "0", "--metrics-port", "0", "--max-concurrent", "2", "--shutdown-grace", "2",
+        "--kill-grace", "1",
         # Plaintext unless the test brings its own TLS material (tests/security does).
         *args, *(() if "--tls-dir" in args else ("--plaintext",)),
     ]  # fmt: skip
@@ -237,8 +255,12 @@ def start_server(
         return int(match.group(1)) if match else None
 
     bound = wait_for(port, "the server to listen")
+    metrics_match = _METRICS.search(stderr_path.read_text())
+    assert metrics_match, f"no metrics endpoint logged: {stderr_path.read_text()}"
     channel = grpc.insecure_channel(f"127.0.0.1:{bound}")
-    server = ServerProcess(proc, bound, logs_root / "executor", stderr_path, channel, root)
+    server = ServerProcess(
+        proc, bound, int(metrics_match.group(1)), logs_root / "executor", stderr_path, channel, root
+    )
     server.stubs["ping"] = wire.pb2_grpc.PingServiceStub(channel)
     return server
 

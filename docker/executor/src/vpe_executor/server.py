@@ -29,6 +29,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from vpe_executor.metrics import UNREGISTERED, Failure, Refusal, TaskMetrics
 from vpe_executor.platform_config import PlatformError, load_platform, lookup
 from vpe_executor.registry import RegistryError, TaskArgumentError, TaskSpec, load_registry
 from vpe_executor.runner import Outcome, Runner, StopReason
@@ -63,6 +64,7 @@ class ExecutorServicer(pb2_grpc.PingServiceServicer):
         logs_dir: Path,
         max_concurrent: int,
         metadata_keys: dict[str, str],
+        metrics: TaskMetrics,
     ) -> None:
         self._registry = registry
         self._runner = runner
@@ -70,6 +72,7 @@ class ExecutorServicer(pb2_grpc.PingServiceServicer):
         self._slots = threading.BoundedSemaphore(max_concurrent)
         self._max_concurrent = max_concurrent
         self._keys = metadata_keys
+        self._metrics = metrics
 
     def ping(self, request: Any, context: grpc.ServicerContext) -> Any:
         return pb2.PingResponse(message=request.message)
@@ -103,16 +106,21 @@ class ExecutorServicer(pb2_grpc.PingServiceServicer):
         if spec is None:
             known = ", ".join(sorted(self._registry))
             detail = f"unknown command {request.command!r}; registered commands: {known}"
+            self._metrics.refused(UNREGISTERED, Refusal.INVALID)
             return Reply(grpc.StatusCode.INVALID_ARGUMENT, detail, _result(detail, run_id))
         try:
             args = spec.validated_args(list(request.args))
         except TaskArgumentError as exc:
+            self._metrics.refused(spec.name, Refusal.INVALID)
             return Reply(grpc.StatusCode.INVALID_ARGUMENT, str(exc), _result(str(exc), run_id))
         if not self._slots.acquire(blocking=False):
             detail = f"all {self._max_concurrent} task slots are busy; retry later"
+            self._metrics.refused(spec.name, Refusal.BUSY)
             return Reply(grpc.StatusCode.RESOURCE_EXHAUSTED, detail, _result(detail, run_id))
+        self._metrics.started(spec.name)
+        log_path = self._logs_dir / f"{run_id}.log"
+        outcome: Outcome | None = None
         try:
-            log_path = self._logs_dir / f"{run_id}.log"
             outcome = self._runner.run(
                 spec.argv(args),
                 log_path,
@@ -122,7 +130,22 @@ class ExecutorServicer(pb2_grpc.PingServiceServicer):
             )
         finally:
             self._slots.release()
+            self._metrics.finished(spec.name, _duration(outcome), _failure(outcome))
         return _reply(spec, run_id, log_path, outcome)
+
+
+def _duration(outcome: Outcome | None) -> float:
+    return 0.0 if outcome is None else outcome.duration_seconds
+
+
+def _failure(outcome: Outcome | None) -> Failure | None:
+    if outcome is None:
+        return Failure.ERROR
+    if outcome.stopped is StopReason.TIMEOUT:
+        return Failure.TIMEOUT
+    if outcome.stopped is StopReason.CANCELLED:
+        return Failure.CANCELLED
+    return Failure.EXIT if outcome.exit_code != 0 else None
 
 
 def _result(message: str, run_id: str, log_path: Path | None = None, **fields: Any) -> Any:
@@ -157,6 +180,7 @@ def _reply(spec: TaskSpec, run_id: str, log_path: Path, outcome: Outcome) -> Rep
 class Settings:
     host: str
     port: int
+    metrics_port: int
     logs_dir: Path
     max_concurrent: int
     shutdown_grace: float
@@ -173,6 +197,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--registry", type=Path, default=_DEFAULT_REGISTRY)
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, help="default: platform ports.executorGrpc; 0 = any")
+    parser.add_argument(
+        "--metrics-port", type=int, help="default: platform ports.executorMetrics; 0 = any"
+    )
     parser.add_argument("--logs-dir", type=Path, help="default: platform paths.logs")
     parser.add_argument("--envs-dir", type=Path, help="default: platform paths.envs")
     parser.add_argument(
@@ -203,6 +230,9 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
     return Settings(
         host=args.host,
         port=lookup(platform, "ports.executorGrpc") if args.port is None else args.port,
+        metrics_port=lookup(platform, "ports.executorMetrics")
+        if args.metrics_port is None
+        else args.metrics_port,
         logs_dir=logs_root / "executor",
         max_concurrent=_max_concurrent(lookup(platform, "env.executorMaxConcurrent"), args),
         shutdown_grace=args.shutdown_grace,
@@ -234,12 +264,14 @@ def serve(settings: Settings, stop: threading.Event) -> None:
     # Extra threads beyond the task slots keep ping, health and fast rejections answering
     # while every slot runs a long task.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.max_concurrent + 8))
+    metrics = TaskMetrics(settings.max_concurrent)
     servicer = ExecutorServicer(
         settings.registry,
         runner,
         settings.logs_dir,
         settings.max_concurrent,
         settings.metadata_keys,
+        metrics,
     )
     pb2_grpc.add_PingServiceServicer_to_server(servicer, server)
     health_servicer = health.HealthServicer()
@@ -251,6 +283,8 @@ def serve(settings: Settings, stop: threading.Event) -> None:
         # gRPC core logs each refused handshake (plaintext, no or foreign certificate) to stderr.
         port = server.add_secure_port(address, settings.tls)
     server.start()
+    endpoint = metrics.serve(settings.host, settings.metrics_port)
+    LOG.info("serving metrics on http://%s:%d/metrics", endpoint.host, endpoint.port)
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     LOG.info(
         "listening on %s:%d with %s (tasks: %s; slots: %d)",

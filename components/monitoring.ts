@@ -1,0 +1,156 @@
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { MetricsConfig } from "../config";
+import { publish, serviceContainer } from "../lib/containers";
+import { goDuration } from "../lib/durations";
+import { platform, projectRoot } from "../platform";
+
+/** One Prometheus scrape job: the services answering `metricsPath` on the stack network. */
+export interface ScrapeJob {
+    job: string;
+    /** `alias:port` on the stack network. */
+    targets: string[];
+    metricsPath: string;
+}
+
+export interface MonitoringArgs {
+    namePrefix: string;
+    network: pulumi.Input<string>;
+    bindAddress: string;
+    config: MetricsConfig;
+    jobs: ScrapeJob[];
+    /** Keep the samples and silences volumes when the stack is destroyed. */
+    retainData: boolean;
+}
+
+/** The alert rules shipped with the stack (unit-tested with promtool). */
+export const alertRulesFile = path.join(projectRoot, "monitoring", "alerts.yml");
+
+const prometheusConfigFile = `${platform.paths.prometheusConfig}/vpe.yml`;
+const rulesFile = `${platform.paths.prometheusConfig}/rules/vpe.yml`;
+const alertmanagerConfigFile = `${platform.paths.alertmanagerConfig}/vpe.yml`;
+
+/** How soon a new alert group is sent, how often it is re-sent while it fires. */
+export const alertTiming = { groupWait: goDuration(10), groupInterval: goDuration(60), repeatInterval: goDuration(4 * 3600) };
+
+/** Prometheus' configuration: JSON, which its YAML parser reads as it is. */
+export function prometheusConfig(namePrefix: string, config: MetricsConfig, jobs: ScrapeJob[]): string {
+    const interval = goDuration(config.scrapeIntervalSeconds);
+    const self: ScrapeJob = { job: "prometheus", targets: [`localhost:${platform.ports.prometheus}`], metricsPath: "/metrics" };
+    return JSON.stringify(
+        {
+            global: { scrape_interval: interval, evaluation_interval: interval, external_labels: { stack: namePrefix } },
+            rule_files: [rulesFile],
+            alerting: {
+                alertmanagers: [{ static_configs: [{ targets: [`${platform.aliases.alertmanager}:${platform.ports.alertmanager}`] }] }],
+            },
+            scrape_configs: [self, ...jobs].map((j) => ({
+                job_name: j.job,
+                metrics_path: j.metricsPath,
+                static_configs: [{ targets: j.targets }],
+            })),
+        },
+        null,
+        2,
+    );
+}
+
+/** Alertmanager's configuration: every alert to the stack's webhook, or, without one, nowhere. */
+export function alertmanagerConfig(webhookUrl: string | undefined): string {
+    const receiver = webhookUrl ? "webhook" : "none";
+    return JSON.stringify(
+        {
+            route: {
+                receiver,
+                group_by: ["alertname", "job", "instance"],
+                group_wait: alertTiming.groupWait,
+                group_interval: alertTiming.groupInterval,
+                repeat_interval: alertTiming.repeatInterval,
+            },
+            receivers: [webhookUrl ? { name: receiver, webhook_configs: [{ url: webhookUrl, send_resolved: true }] } : { name: receiver }],
+        },
+        null,
+        2,
+    );
+}
+
+const readable = "0444";
+
+/**
+ * Prometheus scraping every service of the stack and evaluating the shipped alert rules, and
+ * Alertmanager sending what fires to the stack's webhook. Both keep their state (samples,
+ * silences) in volumes that outlive their containers; both run as the images' `nobody`.
+ */
+export class Monitoring extends pulumi.ComponentResource {
+    declare readonly prometheusUrl: string;
+    declare readonly containerNames: string[];
+    declare readonly dataVolumeName: pulumi.Output<string>;
+
+    constructor(name: string, args: MonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("vpe:platform:Monitoring", name, {}, opts);
+        const prefix = args.namePrefix;
+        const prometheusName = `${prefix}-${platform.aliases.prometheus}`;
+        const alertmanagerName = `${prefix}-${platform.aliases.alertmanager}`;
+        const image = (key: "prometheus" | "alertmanager") =>
+            new docker.RemoteImage(`${prefix}-${key}-image`, { name: platform.images[key], keepLocally: true }, { parent: this });
+        const volume = (suffix: string) =>
+            new docker.Volume(`${prefix}-${suffix}`, { name: `${prefix}-${suffix}` }, { parent: this, retainOnDelete: args.retainData });
+        const samples = volume("prometheus-data");
+        const silences = volume("alertmanager-data");
+        const probe = (port: number) => ({
+            test: ["CMD", "wget", "-q", "-O", "/dev/null", `http://localhost:${port}/-/ready`],
+            startPeriodSeconds: 10,
+        });
+
+        const alertmanager = serviceContainer(
+            {
+                name: alertmanagerName,
+                image: image("alertmanager").imageId,
+                network: args.network,
+                alias: platform.aliases.alertmanager,
+                command: [
+                    `--config.file=${alertmanagerConfigFile}`,
+                    `--storage.path=${platform.paths.alertmanagerData}`,
+                    `--web.listen-address=:${platform.ports.alertmanager}`,
+                    // One instance: no gossip port for peers.
+                    "--cluster.listen-address=",
+                ],
+                // The webhook URL may carry a token: secret in the state, never in `docker inspect`.
+                uploads: [{ file: alertmanagerConfigFile, content: pulumi.secret(alertmanagerConfig(args.config.alertWebhookUrl)), permissions: readable }],
+                volumes: [{ volumeName: silences.name, containerPath: platform.paths.alertmanagerData }],
+                healthcheck: probe(platform.ports.alertmanager),
+            },
+            { parent: this },
+        );
+        serviceContainer(
+            {
+                name: prometheusName,
+                image: image("prometheus").imageId,
+                network: args.network,
+                alias: platform.aliases.prometheus,
+                command: [
+                    `--config.file=${prometheusConfigFile}`,
+                    `--storage.tsdb.path=${platform.paths.prometheusData}`,
+                    `--storage.tsdb.retention.time=${args.config.retentionDays}d`,
+                    `--web.listen-address=:${platform.ports.prometheus}`,
+                ],
+                uploads: [
+                    { file: prometheusConfigFile, content: prometheusConfig(prefix, args.config, args.jobs), permissions: readable },
+                    { file: rulesFile, content: fs.readFileSync(alertRulesFile, "utf8"), permissions: readable },
+                ],
+                volumes: [{ volumeName: samples.name, containerPath: platform.paths.prometheusData }],
+                ports: [publish(args.bindAddress, platform.ports.prometheus, args.config.hostPort)],
+                healthcheck: probe(platform.ports.prometheus),
+                // Prometheus writes its head block on SIGTERM; a kill loses up to its WAL replay.
+                stopTimeoutSeconds: 30,
+            },
+            { parent: this, dependsOn: [alertmanager] },
+        );
+        this.prometheusUrl = `http://${args.bindAddress}:${args.config.hostPort}`;
+        this.containerNames = [prometheusName, alertmanagerName];
+        this.dataVolumeName = samples.name;
+        this.registerOutputs({ prometheusUrl: this.prometheusUrl, dataVolumeName: this.dataVolumeName });
+    }
+}
