@@ -7,7 +7,7 @@ import { Airflow } from "./components/airflow";
 import { ContentVolume } from "./components/contentVolume";
 import { Executor } from "./components/executor";
 import { Maintenance } from "./components/maintenance";
-import { Monitoring } from "./components/monitoring";
+import { Monitoring, airflowStatsd } from "./components/monitoring";
 import { MutualTls } from "./components/mutualTls";
 import { Network } from "./components/network";
 import { Postgres } from "./components/postgres";
@@ -127,6 +127,7 @@ const airflow = new Airflow(prefix, {
     executorAddress: { host: platform.aliases.executor, port: platform.ports.executorGrpc },
     sparkMasterUrl: spark.masterUrl,
     executorTls: { caCert: executorTls.caCert, identity: executorTls.client },
+    statsd: config.metrics.enabled ? airflowStatsd : undefined,
 });
 
 const maintenance = new Maintenance(prefix, {

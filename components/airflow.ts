@@ -29,6 +29,8 @@ export interface AirflowArgs {
     sparkMasterUrl: string;
     /** The stack's CA and Airflow's client identity for the executor's mutual TLS. */
     executorTls: { caCert: pulumi.Input<string>; identity: TlsIdentity };
+    /** Where every Airflow process sends its StatsD metrics; unset: none are sent. */
+    statsd?: { host: string; port: number; prefix: string };
 }
 
 /**
@@ -154,6 +156,14 @@ export class Airflow extends pulumi.ComponentResource {
             secrets.apiSecretKey,
             secrets.warehousePassword,
         ];
+        if (args.statsd) {
+            envs.push(
+                "AIRFLOW__METRICS__STATSD_ON=True",
+                `AIRFLOW__METRICS__STATSD_HOST=${args.statsd.host}`,
+                `AIRFLOW__METRICS__STATSD_PORT=${args.statsd.port}`,
+                `AIRFLOW__METRICS__STATSD_PREFIX=${args.statsd.prefix}`,
+            );
+        }
         if (secrets.brokerUrl) {
             envs.push(
                 `AIRFLOW__CELERY__WORKER_CONCURRENCY=${celeryWorkerConcurrency(args.config)}`,

@@ -27,6 +27,11 @@ export interface MonitoringArgs {
 
 /** The alert rules shipped with the stack (unit-tested with promtool). */
 export const alertRulesFile = path.join(projectRoot, "monitoring", "alerts.yml");
+/** How Airflow's StatsD names become the Prometheus names of the official Helm chart. */
+export const statsdMappingFile = path.join(projectRoot, "monitoring", "statsd-mapping.yml");
+
+/** Where Airflow sends its StatsD metrics: the exporter translating them for Prometheus. */
+export const airflowStatsd = { host: platform.aliases.statsdExporter, port: platform.ports.statsd, prefix: "airflow" };
 
 const prometheusConfigFile = `${platform.paths.prometheusConfig}/vpe.yml`;
 const rulesFile = `${platform.paths.prometheusConfig}/rules/vpe.yml`;
@@ -79,8 +84,9 @@ export function alertmanagerConfig(webhookUrl: string | undefined): string {
 const readable = "0444";
 
 /**
- * Prometheus scraping every service of the stack and evaluating the shipped alert rules, and
- * Alertmanager sending what fires to the stack's webhook. Both keep their state (samples,
+ * Prometheus scraping every service of the stack and evaluating the shipped alert rules,
+ * Alertmanager sending what fires to the stack's webhook, and the StatsD exporter that turns
+ * Airflow's StatsD metrics into Prometheus ones. Both keep their state (samples,
  * silences) in volumes that outlive their containers; both run as the images' `nobody`.
  */
 export class Monitoring extends pulumi.ComponentResource {
@@ -93,7 +99,8 @@ export class Monitoring extends pulumi.ComponentResource {
         const prefix = args.namePrefix;
         const prometheusName = `${prefix}-${platform.aliases.prometheus}`;
         const alertmanagerName = `${prefix}-${platform.aliases.alertmanager}`;
-        const image = (key: "prometheus" | "alertmanager") =>
+        const statsdName = `${prefix}-${platform.aliases.statsdExporter}`;
+        const image = (key: "prometheus" | "alertmanager" | "statsd-exporter") =>
             new docker.RemoteImage(`${prefix}-${key}-image`, { name: platform.images[key], keepLocally: true }, { parent: this });
         const volume = (suffix: string) =>
             new docker.Volume(`${prefix}-${suffix}`, { name: `${prefix}-${suffix}` }, { parent: this, retainOnDelete: args.retainData });
@@ -124,6 +131,29 @@ export class Monitoring extends pulumi.ComponentResource {
             },
             { parent: this },
         );
+        // Samples only live in its memory until scraped; a restart loses a scrape interval's worth.
+        serviceContainer(
+            {
+                name: statsdName,
+                image: image("statsd-exporter").imageId,
+                network: args.network,
+                alias: platform.aliases.statsdExporter,
+                command: [
+                    `--statsd.mapping-config=${platform.paths.statsdMapping}`,
+                    `--statsd.listen-udp=:${platform.ports.statsd}`,
+                    "--statsd.listen-tcp=",
+                    `--web.listen-address=:${platform.ports.statsdExporterWeb}`,
+                ],
+                uploads: [{ file: platform.paths.statsdMapping, content: fs.readFileSync(statsdMappingFile, "utf8"), permissions: readable }],
+                healthcheck: { test: ["CMD", "wget", "-q", "-O", "/dev/null", `http://localhost:${platform.ports.statsdExporterWeb}/-/healthy`], startPeriodSeconds: 5 },
+            },
+            { parent: this },
+        );
+        const statsdJob: ScrapeJob = {
+            job: "airflow",
+            targets: [`${platform.aliases.statsdExporter}:${platform.ports.statsdExporterWeb}`],
+            metricsPath: "/metrics",
+        };
         serviceContainer(
             {
                 name: prometheusName,
@@ -137,7 +167,7 @@ export class Monitoring extends pulumi.ComponentResource {
                     `--web.listen-address=:${platform.ports.prometheus}`,
                 ],
                 uploads: [
-                    { file: prometheusConfigFile, content: prometheusConfig(prefix, args.config, args.jobs), permissions: readable },
+                    { file: prometheusConfigFile, content: prometheusConfig(prefix, args.config, [statsdJob, ...args.jobs]), permissions: readable },
                     { file: rulesFile, content: fs.readFileSync(alertRulesFile, "utf8"), permissions: readable },
                 ],
                 volumes: [{ volumeName: samples.name, containerPath: platform.paths.prometheusData }],
@@ -149,7 +179,7 @@ export class Monitoring extends pulumi.ComponentResource {
             { parent: this, dependsOn: [alertmanager] },
         );
         this.prometheusUrl = `http://${args.bindAddress}:${args.config.hostPort}`;
-        this.containerNames = [prometheusName, alertmanagerName];
+        this.containerNames = [prometheusName, alertmanagerName, statsdName];
         this.dataVolumeName = samples.name;
         this.registerOutputs({ prometheusUrl: this.prometheusUrl, dataVolumeName: this.dataVolumeName });
     }

@@ -5,7 +5,7 @@
 #
 # Usage: scripts/provide-images.sh [--force] [--no-pull] [KEY...]
 #   KEY       a key of docker/images.json (default: debian postgres airflow redis prometheus
-#             alertmanager)
+#             alertmanager statsd-exporter)
 #   --force   ignore images already present (pull or rebuild them)
 #   --no-pull skip the registry and build stand-ins directly
 # Prints one line per image: present / pulled / built, with seconds and size.
@@ -16,7 +16,7 @@ standins="$repo_root/e2e/standins"
 # shellcheck source=e2e/standins/platform.sh
 . "$standins/platform.sh"
 label=org.vpe.standin
-default_keys=(debian postgres airflow redis prometheus alertmanager)
+default_keys=(debian postgres airflow redis prometheus alertmanager statsd-exporter)
 pull_timeout=60
 
 force=false
@@ -24,6 +24,7 @@ pull=true
 docker=
 build_args=()
 context_files=()
+go_binaries=()
 
 die() { echo "provide-images: $*" >&2; exit 1; }
 
@@ -53,6 +54,7 @@ configure_standin() {
   version=${tag#*:}; version=${version#v}; version=${version%%-*}
   build_args=(--build-arg "BASE_IMAGE=$(platform_value images debian)")
   context_files=()
+  go_binaries=()
   case "$key" in
     postgres)
       build_args+=(--build-arg "PG_MAJOR=${version%%.*}" --build-arg "PG_VERSION=$version"
@@ -71,6 +73,10 @@ configure_standin() {
     alertmanager)
       build_args+=(--build-arg "ALERTMANAGER_VERSION=$version"
         --build-arg "ALERTMANAGER_PORT=$(platform_value ports alertmanager)") ;;
+    statsd-exporter)
+      build_args+=(--build-arg "STATSD_WEB_PORT=$(platform_value ports statsdExporterWeb)"
+        --build-arg "STATSD_PORT=$(platform_value ports statsd)")
+      go_binaries=("github.com/prometheus/statsd_exporter@v$version") ;;
     airflow)
       [ "$version" = "$(platform_value versions airflow)" ] \
         || die "images.json airflow ($tag) disagrees with versions.airflow in $vpe_platform_file"
@@ -92,7 +98,7 @@ standin_inputs() {
   {
     (cd "$standins/$key" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
     for f in "${context_files[@]}"; do sha256sum <"$f"; done
-    printf '%s\n' "${build_args[@]}"
+    printf '%s\n' "${build_args[@]}" "${go_binaries[@]}"
   } | sha256sum | cut -d' ' -f1
 }
 
@@ -113,6 +119,9 @@ build_standin() {
     [ -r "$f" ] || die "the $key stand-in needs $f, which does not exist yet"
     cp "$f" "$context/"
   done
+  for f in "${go_binaries[@]}"; do
+    go_install "$key" "$f" "$context/bin" || { rm -rf "$context"; die "building $f for the $key stand-in failed"; }
+  done
   if ! DOCKER_BUILDKIT=1 "$docker" build --progress=plain --label "$label=true" \
       --label "$label.inputs=$(standin_inputs "$key")" \
       "${build_args[@]}" -t "$tag" "$context" >"$log" 2>&1; then
@@ -121,6 +130,20 @@ build_standin() {
     die "building the $key stand-in failed (full log: $log)"
   fi
   rm -rf "$context" "$log"
+}
+
+# Builds MODULE@vVERSION from the Go module proxy with this machine's Go, static, stamped with its
+# version as upstream's promu does, into DIR. The engine must share this machine's architecture.
+go_install() {
+  local key=$1 module=$2 dir=$3 engine_arch go_arch
+  command -v go >/dev/null || die "the $key stand-in is built with Go, which is not installed"
+  engine_arch=$("$docker" info --format '{{.Architecture}}')
+  go_arch=$(go env GOARCH)
+  case "$engine_arch" in x86_64) engine_arch=amd64 ;; aarch64) engine_arch=arm64 ;; esac
+  [ "$engine_arch" = "$go_arch" ] \
+    || die "the $key stand-in is built for this machine's $go_arch; the engine is $engine_arch"
+  GOBIN=$dir CGO_ENABLED=0 GOFLAGS=-trimpath go install \
+    -ldflags "-s -w -X github.com/prometheus/common/version.Version=${module##*@v}" "$module"
 }
 
 provide() {
