@@ -133,6 +133,7 @@ for (const stack of ["dev", "prod"]) {
             const published = containers(run).flatMap((c) => (c.inputs.ports ?? []).map((p) => ({ ...p, container: c.inputs.name })));
             const expectedHostPorts = [config.postgres.hostPort, config.airflow.hostPort, config.spark.masterUiHostPort];
             if (config.executor.hostPort) expectedHostPorts.push(config.executor.hostPort);
+            if (config.metrics.enabled) expectedHostPorts.push(config.metrics.hostPort);
             assert.deepEqual(published.map((p) => p.external).sort(), expectedHostPorts.sort());
             for (const port of published) {
                 assert.equal(port.ip, "127.0.0.1", `${port.container} publishes on ${port.ip}`);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { alertTiming } from "../../components/monitoring";
+import * as fs from "node:fs";
+import { airflowStatsd, alertTiming, statsdMappingFile } from "../../components/monitoring";
 import { platform } from "../../platform";
 import { byType, filesOf, named, runStack, types } from "../support/stack";
 
@@ -54,6 +55,7 @@ describe("Monitoring", () => {
         );
         assert.deepEqual(jobs, {
             prometheus: { path: "/metrics", targets: [`localhost:${platform.ports.prometheus}`] },
+            airflow: { path: "/metrics", targets: [`statsd-exporter:${platform.ports.statsdExporterWeb}`] },
             executor: { path: "/metrics", targets: [`executor:${platform.ports.executorMetrics}`] },
             "spark-master": { path: platform.paths.sparkMasterMetrics, targets: [`spark-master:${platform.ports.sparkMasterUi}`] },
             "spark-worker": { path: platform.paths.sparkWorkerMetrics, targets: ["spark-worker-1:8081", "spark-worker-2:8081"] },
@@ -87,8 +89,24 @@ describe("Monitoring", () => {
         assert.ok(!JSON.stringify(named(hooked, "vpe-prod-alertmanager").inputs.command).includes("t0ken"));
     });
 
-    it("lists both containers for status", () => {
+    it("lists its containers for status", () => {
         const containers = prod.outputs.containers.value as string[];
-        assert.ok(containers.includes("vpe-prod-prometheus") && containers.includes("vpe-prod-alertmanager"));
+        for (const name of ["vpe-prod-prometheus", "vpe-prod-alertmanager", "vpe-prod-statsd-exporter"]) assert.ok(containers.includes(name), name);
+    });
+
+    it("has every Airflow process send StatsD to the exporter, which maps it with the shipped file", () => {
+        for (const name of ["vpe-prod-airflow-scheduler", "vpe-prod-airflow-triggerer", "vpe-prod-airflow-worker-1"]) {
+            const envs = (named(prod, name).inputs as Record<string, any>).envs as string[];
+            for (const setting of ["AIRFLOW__METRICS__STATSD_ON=True", `AIRFLOW__METRICS__STATSD_HOST=${airflowStatsd.host}`, `AIRFLOW__METRICS__STATSD_PORT=${platform.ports.statsd}`, "AIRFLOW__METRICS__STATSD_PREFIX=airflow"]) {
+                assert.ok(envs.includes(setting), `${name}: ${setting}`);
+            }
+        }
+        const dev = runStack("dev");
+        const devEnvs = (named(dev, "vpe-dev-airflow-scheduler").inputs as Record<string, any>).envs as string[];
+        assert.ok(!devEnvs.some((e) => e.startsWith("AIRFLOW__METRICS__")), "no StatsD without metrics");
+        const mapping = filesOf(prod, "vpe-prod-statsd-exporter").get(platform.paths.statsdMapping)!;
+        assert.equal(mapping.content, fs.readFileSync(statsdMappingFile, "utf8"));
+        const matches = [...mapping.content.matchAll(/match: "([^"]+)"/g)].map((m) => m[1]);
+        assert.ok(matches.length > 0 && matches.every((m) => m.startsWith(`${airflowStatsd.prefix}.`)), matches.join(", "));
     });
 });

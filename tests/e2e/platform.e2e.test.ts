@@ -10,15 +10,21 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { openStack, selectEngine } from "../../e2e/engines";
 import { changed } from "../../e2e/harness";
+import { publishedPorts } from "../../config";
 import { platform } from "../../platform";
-import { projectRoot } from "../support/stackConfig";
-import { containerLogs, credentialFiles, docker, dockerClient, inspectContainers, provideImages, query, secretValues, waitFor } from "./platform";
-import { PlatformStack } from "./platformStack";
+import { projectRoot, stackConfig } from "../support/stackConfig";
+import { containerLogs, credentialFiles, docker, dockerClient, inspectContainers, promQuery, provideImages, query, secretValues, waitFor } from "./platform";
+import { type AlertNotification, PlatformStack, alertWebhookUrl } from "./platformStack";
 import { type TestServer, removeTestServer, startTestServer } from "./testServer";
 
 const engineName = selectEngine();
 const dev = new PlatformStack("dev");
-const prod = new PlatformStack("prod");
+// Prod has metrics on: its alerts go to the suite's webhook on the stack network.
+const prod = new PlatformStack("prod", {
+    "vpe:metrics": { ...JSON.parse(stackConfig("prod")["vpe:metrics"]), alertWebhookUrl },
+});
+/** The DAG whose run fails, added to prod's DAGs for the failed-run alert. */
+const failingDag = path.join(projectRoot, "tests", "e2e", "fixtures", "dags", "ping_env_fails.py");
 const stacks = [dev, prod];
 /** The server stack, made once its test server exists (its stack file names the server's keys). */
 let server: PlatformStack | undefined;
@@ -118,7 +124,7 @@ function platformChecks(s: PlatformStack): void {
 
     it("answers only on the configured ports, and only on 127.0.0.1", () => {
         const bindings = inspectContainers(s.prefix).flatMap((c) => c.ports.map((p) => ({ ...p, name: c.name })));
-        const expected = [s.config.postgres.hostPort, s.config.airflow.hostPort, s.config.spark.masterUiHostPort].map(String).sort();
+        const expected = publishedPorts(s.config).map(([, port]) => String(port)).sort();
         assert.deepEqual(bindings.map((b) => b.hostPort).sort(), expected);
         for (const b of bindings) assert.equal(b.hostIp, "127.0.0.1", `${b.name} binds ${b.hostIp}`);
         // What actually listens on the host for the engine's port forwarding:
@@ -775,9 +781,96 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
     });
 });
 
+/** Whether Alertmanager has posted `alertname` (with `labels`) in `status` to the suite's webhook. */
+function notified(received: AlertNotification[], status: "firing" | "resolved", alertname: string, labels: Record<string, string> = {}): boolean {
+    return received.some((n) =>
+        n.alerts.some((a) => a.status === status && a.labels.alertname === alertname && Object.entries(labels).every(([k, v]) => a.labels[k] === v)),
+    );
+}
+
+/** Metrics, history and alerts: checks for a stack with vpe:metrics.enabled, after its ingestion run. */
+function metricsChecks(s: PlatformStack): void {
+    const prometheus = () => s.outputs.prometheusUrl as string;
+
+    it("has Prometheus scrape every service, Airflow's StatsD exporter included, its UI and API on 127.0.0.1", async () => {
+        assert.equal(prometheus(), `http://127.0.0.1:${s.config.metrics.hostPort}`);
+        type Target = { labels: { job: string; instance: string }; health: string; lastError: string };
+        const targets = await waitFor(`${s.stack}: every scrape target up`, 180_000, async () => {
+            const body = (await (await fetch(`${prometheus()}/api/v1/targets`)).json()) as { data: { activeTargets: Target[] } };
+            const down = body.data.activeTargets.filter((t) => t.health !== "up");
+            if (down.length > 0) throw new Error(down.map((t) => `${t.labels.instance}: ${t.health} ${t.lastError}`).join("; "));
+            return body.data.activeTargets;
+        });
+        assert.deepEqual([...new Set(targets.map((t) => t.labels.job))].sort(), ["airflow", "executor", "prometheus", "spark-master", "spark-worker"]);
+        assert.equal(targets.filter((t) => t.labels.job === "spark-worker").length, s.config.spark.workers);
+        const ui = await fetch(`${prometheus()}/graph`);
+        assert.equal(ui.status, 200);
+        assert.match(await ui.text(), /<title>Prometheus/);
+    });
+
+    it("holds the ingestion run: its duration, each task's, the executor's task counts and Spark's alive workers", async () => {
+        const run = Object.values(s.report.dagRuns).find((r) => r.dagId === "ingestion" && Object.values(r.tasks).every((t) => t.state === "success"));
+        assert.ok(run, "no successful ingestion run to look for");
+        // Every successful ingestion run (the triggered one and the scheduled one) with its duration:
+        // Airflow sends a StatsD sample as each run ends, Prometheus has it a scrape later.
+        const seen = await waitFor(`${s.stack}: every successful ingestion run's duration in Prometheus`, 180_000, async () => {
+            const runs = await s.airflow.call<{ dag_runs: { start_date: string; end_date: string }[] }>("GET", "/dags/ingestion/dagRuns?state=success&limit=100");
+            const [count] = await promQuery(prometheus(), 'airflow_dagrun_duration_count{dag_id="ingestion", status="success"}');
+            const [sum] = await promQuery(prometheus(), 'airflow_dagrun_duration_sum{dag_id="ingestion", status="success"}');
+            const seconds = runs.dag_runs.reduce((total, r) => total + (Date.parse(r.end_date) - Date.parse(r.start_date)) / 1000, 0);
+            return count?.value === runs.dag_runs.length ? { runs: runs.dag_runs.length, seconds, sum: sum.value } : undefined;
+        });
+        // Airflow times the run itself, a moment before it records its end date.
+        assert.ok(Math.abs(seen.sum - seen.seconds) <= 2 * seen.runs, JSON.stringify(seen));
+        const tasks = await promQuery(prometheus(), 'airflow_task_duration_count{dag_id="ingestion"}');
+        assert.deepEqual(tasks.map((t) => t.metric.task_id).sort(), Object.keys(run.tasks).sort());
+        const started = await promQuery(prometheus(), "sum by (task) (vpe_executor_tasks_started_total)");
+        const byTask = Object.fromEntries(started.map((r) => [r.metric.task, r.value]));
+        for (const task of ["extract_catalog", "import_events", "fetch_weather", "import_weather"]) assert.ok(byTask[task] >= 1, `${task}: ${JSON.stringify(byTask)}`);
+        assert.deepEqual(await promQuery(prometheus(), "vpe_executor_tasks_failed_total > 0"), []);
+        const [slots] = await promQuery(prometheus(), "vpe_executor_task_slots");
+        assert.equal(slots.value, s.config.executor.maxConcurrentTasks);
+        const [alive] = await promQuery(prometheus(), "metrics_master_aliveWorkers_Value");
+        assert.equal(alive.value, s.config.spark.workers);
+        s.report.metrics = { ingestionRuns: seen.runs, ingestionSecondsInPrometheus: seen.sum, taskDurations: tasks.length };
+    });
+
+    it("raises a failed run's and a lost Spark worker's alerts at the webhook, and resolves both once the cause is gone", async () => {
+        const worker = `${s.prefix}-${platform.aliases.sparkWorker}-${s.config.spark.workers}`;
+        const started = performance.now();
+        const runId = await s.airflow.trigger("ping_env_fails", new Date().toISOString());
+        docker("stop", worker);
+        try {
+            const failed = await waitFor(`${s.stack}: ping_env_fails to fail`, 300_000, async () => {
+                const r = await s.airflow.call<{ state: string }>("GET", `/dags/ping_env_fails/dagRuns/${runId}`);
+                return ["failed", "success"].includes(r.state) ? r.state : undefined;
+            });
+            assert.equal(failed, "failed");
+            await waitFor(`${s.stack}: both alerts firing at the webhook`, 600_000, () => {
+                const received = s.alertsReceived();
+                return notified(received, "firing", "AirflowDagRunFailed", { dag_id: "ping_env_fails" }) && notified(received, "firing", "SparkWorkerLost") ? true : undefined;
+            }, 5000);
+            s.report.seconds.alertsFiring = Number(((performance.now() - started) / 1000).toFixed(1));
+        } finally {
+            docker("start", worker);
+        }
+        await waitFor(`${s.stack}: both alerts resolved at the webhook`, 900_000, () => {
+            const received = s.alertsReceived();
+            return notified(received, "resolved", "AirflowDagRunFailed", { dag_id: "ping_env_fails" }) && notified(received, "resolved", "SparkWorkerLost") ? true : undefined;
+        }, 5000);
+        s.report.seconds.alertsResolved = Number(((performance.now() - started) / 1000).toFixed(1));
+        await waitFor(`${s.stack}: no alert firing`, 600_000, async () => ((await promQuery(prometheus(), 'ALERTS{alertstate="firing"}')).length === 0 ? true : undefined), 5000);
+        await waitFor(`${worker} healthy again`, 180_000, () => (s.serviceContainers().every((c) => c.health === "healthy") ? true : undefined));
+        assertAllHealthy(s);
+    });
+}
+
 describe(`the prod stack on the same engine, beside dev`, { timeout: 60 * 60_000 }, () => {
-    // Cold too, while dev keeps running beside it.
-    before(() => prod.makeCold());
+    // Cold too, while dev keeps running beside it; with a DAG whose run fails, for its alert.
+    before(() => {
+        prod.makeCold();
+        fs.copyFileSync(failingDag, path.join(prod.engine.projectDir, "dags", path.basename(failingDag)));
+    });
 
     it("comes up cold with CeleryExecutor, Redis, its Celery workers and Spark workers, all healthy", async () => {
         await prod.up("coldBringUp");
@@ -788,6 +881,7 @@ describe(`the prod stack on the same engine, beside dev`, { timeout: 60 * 60_000
     });
 
     platformChecks(prod);
+    metricsChecks(prod);
 
     it("status: all well, Redis and the Celery workers included", async () => {
         const run = await prod.command("status", "--json");

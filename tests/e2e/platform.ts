@@ -190,6 +190,14 @@ export class AirflowApi {
     }
 }
 
+/** Prometheus' instant query API: each series' labels and value. */
+export async function promQuery(baseUrl: string, expr: string): Promise<{ metric: Record<string, string>; value: number }[]> {
+    const res = await fetch(`${baseUrl}/api/v1/query?query=${encodeURIComponent(expr)}`);
+    const body = (await res.json()) as { status: string; error?: string; data: { result: { metric: Record<string, string>; value: [number, string] }[] } };
+    if (body.status !== "success") throw new Error(`${expr}: ${body.error}`);
+    return body.data.result.map((r) => ({ metric: r.metric, value: Number(r.value[1]) }));
+}
+
 export async function query<T = Record<string, unknown>>(url: string, sql: string): Promise<T[]> {
     return withClient({ connectionString: url }, async (client) => (await client.query(sql)).rows as T[]);
 }

@@ -38,11 +38,25 @@ const warehouseTables = [
  * This machine has no internet: the suite runs a fake Open-Meteo archive (tests/fakes) on each
  * stack's network, in the stack's executor image (it has python3), and points the stack at it.
  */
-const weatherArchive = { alias: "weather-archive", port: 8000, script: "open_meteo_archive.py" };
+interface Fake {
+    alias: string;
+    port: number;
+    script: string;
+}
+const weatherArchive: Fake = { alias: "weather-archive", port: 8000, script: "open_meteo_archive.py" };
+/** Alertmanager's receiver in a stack with metrics on (its alertWebhookUrl). */
+const alertWebhook: Fake = { alias: "alert-webhook", port: 8001, script: "alert_webhook.py" };
+export const alertWebhookUrl = `http://${alertWebhook.alias}:${alertWebhook.port}/alerts`;
 const weatherOverrides = [
     `${platform.project}:weather.baseUrl=http://${weatherArchive.alias}:${weatherArchive.port}/v1/archive`,
     `${platform.project}:weather.requestsPerMinute=6000`,
 ];
+
+/** One webhook notification of Alertmanager's (a group of alerts, firing or resolved). */
+export interface AlertNotification {
+    status: "firing" | "resolved";
+    alerts: { status: "firing" | "resolved"; labels: Record<string, string>; annotations: Record<string, string> }[];
+}
 
 /** What the fake archive served (its GET /served). */
 export interface WeatherServed {
@@ -82,44 +96,63 @@ export class PlatformStack {
         return this.deployed;
     }
 
+    /** The suite's fakes on the stack's network: the weather archive, and the alerts' webhook with metrics on. */
+    get fakes(): Fake[] {
+        return this.config.metrics.enabled ? [weatherArchive, alertWebhook] : [weatherArchive];
+    }
+
     /** Not named after the stack's prefix: it is no container of the stack's. */
-    get weatherArchiveName(): string {
-        return `e2e-weather-archive-${this.stack}`;
+    fakeName(fake: Fake): string {
+        return `e2e-${fake.alias}-${this.stack}`;
     }
 
-    /** Starts the fake archive on the stack's network unless it runs there already. */
-    startWeatherArchive(): void {
-        if (this.weatherArchiveContainers("ps").length > 0) return;
+    /** Starts each fake on the stack's network unless it runs there already. */
+    startFakes(): void {
         const image = docker("inspect", "--format", "{{.Config.Image}}", this.outputs.executorContainer);
-        // Copied in, not bind-mounted: the engine may be a server's, which cannot see this checkout.
-        docker(
-            "create", "--rm", "--name", this.weatherArchiveName,
-            "--network", this.outputs.networkName, "--network-alias", weatherArchive.alias, "--entrypoint", "python3",
-            image, `/srv/${weatherArchive.script}`, "--host", "0.0.0.0", "--port", String(weatherArchive.port),
-        );
-        // "<dir>/." copies the folder's contents into /srv, which the image has already.
-        docker("cp", `${path.join(projectRoot, "tests", "fakes")}/.`, `${this.weatherArchiveName}:/srv`);
-        docker("start", this.weatherArchiveName);
+        for (const fake of this.fakes) {
+            const name = this.fakeName(fake);
+            if (this.fakeContainers(name, "ps").length > 0) continue;
+            // Copied in, not bind-mounted: the engine may be a server's, which cannot see this checkout.
+            docker(
+                "create", "--rm", "--name", name,
+                "--network", this.outputs.networkName, "--network-alias", fake.alias, "--entrypoint", "python3",
+                image, `/srv/${fake.script}`, "--host", "0.0.0.0", "--port", String(fake.port),
+            );
+            // "<dir>/." copies the folder's contents into /srv, which the image has already.
+            docker("cp", `${path.join(projectRoot, "tests", "fakes")}/.`, `${name}:/srv`);
+            docker("start", name);
+        }
     }
 
-    stopWeatherArchive(): void {
+    stopFakes(): void {
         // A container on the network would keep the stack's destroy from removing it.
-        if (this.weatherArchiveContainers("ps", "-a").length > 0) docker("rm", "-f", this.weatherArchiveName);
+        for (const name of this.fakes.map((f) => this.fakeName(f))) {
+            if (this.fakeContainers(name, "ps", "-a").length > 0) docker("rm", "-f", name);
+        }
     }
 
-    private weatherArchiveContainers(...list: string[]): string[] {
-        return docker(...list, "--format", "{{.Names}}").split("\n").filter((name) => name === this.weatherArchiveName);
+    private fakeContainers(name: string, ...list: string[]): string[] {
+        return docker(...list, "--format", "{{.Names}}").split("\n").filter((n) => n === name);
+    }
+
+    private fakeGet<T>(fake: Fake, urlPath: string): T {
+        const read = `import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:${fake.port}${urlPath}").read().decode())`;
+        return JSON.parse(docker("exec", this.fakeName(fake), "python3", "-c", read)) as T;
     }
 
     /** What the fake archive has served since it started. */
     weatherServed(): WeatherServed {
-        const read = `import urllib.request; print(urllib.request.urlopen("http://127.0.0.1:${weatherArchive.port}/served").read().decode())`;
-        return JSON.parse(docker("exec", this.weatherArchiveName, "python3", "-c", read)) as WeatherServed;
+        return this.fakeGet(weatherArchive, "/served");
     }
 
-    /** `pulumi destroy`, after removing the fake archive from the stack's network. */
+    /** Every notification Alertmanager has posted to the suite's webhook. */
+    alertsReceived(): AlertNotification[] {
+        return this.fakeGet(alertWebhook, "/received");
+    }
+
+    /** `pulumi destroy`, after removing the fakes from the stack's network. */
     async destroy(): Promise<void> {
-        this.stopWeatherArchive();
+        this.stopFakes();
         await this.engine.destroy();
     }
 
@@ -142,10 +175,11 @@ export class PlatformStack {
         }
     }
 
-    /** PostgreSQL, the executor, the Spark master, the four Airflow services, maintenance, Redis and the workers. */
+    /** PostgreSQL, the executor, the Spark master, the four Airflow services, maintenance, Redis, the workers and monitoring. */
     get expectedServices(): number {
         const celery = this.config.airflow.executor === "CeleryExecutor";
-        return 8 + this.config.spark.workers + (celery ? 1 + this.config.airflow.celeryWorkers : 0);
+        const metrics = this.config.metrics.enabled ? 3 : 0; // Prometheus, Alertmanager, the StatsD exporter
+        return 8 + this.config.spark.workers + (celery ? 1 + this.config.airflow.celeryWorkers : 0) + metrics;
     }
 
     /** Runs a user command (commands/<name>.ts) against this stack as `npm run <name>` would. */
@@ -185,7 +219,7 @@ export class PlatformStack {
         this.adminUrl =
             `postgresql://${this.outputs.postgresAdminUser}:${this.outputs.postgresAdminPassword}` +
             `@${this.outputs.postgresHost}:${this.outputs.postgresPort}/${platform.databases.warehouse}`;
-        this.startWeatherArchive();
+        this.startFakes();
         return deployment;
     }
 
@@ -255,7 +289,7 @@ export class PlatformStack {
     /** Destroys the stack and removes its kept volumes; errors are printed, not thrown. */
     async teardown(): Promise<void> {
         if (this.engine === undefined) return; // never opened: nothing was deployed
-        this.stopWeatherArchive();
+        this.stopFakes();
         await this.engine.destroy().catch((err) => console.error(`${this.stack}: destroy failed: ${err}`));
         await this.engine.purgeRetained().catch((err) => console.error(`${this.stack}: purge failed: ${err}`));
         this.removeUnrecorded();
@@ -267,6 +301,7 @@ export class PlatformStack {
      * that kept them). The suite owns the stack's names on this engine.
      */
     removeUnrecorded(): void {
+        this.stopFakes();
         const containers = inspectContainers(this.prefix).map((c) => c.name);
         if (containers.length > 0) docker("rm", "-f", ...containers);
         const named = (kind: "network" | "volume") =>
