@@ -86,8 +86,9 @@ const readable = "0444";
 /**
  * Prometheus scraping every service of the stack and evaluating the shipped alert rules,
  * Alertmanager sending what fires to the stack's webhook, and the StatsD exporter that turns
- * Airflow's StatsD metrics into Prometheus ones. Both keep their state (samples,
- * silences) in volumes that outlive their containers; both run as the images' `nobody`.
+ * Airflow's StatsD metrics into Prometheus ones. Prometheus and Alertmanager keep their state
+ * (samples, silences) in volumes that outlive their containers; all three run as the images'
+ * `nobody`.
  */
 export class Monitoring extends pulumi.ComponentResource {
     declare readonly prometheusUrl: string;
@@ -131,7 +132,7 @@ export class Monitoring extends pulumi.ComponentResource {
             },
             { parent: this },
         );
-        // Samples only live in its memory until scraped; a restart loses a scrape interval's worth.
+        // Its counters live in memory: a restart resets them, which rate() and increase() allow for.
         serviceContainer(
             {
                 name: statsdName,
@@ -145,7 +146,7 @@ export class Monitoring extends pulumi.ComponentResource {
                     `--web.listen-address=:${platform.ports.statsdExporterWeb}`,
                 ],
                 uploads: [{ file: platform.paths.statsdMapping, content: fs.readFileSync(statsdMappingFile, "utf8"), permissions: readable }],
-                healthcheck: { test: ["CMD", "wget", "-q", "-O", "/dev/null", `http://localhost:${platform.ports.statsdExporterWeb}/-/healthy`], startPeriodSeconds: 5 },
+                healthcheck: probe(platform.ports.statsdExporterWeb),
             },
             { parent: this },
         );
@@ -173,7 +174,7 @@ export class Monitoring extends pulumi.ComponentResource {
                 volumes: [{ volumeName: samples.name, containerPath: platform.paths.prometheusData }],
                 ports: [publish(args.bindAddress, platform.ports.prometheus, args.config.hostPort)],
                 healthcheck: probe(platform.ports.prometheus),
-                // Prometheus writes its head block on SIGTERM; a kill loses up to its WAL replay.
+                // Prometheus closes its TSDB cleanly on SIGTERM; after a kill the next start replays its WAL.
                 stopTimeoutSeconds: 30,
             },
             { parent: this, dependsOn: [alertmanager] },

@@ -5,8 +5,8 @@ from types import ModuleType
 from typing import Any
 
 import grpc
-from conftest import ServerProcess, wait_for
-from test_server import block_args, call, rpc_error
+from conftest import ServerProcess
+from test_server import call, occupy_slots, rpc_error
 
 
 def test_a_fresh_server_reports_its_slots_and_no_task(server_factory: Any) -> None:
@@ -45,14 +45,7 @@ def test_busy_slots_show_as_running_then_as_refusals(
     server_factory: Any, wire: ModuleType, tmp_path: Path
 ) -> None:
     server: ServerProcess = server_factory()
-    release = tmp_path / "release"
-    markers = [tmp_path / f"started{i}" for i in range(2)]
-    stub = server.stubs["ping"]
-    running = [
-        stub.command.future(wire.pb2.ExeTask(command="block", args=block_args(m, release)))
-        for m in markers
-    ]
-    wait_for(lambda: all(m.exists() for m in markers), "both slots to be busy")
+    running, release = occupy_slots(server, wire, tmp_path)
     assert server.metrics()['vpe_executor_tasks_running{task="block"}'] == 2
     for _ in range(3):
         assert rpc_error(server, wire, "echo").code() is grpc.StatusCode.RESOURCE_EXHAUSTED

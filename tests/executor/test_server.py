@@ -144,7 +144,8 @@ def test_leftover_descendants_die_when_task_exits(
     wait_for(lambda: process_gone(child) and process_gone(grandchild), "SIGKILL to land")
 
 
-def test_concurrency_limit(server: ServerProcess, wire: ModuleType, tmp_path: Path) -> None:
+def occupy_slots(server: ServerProcess, wire: ModuleType, tmp_path: Path) -> tuple[list[Any], Path]:
+    """Both task slots running `block` until the returned file is touched."""
     release = tmp_path / "release"
     markers = [tmp_path / f"started{i}" for i in range(2)]
     stub = server.stubs["ping"]
@@ -153,6 +154,11 @@ def test_concurrency_limit(server: ServerProcess, wire: ModuleType, tmp_path: Pa
         for m in markers
     ]
     wait_for(lambda: all(m.exists() for m in markers), "both slots to be busy")
+    return running, release
+
+
+def test_concurrency_limit(server: ServerProcess, wire: ModuleType, tmp_path: Path) -> None:
+    running, release = occupy_slots(server, wire, tmp_path)
     error = rpc_error(server, wire, "echo")
     assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "all 2 task slots are busy" in error.details()
