@@ -71,6 +71,7 @@ const warehouse = new Warehouse(prefix, {
     cluster: postgres.clusterName,
     migrationsDir: path.join(projectRoot, "warehouse", "migrations"),
     retainData,
+    monitoring: config.metrics.enabled,
 });
 
 const internal = { host: postgres.internalHost, port: postgres.internalPort };
@@ -149,6 +150,7 @@ const monitoring = config.metrics.enabled
           bindAddress: config.bindAddress,
           config: config.metrics,
           jobs: [...executor.scrapeJobs, ...spark.scrapeJobs],
+          warehouse: { login: warehouse.monitoringLogin!, host: internal.host, port: internal.port },
           retainData,
       })
     : undefined;

@@ -5,7 +5,10 @@ import * as path from "node:path";
 import type { MetricsConfig } from "../config";
 import { publish, serviceContainer } from "../lib/containers";
 import { goDuration } from "../lib/durations";
+import { type SecretFile, secretPath, secretReaderGroups, secretUploads } from "../lib/secretFiles";
 import { platform, projectRoot } from "../platform";
+import { countedTables } from "../warehouse/tables";
+import type { Login } from "./warehouse";
 
 /** One Prometheus scrape job: the services answering `metricsPath` on the stack network. */
 export interface ScrapeJob {
@@ -13,6 +16,15 @@ export interface ScrapeJob {
     /** `alias:port` on the stack network. */
     targets: string[];
     metricsPath: string;
+    /** Its own interval, where a scrape costs more than the global one allows. */
+    intervalSeconds?: number;
+}
+
+/** The warehouse as the PostgreSQL exporter reaches it on the stack network. */
+export interface MonitoredWarehouse {
+    login: Login;
+    host: string;
+    port: number;
 }
 
 export interface MonitoringArgs {
@@ -21,6 +33,7 @@ export interface MonitoringArgs {
     bindAddress: string;
     config: MetricsConfig;
     jobs: ScrapeJob[];
+    warehouse: MonitoredWarehouse;
     /** Keep the samples and silences volumes when the stack is destroyed. */
     retainData: boolean;
 }
@@ -53,6 +66,7 @@ export function prometheusConfig(namePrefix: string, config: MetricsConfig, jobs
             },
             scrape_configs: [self, ...jobs].map((j) => ({
                 job_name: j.job,
+                ...(j.intervalSeconds === undefined ? {} : { scrape_interval: goDuration(j.intervalSeconds) }),
                 metrics_path: j.metricsPath,
                 static_configs: [{ targets: j.targets }],
             })),
@@ -81,14 +95,38 @@ export function alertmanagerConfig(webhookUrl: string | undefined): string {
     );
 }
 
+/**
+ * The PostgreSQL exporter's own query (its --extend.query-path format, JSON being YAML): each
+ * warehouse table's exact row count as `vpe_warehouse_rows{relation}`.
+ */
+export function warehouseQueries(tables: string[]): string {
+    return JSON.stringify(
+        {
+            vpe_warehouse: {
+                query: tables.map((t) => `SELECT '${t}' AS relation, count(*) AS rows FROM public.${t}`).join(" UNION ALL "),
+                master: true,
+                metrics: [
+                    { relation: { usage: "LABEL", description: "The warehouse table" } },
+                    { rows: { usage: "GAUGE", description: "Its rows, counted exactly" } },
+                ],
+            },
+        },
+        null,
+        2,
+    );
+}
+
+/** Exact counts of millions of rows: once a minute is history enough. */
+export const warehouseScrapeSeconds = 60;
+
 const readable = "0444";
 
 /**
  * Prometheus scraping every service of the stack and evaluating the shipped alert rules,
- * Alertmanager sending what fires to the stack's webhook, and the StatsD exporter that turns
- * Airflow's StatsD metrics into Prometheus ones. Prometheus and Alertmanager keep their state
- * (samples, silences) in volumes that outlive their containers; all three run as the images'
- * `nobody`.
+ * Alertmanager sending what fires to the stack's webhook, the StatsD exporter that turns
+ * Airflow's StatsD metrics into Prometheus ones, and the PostgreSQL exporter. Prometheus and
+ * Alertmanager keep their state (samples, silences) in volumes that outlive their containers;
+ * all four run as the images' `nobody`.
  */
 export class Monitoring extends pulumi.ComponentResource {
     declare readonly prometheusUrl: string;
@@ -101,14 +139,15 @@ export class Monitoring extends pulumi.ComponentResource {
         const prometheusName = `${prefix}-${platform.aliases.prometheus}`;
         const alertmanagerName = `${prefix}-${platform.aliases.alertmanager}`;
         const statsdName = `${prefix}-${platform.aliases.statsdExporter}`;
-        const image = (key: "prometheus" | "alertmanager" | "statsd-exporter") =>
+        const postgresExporterName = `${prefix}-${platform.aliases.postgresExporter}`;
+        const image = (key: "prometheus" | "alertmanager" | "statsd-exporter" | "postgres-exporter") =>
             new docker.RemoteImage(`${prefix}-${key}-image`, { name: platform.images[key], keepLocally: true }, { parent: this });
         const volume = (suffix: string) =>
             new docker.Volume(`${prefix}-${suffix}`, { name: `${prefix}-${suffix}` }, { parent: this, retainOnDelete: args.retainData });
         const samples = volume("prometheus-data");
         const silences = volume("alertmanager-data");
-        const probe = (port: number) => ({
-            test: ["CMD", "wget", "-q", "-O", "/dev/null", `http://localhost:${port}/-/ready`],
+        const probe = (port: number, urlPath = "/-/ready") => ({
+            test: ["CMD", "wget", "-q", "-O", "/dev/null", `http://localhost:${port}${urlPath}`],
             startPeriodSeconds: 10,
         });
 
@@ -155,6 +194,36 @@ export class Monitoring extends pulumi.ComponentResource {
             targets: [`${platform.aliases.statsdExporter}:${platform.ports.statsdExporterWeb}`],
             metricsPath: "/metrics",
         };
+        // Logs in as the read-only monitoring role; its password arrives as a file (the image's _FILE variable).
+        const monitoringPassword: SecretFile = { name: "monitoring-password", value: args.warehouse.login.password };
+        serviceContainer(
+            {
+                name: postgresExporterName,
+                image: image("postgres-exporter").imageId,
+                network: args.network,
+                alias: platform.aliases.postgresExporter,
+                groupAdds: secretReaderGroups,
+                envs: [
+                    `DATA_SOURCE_URI=${args.warehouse.host}:${args.warehouse.port}/${platform.databases.warehouse}?sslmode=disable`,
+                    `DATA_SOURCE_USER=${args.warehouse.login.user}`,
+                    `DATA_SOURCE_PASS_FILE=${secretPath(monitoringPassword.name)}`,
+                ],
+                command: [`--extend.query-path=${platform.paths.postgresExporterQueries}`, `--web.listen-address=:${platform.ports.postgresExporter}`],
+                uploads: [
+                    ...secretUploads([monitoringPassword]),
+                    { file: platform.paths.postgresExporterQueries, content: warehouseQueries(countedTables), permissions: readable },
+                ],
+                // Its landing page: /metrics would count the warehouse on every probe. pg_up says whether it reaches PostgreSQL.
+                healthcheck: probe(platform.ports.postgresExporter, "/"),
+            },
+            { parent: this },
+        );
+        const postgresJob: ScrapeJob = {
+            job: "postgres",
+            targets: [`${platform.aliases.postgresExporter}:${platform.ports.postgresExporter}`],
+            metricsPath: "/metrics",
+            intervalSeconds: warehouseScrapeSeconds,
+        };
         serviceContainer(
             {
                 name: prometheusName,
@@ -168,7 +237,7 @@ export class Monitoring extends pulumi.ComponentResource {
                     `--web.listen-address=:${platform.ports.prometheus}`,
                 ],
                 uploads: [
-                    { file: prometheusConfigFile, content: prometheusConfig(prefix, args.config, [statsdJob, ...args.jobs]), permissions: readable },
+                    { file: prometheusConfigFile, content: prometheusConfig(prefix, args.config, [statsdJob, postgresJob, ...args.jobs]), permissions: readable },
                     { file: rulesFile, content: fs.readFileSync(alertRulesFile, "utf8"), permissions: readable },
                 ],
                 volumes: [{ volumeName: samples.name, containerPath: platform.paths.prometheusData }],
@@ -180,7 +249,7 @@ export class Monitoring extends pulumi.ComponentResource {
             { parent: this, dependsOn: [alertmanager] },
         );
         this.prometheusUrl = `http://${args.bindAddress}:${args.config.hostPort}`;
-        this.containerNames = [prometheusName, alertmanagerName, statsdName];
+        this.containerNames = [prometheusName, alertmanagerName, statsdName, postgresExporterName];
         this.dataVolumeName = samples.name;
         this.registerOutputs({ prometheusUrl: this.prometheusUrl, dataVolumeName: this.dataVolumeName });
     }

@@ -4,13 +4,15 @@ import { urlSafePassword } from "../lib/secrets";
 import { platform } from "../platform";
 import { type AdminConnection, Database, LoginRole } from "../warehouse/accessResource";
 import { WarehouseMigrations, readMigrationFiles } from "../warehouse/migrationsResource";
-import { warehouseTables } from "../warehouse/tables";
+import { countedTables, warehouseTables } from "../warehouse/tables";
 
 export const roleNames = {
     airflow: "airflow",
     writer: "pipeline_writer",
     analyst: "analyst",
+    monitoring: "monitoring",
 };
+
 
 export interface WarehouseArgs {
     namePrefix: string;
@@ -28,6 +30,8 @@ export interface WarehouseArgs {
      * even though the data volume is kept. The next `pulumi up` takes them over.
      */
     retainData: boolean;
+    /** Provision the read-only monitoring role (PostgreSQL's statistics, the row counts). */
+    monitoring: boolean;
 }
 
 export interface Login {
@@ -45,6 +49,8 @@ export class Warehouse extends pulumi.ComponentResource {
     declare readonly airflowLogin: Login;
     declare readonly writerLogin: Login;
     declare readonly analystLogin: Login;
+    /** With `monitoring`: the exporter's login, pg_monitor and SELECT on the counted tables. */
+    declare readonly monitoringLogin: Login | undefined;
     /** Versions recorded in the warehouse's migrations table. */
     declare readonly appliedMigrations: pulumi.Output<number[]>;
     /** Resolves once the schema is current and every grant is in place. */
@@ -82,6 +88,8 @@ export class Warehouse extends pulumi.ComponentResource {
         const airflow = this.loginRole(prefix, roleNames.airflow, admin, kept);
         const writer = this.loginRole(prefix, roleNames.writer, admin, kept);
         const analyst = this.loginRole(prefix, roleNames.analyst, admin, kept);
+        // pg_monitor reads every database's statistics and sizes, and no table.
+        const monitoring = args.monitoring ? this.loginRole(prefix, roleNames.monitoring, admin, kept, ["pg_monitor"]) : undefined;
 
         const airflowDb = new Database(
             `${prefix}-db-${platform.databases.airflow}`,
@@ -132,19 +140,26 @@ export class Warehouse extends pulumi.ComponentResource {
             // Identity columns of the staging tables draw from sequences.
             grant("writer-sequences", { ...onWarehouse, role: writer.role.name, objectType: "sequence", objects: [], privileges: ["USAGE"] }),
             grant("analyst-read", { ...onWarehouse, role: analyst.role.name, objectType: "table", objects: [...warehouseTables.star, ...warehouseTables.statistics, ...warehouseTables.views], privileges: ["SELECT"] }),
+            ...(monitoring
+                ? [
+                      grant("monitoring-connect", { database: warehouseDb.name, role: monitoring.role.name, objectType: "database", privileges: ["CONNECT"] }),
+                      grant("monitoring-count", { ...onWarehouse, role: monitoring.role.name, objectType: "table", objects: countedTables, privileges: ["SELECT"] }),
+                  ]
+                : []),
         ];
 
         this.ready = pulumi.all(grants.map((g) => g.id)).apply(() => "ready");
         this.airflowLogin = loginAfter(roleNames.airflow, airflow.password, airflowDb.name);
         this.writerLogin = loginAfter(roleNames.writer, writer.password, this.ready);
         this.analystLogin = loginAfter(roleNames.analyst, analyst.password, this.ready);
+        this.monitoringLogin = monitoring ? loginAfter(roleNames.monitoring, monitoring.password, this.ready) : undefined;
         this.appliedMigrations = migrations.versions;
         this.registerOutputs({ appliedMigrations: this.appliedMigrations });
     }
 
-    private loginRole(prefix: string, roleName: string, admin: AdminConnection, opts: pulumi.CustomResourceOptions) {
+    private loginRole(prefix: string, roleName: string, admin: AdminConnection, opts: pulumi.CustomResourceOptions, memberOf?: string[]) {
         const password = urlSafePassword(`${prefix}-${roleName}-password`, this);
-        const role = new LoginRole(`${prefix}-role-${roleName}`, { admin, name: roleName, password: password.result }, opts);
+        const role = new LoginRole(`${prefix}-role-${roleName}`, { admin, name: roleName, password: password.result, memberOf }, opts);
         return { role, password: password.result };
     }
 }

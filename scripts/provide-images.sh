@@ -5,7 +5,7 @@
 #
 # Usage: scripts/provide-images.sh [--force] [--no-pull] [KEY...]
 #   KEY       a key of docker/images.json (default: debian postgres airflow redis prometheus
-#             alertmanager statsd-exporter)
+#             alertmanager statsd-exporter postgres-exporter)
 #   --force   ignore images already present (pull or rebuild them)
 #   --no-pull skip the registry and build stand-ins directly
 # Prints one line per image: present / pulled / built, with seconds and size.
@@ -16,7 +16,7 @@ standins="$repo_root/e2e/standins"
 # shellcheck source=e2e/standins/platform.sh
 . "$standins/platform.sh"
 label=org.vpe.standin
-default_keys=(debian postgres airflow redis prometheus alertmanager statsd-exporter)
+default_keys=(debian postgres airflow redis prometheus alertmanager statsd-exporter postgres-exporter)
 pull_timeout=60
 
 force=false
@@ -73,6 +73,9 @@ configure_standin() {
     alertmanager)
       build_args+=(--build-arg "ALERTMANAGER_VERSION=$version"
         --build-arg "ALERTMANAGER_PORT=$(platform_value ports alertmanager)") ;;
+    postgres-exporter)
+      build_args+=(--build-arg "POSTGRES_EXPORTER_VERSION=$version"
+        --build-arg "POSTGRES_EXPORTER_PORT=$(platform_value ports postgresExporter)") ;;
     statsd-exporter)
       build_args+=(--build-arg "STATSD_WEB_PORT=$(platform_value ports statsdExporterWeb)"
         --build-arg "STATSD_PORT=$(platform_value ports statsd)")

@@ -42,11 +42,14 @@ export async function checkCluster(config: ClientConfig, expected: string): Prom
 }
 
 /** Creates a login role with this password, or sets it on the role that exists. */
-export async function ensureLoginRole(config: ClientConfig, name: string, password: string): Promise<Converged> {
+/** A login role with `password`, member of the built-in roles `memberOf` (pg_monitor, say). */
+export async function ensureLoginRole(config: ClientConfig, name: string, password: string, memberOf: string[] = []): Promise<Converged> {
     return withClient(config, async (client) => {
         const existed = (await client.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [name])).rowCount === 1;
         const verb = existed ? "ALTER" : "CREATE";
-        await client.query(`${verb} ROLE ${client.escapeIdentifier(name)} WITH LOGIN PASSWORD ${client.escapeLiteral(password)}`);
+        const role = client.escapeIdentifier(name);
+        await client.query(`${verb} ROLE ${role} WITH LOGIN PASSWORD ${client.escapeLiteral(password)}`);
+        for (const granted of memberOf) await client.query(`GRANT ${client.escapeIdentifier(granted)} TO ${role}`);
         return { existed };
     });
 }

@@ -30,6 +30,8 @@ interface AdminInputs {
 interface RoleInputs extends AdminInputs {
     name: string;
     password: string;
+    /** Absent rather than empty, so roles recorded before it existed show no change. */
+    memberOf?: string[];
 }
 
 interface DatabaseInputs extends AdminInputs {
@@ -56,7 +58,7 @@ const ADMIN_KEYS = ["host", "port", "adminUser", "adminPassword", "sslmode", "cl
 /** Any change converges again (an update); only a new name is another object (a replacement). */
 function diffBy<T extends AdminInputs & { name: string }>(keys: readonly (keyof T)[]) {
     return async (_id: string, olds: T, news: T) => ({
-        changes: [...ADMIN_KEYS, ...keys].some((key) => olds[key as keyof T] !== news[key as keyof T]),
+        changes: [...ADMIN_KEYS, ...keys].some((key) => JSON.stringify(olds[key as keyof T]) !== JSON.stringify(news[key as keyof T])),
         replaces: olds.name === news.name ? [] : ["name"],
         deleteBeforeReplace: false,
     });
@@ -93,8 +95,8 @@ function convergingProvider<T extends AdminInputs & { name: string }>(
 }
 
 export const roleProvider = convergingProvider<RoleInputs>(
-    ["name", "password"],
-    (access, r) => access.ensureLoginRole(connect(r), r.name, r.password),
+    ["name", "password", "memberOf"],
+    (access, r) => access.ensureLoginRole(connect(r), r.name, r.password, r.memberOf),
     (access, r) => access.dropRole(connect(r), r.name),
 );
 
@@ -115,11 +117,15 @@ export class LoginRole extends pulumi.dynamic.Resource {
     declare public readonly name: pulumi.Output<string>;
     declare public readonly existed: pulumi.Output<boolean>;
 
-    constructor(resourceName: string, args: { admin: AdminConnection; name: string; password: pulumi.Input<string> }, opts?: pulumi.CustomResourceOptions) {
+    constructor(
+        resourceName: string,
+        args: { admin: AdminConnection; name: string; password: pulumi.Input<string>; memberOf?: string[] },
+        opts?: pulumi.CustomResourceOptions,
+    ) {
         super(
             roleProvider,
             resourceName,
-            { ...adminInputs(args.admin), name: args.name, password: pulumi.secret(args.password), existed: undefined },
+            { ...adminInputs(args.admin), name: args.name, password: pulumi.secret(args.password), memberOf: args.memberOf, existed: undefined },
             { ...opts, additionalSecretOutputs: secretOutputs },
         );
     }

@@ -11,3 +11,6 @@ export const warehouseTables = {
     statistics: ["event_stats_country_year", "precipitation_stats_country_year"],
     views: ["landslide_event_country_year", "landslide_precipitation_country_year"],
 };
+
+/** Every table, not the views over them: what the monitoring role counts. */
+export const countedTables = [...warehouseTables.staging, ...warehouseTables.star, ...warehouseTables.statistics];

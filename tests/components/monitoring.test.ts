@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import * as fs from "node:fs";
-import { airflowStatsd, alertTiming, statsdMappingFile } from "../../components/monitoring";
+import { airflowStatsd, alertTiming, statsdMappingFile, warehouseScrapeSeconds } from "../../components/monitoring";
+import { roleNames } from "../../components/warehouse";
+import { countedTables } from "../../warehouse/tables";
 import { platform } from "../../platform";
-import { byType, filesOf, named, runStack, types } from "../support/stack";
+import { byType, envOf, filesOf, isSecret, named, reveal, runStack, types } from "../support/stack";
 
 const prometheusConfigOf = (run: ReturnType<typeof runStack>) =>
     JSON.parse(filesOf(run, "vpe-prod-prometheus").get(`${platform.paths.prometheusConfig}/vpe.yml`)!.content);
@@ -16,7 +18,7 @@ describe("Monitoring", () => {
     it("is off unless the stack file turns it on: dev runs neither Prometheus nor Alertmanager", () => {
         const dev = runStack("dev");
         const names = byType(dev, types.container).map((c) => c.name);
-        assert.deepEqual(names.filter((n) => /prometheus|alertmanager/.test(n)), []);
+        assert.deepEqual(names.filter((n) => /prometheus|alertmanager|exporter/.test(n)), []);
         assert.equal(dev.outputs.prometheusUrl.value, null);
     });
 
@@ -47,15 +49,16 @@ describe("Monitoring", () => {
         assert.equal(prometheusConfigOf(custom).global.scrape_interval, "1m0s");
     });
 
-    it("scrapes the executor, the Spark master and every worker, and itself", () => {
+    it("scrapes the executor, the Spark master and every worker, PostgreSQL, and itself", () => {
         const jobs = Object.fromEntries(
-            (prometheusConfigOf(prod).scrape_configs as { job_name: string; metrics_path: string; static_configs: { targets: string[] }[] }[]).map(
-                (j) => [j.job_name, { path: j.metrics_path, targets: j.static_configs[0].targets }],
+            (prometheusConfigOf(prod).scrape_configs as { job_name: string; scrape_interval?: string; metrics_path: string; static_configs: { targets: string[] }[] }[]).map(
+                (j) => [j.job_name, { path: j.metrics_path, targets: j.static_configs[0].targets, ...(j.scrape_interval ? { interval: j.scrape_interval } : {}) }],
             ),
         );
         assert.deepEqual(jobs, {
             prometheus: { path: "/metrics", targets: [`localhost:${platform.ports.prometheus}`] },
             airflow: { path: "/metrics", targets: [`statsd-exporter:${platform.ports.statsdExporterWeb}`] },
+            postgres: { path: "/metrics", targets: [`postgres-exporter:${platform.ports.postgresExporter}`], interval: `${warehouseScrapeSeconds / 60}m0s` },
             executor: { path: "/metrics", targets: [`executor:${platform.ports.executorMetrics}`] },
             "spark-master": { path: platform.paths.sparkMasterMetrics, targets: [`spark-master:${platform.ports.sparkMasterUi}`] },
             "spark-worker": { path: platform.paths.sparkWorkerMetrics, targets: ["spark-worker-1:8081", "spark-worker-2:8081"] },
@@ -89,9 +92,37 @@ describe("Monitoring", () => {
         assert.ok(!JSON.stringify(named(hooked, "vpe-prod-alertmanager").inputs.command).includes("t0ken"));
     });
 
+    it("has the PostgreSQL exporter log in as the monitoring role, its password a file, and count every warehouse table", () => {
+        const exporter = named(prod, "vpe-prod-postgres-exporter").inputs as Record<string, any>;
+        assert.equal(named(prod, "vpe-prod-postgres-exporter-image").inputs.name, platform.images["postgres-exporter"]);
+        assert.equal(exporter.user, undefined, "the image's nobody");
+        assert.deepEqual(exporter.groupAdds, ["0"], "reads the root-owned password file through group 0");
+        const { vars } = envOf(prod, "vpe-prod-postgres-exporter");
+        const passwordFile = `${platform.paths.secrets}/monitoring-password`;
+        assert.deepEqual(Object.fromEntries(vars), {
+            DATA_SOURCE_URI: `postgres:${platform.ports.postgres}/${platform.databases.warehouse}?sslmode=disable`,
+            DATA_SOURCE_USER: roleNames.monitoring,
+            DATA_SOURCE_PASS_FILE: passwordFile,
+        });
+        const files = filesOf(prod, "vpe-prod-postgres-exporter");
+        const password = files.get(passwordFile)!;
+        assert.equal(password.secret, true);
+        assert.equal(password.permissions, "0440");
+        const role = byType(prod, types.dynamic).find((r) => r.name === `vpe-prod-role-${roleNames.monitoring}`)!;
+        assert.equal(password.content, reveal(role.inputs.password), "the file holds the monitoring role's password");
+        assert.ok(isSecret(role.inputs.password));
+        const queries = JSON.parse(files.get(platform.paths.postgresExporterQueries)!.content);
+        assert.deepEqual(queries.vpe_warehouse.metrics.map((m: object) => Object.keys(m)[0]), ["relation", "rows"]);
+        const counted = [...(queries.vpe_warehouse.query as string).matchAll(/SELECT '(\w+)' AS relation, count\(\*\) AS rows FROM public\.(\w+)/g)];
+        assert.deepEqual(counted.map((m) => [m[1], m[2]]), countedTables.map((t) => [t, t]));
+        assert.ok(exporter.command.includes(`--extend.query-path=${platform.paths.postgresExporterQueries}`));
+        const inspectable = JSON.stringify([exporter.envs, exporter.command, exporter.labels, exporter.healthcheck]);
+        assert.ok(!inspectable.includes(String(reveal(role.inputs.password))), "the password would show in docker inspect");
+    });
+
     it("lists its containers for status", () => {
         const containers = prod.outputs.containers.value as string[];
-        for (const name of ["vpe-prod-prometheus", "vpe-prod-alertmanager", "vpe-prod-statsd-exporter"]) assert.ok(containers.includes(name), name);
+        for (const name of ["vpe-prod-prometheus", "vpe-prod-alertmanager", "vpe-prod-statsd-exporter", "vpe-prod-postgres-exporter"]) assert.ok(containers.includes(name), name);
     });
 
     it("has every Airflow process send StatsD to the exporter, which maps it with the shipped file", () => {

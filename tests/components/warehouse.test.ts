@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { roleNames } from "../../components/warehouse";
-import { warehouseTables } from "../../warehouse/tables";
+import { countedTables, warehouseTables } from "../../warehouse/tables";
 import { platform } from "../../platform";
 import { byType, dynamicNamed, isSecret, named, reveal, runStack, types } from "../support/stack";
 import { projectRoot } from "../support/stackConfig";
@@ -57,10 +57,29 @@ describe("Warehouse", () => {
 
     it("creates one login role per consumer with a generated secret password", () => {
         const roles = dynamicNamed(run, "role");
-        assert.deepEqual(roles.map((r) => r.inputs.name).sort(), Object.values(roleNames).sort());
+        const { monitoring, ...consumers } = roleNames;
+        assert.deepEqual(roles.map((r) => r.inputs.name).sort(), Object.values(consumers).sort(), `no ${monitoring} role without metrics`);
         for (const role of roles) {
             assert.ok(isSecret(role.inputs.password), role.name);
+            assert.equal(role.inputs.memberOf, undefined, `${role.name} is a member of another role`);
         }
+    });
+
+    it("with metrics on, adds the monitoring role: pg_monitor, CONNECT to the warehouse and SELECT on its tables, nothing more", () => {
+        const prod = runStack("prod");
+        const role = dynamicNamed(prod, "role").find((r) => r.inputs.name === roleNames.monitoring);
+        assert.ok(role, "no monitoring role");
+        assert.deepEqual(role.inputs.memberOf, ["pg_monitor"]);
+        assert.ok(isSecret(role.inputs.password));
+        const granted = byType(prod, types.pgGrant).map((g) => g.inputs as unknown as Grant).filter((g) => g.role === roleNames.monitoring);
+        assert.deepEqual(
+            granted.map((g) => [g.objectType, g.database, g.objects ?? [], g.privileges]),
+            [
+                ["database", platform.databases.warehouse, [], ["CONNECT"]],
+                ["table", platform.databases.warehouse, countedTables, ["SELECT"]],
+            ],
+        );
+        assert.deepEqual([...countedTables].sort(), [...warehouseTables.staging, ...warehouseTables.star, ...warehouseTables.statistics].sort());
     });
 
     it("applies the warehouse migrations through the migrations resource, with the files as inputs", () => {

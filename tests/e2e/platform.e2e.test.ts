@@ -799,7 +799,7 @@ function notified(received: AlertNotification[], status: "firing" | "resolved", 
 function metricsChecks(s: PlatformStack): void {
     const prometheus = () => s.outputs.prometheusUrl as string;
 
-    it("has Prometheus scrape every service, Airflow's StatsD exporter included, its UI and API on 127.0.0.1", async () => {
+    it("has Prometheus scrape every service, Airflow's StatsD and PostgreSQL's exporters included, its UI and API on 127.0.0.1", async () => {
         assert.equal(prometheus(), `http://127.0.0.1:${s.config.metrics.hostPort}`);
         type Target = { labels: { job: string; instance: string }; health: string; lastError: string };
         const targets = await waitFor(`${s.stack}: every scrape target up`, 180_000, async () => {
@@ -808,14 +808,14 @@ function metricsChecks(s: PlatformStack): void {
             if (down.length > 0) throw new Error(down.map((t) => `${t.labels.instance}: ${t.health} ${t.lastError}`).join("; "));
             return body.data.activeTargets;
         });
-        assert.deepEqual([...new Set(targets.map((t) => t.labels.job))].sort(), ["airflow", "executor", "prometheus", "spark-master", "spark-worker"]);
+        assert.deepEqual([...new Set(targets.map((t) => t.labels.job))].sort(), ["airflow", "executor", "postgres", "prometheus", "spark-master", "spark-worker"]);
         assert.equal(targets.filter((t) => t.labels.job === "spark-worker").length, s.config.spark.workers);
         const ui = await fetch(`${prometheus()}/graph`);
         assert.equal(ui.status, 200);
         assert.match(await ui.text(), /<title>Prometheus/);
     });
 
-    it("holds the ingestion run: its duration, each task's, the executor's task counts and Spark's alive workers", async () => {
+    it("holds the ingestion run: its duration, each task's, the executor's task counts, the warehouse's rows and Spark's alive workers", async () => {
         const run = Object.values(s.report.dagRuns).find((r) => r.dagId === "ingestion" && Object.values(r.tasks).every((t) => t.state === "success"));
         assert.ok(run, "no successful ingestion run to look for");
         // Every successful ingestion run (the triggered one and the scheduled one) with its duration:
@@ -839,7 +839,17 @@ function metricsChecks(s: PlatformStack): void {
         assert.equal(slots.value, s.config.executor.maxConcurrentTasks);
         const [alive] = await promQuery(prometheus(), "metrics_master_aliveWorkers_Value");
         assert.equal(alive.value, s.config.spark.workers);
-        s.report.metrics = { ingestionRuns: seen.runs, ingestionSecondsInPrometheus: seen.sum, taskDurations: tasks.length };
+        // The exporter counts as the read-only monitoring role, once a minute.
+        const counts = await s.warehouseCounts();
+        const rows = await waitFor(`${s.stack}: the warehouse's row counts in Prometheus`, 180_000, async () => {
+            const series = await promQuery(prometheus(), "vpe_warehouse_rows");
+            const inPrometheus = Object.fromEntries(series.map((r) => [r.metric.relation, r.value]));
+            return Object.entries(counts).every(([table, n]) => inPrometheus[table] === n) ? inPrometheus : undefined;
+        });
+        assert.equal(rows.landslide_event, 956);
+        const [size] = await promQuery(prometheus(), `pg_database_size_bytes{datname="${platform.databases.warehouse}"}`);
+        assert.ok(size.value > 0, "no warehouse size");
+        s.report.metrics = { ingestionRuns: seen.runs, ingestionSecondsInPrometheus: seen.sum, taskDurations: tasks.length, warehouseBytes: size.value };
     });
 
     it("has raised the failed run's alert at the webhook and resolved it; raises a lost Spark worker's and resolves it once the worker is back", async () => {

@@ -8,6 +8,7 @@ import { parseConfig, type PlatformConfig } from "../../config";
 import { type Deployment, type EngineName, openStack, type StackEngine } from "../../e2e/engines";
 import { applyOverrides } from "../../e2e/harness/stackConfig";
 import { platform } from "../../platform";
+import { countedTables } from "../../warehouse/tables";
 import { stackConfig, projectRoot } from "../support/stackConfig";
 import { AirflowApi, type TaskInstance, docker, inspectContainers, query } from "./platform";
 
@@ -28,11 +29,6 @@ export interface StackReport {
 // js-yaml ships without types.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const yaml = require("js-yaml") as { load(text: string): unknown; dump(value: unknown): string };
-
-const warehouseTables = [
-    "event", "location", "datetime", "landslide_event", "data", "weather_data", "soil",
-    "event_stats_country_year", "precipitation_stats_country_year",
-];
 
 /**
  * This machine has no internet: the suite runs a fake Open-Meteo archive (tests/fakes) on each
@@ -178,7 +174,7 @@ export class PlatformStack {
     /** PostgreSQL, the executor, the Spark master, the four Airflow services, maintenance, Redis, the workers and monitoring. */
     get expectedServices(): number {
         const celery = this.config.airflow.executor === "CeleryExecutor";
-        const metrics = this.config.metrics.enabled ? 3 : 0; // Prometheus, Alertmanager, the StatsD exporter
+        const metrics = this.config.metrics.enabled ? 4 : 0; // Prometheus, Alertmanager, the StatsD and PostgreSQL exporters
         return 8 + this.config.spark.workers + (celery ? 1 + this.config.airflow.celeryWorkers : 0) + metrics;
     }
 
@@ -281,7 +277,7 @@ export class PlatformStack {
     async warehouseCounts(): Promise<Record<string, number>> {
         const rows = await query<{ t: string; n: string }>(
             this.adminUrl,
-            warehouseTables.map((t) => `SELECT '${t}' AS t, count(*) AS n FROM ${t}`).join(" UNION ALL "),
+            countedTables.map((t) => `SELECT '${t}' AS t, count(*) AS n FROM ${t}`).join(" UNION ALL "),
         );
         return Object.fromEntries(rows.map((r) => [r.t, Number(r.n)]));
     }

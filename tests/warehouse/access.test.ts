@@ -75,6 +75,24 @@ describe("LoginRole", () => {
         assert.equal(await canLogIn(name, "two"), false);
     });
 
+    it("makes the role a member of the roles it names, shows no change for one recorded before memberOf, and a change when it moves", async () => {
+        const roles = provider("role");
+        const name = uniqueName("monitoring");
+        const created = await roles.create(inputs("role", { name, password: "watch", memberOf: ["pg_monitor"] }));
+        const memberOf = () =>
+            withClient(pg.config("postgres"), async (client) =>
+                (await client.query("SELECT b.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member JOIN pg_roles b ON b.oid = m.roleid WHERE r.rolname = $1", [name])).rows.map((r) => r.rolname),
+            );
+        assert.deepEqual(await memberOf(), ["pg_monitor"]);
+        // Converging again grants again, which PostgreSQL takes as a no-op.
+        await roles.update(name, created.outs, inputs("role", { name, password: "watch", memberOf: ["pg_monitor"] }));
+        assert.deepEqual(await memberOf(), ["pg_monitor"]);
+        assert.ok(await canLogIn(name, "watch"));
+        const plain = await roles.create(inputs("role", { name: uniqueName("plain"), password: "p" }));
+        assert.equal((await roles.diff(plain.id, plain.outs, inputs("role", { name: plain.id, password: "p" }))).changes, false);
+        assert.equal((await roles.diff(name, created.outs, inputs("role", { name, password: "watch" }))).changes, true);
+    });
+
     it("rejects a wrong admin password before changing anything", async () => {
         const name = uniqueName("nobody");
         await assert.rejects(provider("role").create(inputs("role", { name, password: "x", adminPassword: "wrong" })), /PostgreSQL at 127\.0\.0\.1:\d+ refused this stack's admin password: another PostgreSQL answers/);
