@@ -46,6 +46,17 @@ const bufferVolume = airflowVolume("buffer", [], "2775");
 const backupVolume = airflowVolume("backups", [], "0700");
 // Airflow's earlier Fernet keys, kept with the data so a stack that comes back can re-encrypt.
 const airflowKeysVolume = airflowVolume("airflow-keys", [], "0700");
+// The backups' state as maintenance writes it for node_exporter, readable by its nobody; derived, so not kept.
+const metricsVolume = config.metrics.enabled
+    ? new PreparedVolume(`${prefix}-metrics`, {
+          volumeName: `${prefix}-metrics`,
+          initImage: debian.imageId,
+          subdirs: [],
+          owner: platform.users.airflow,
+          mode: "0755",
+          retainOnDelete: false,
+      })
+    : undefined;
 // What containers read from the project travels as stack content, never as a bind mount of the
 // checkout (which a remote engine would create empty).
 const projectContent = (volume: string, sourceDir: string) =>
@@ -141,6 +152,7 @@ const maintenance = new Maintenance(prefix, {
     keysVolume: airflowKeysVolume.name,
     postgres: { host: internal.host, port: internal.port, user: postgres.adminUser, passwordFile: postgres.adminPasswordFile },
     databases: [platform.databases.warehouse, platform.databases.airflow],
+    metricsVolume: metricsVolume?.name,
 });
 
 const monitoring = config.metrics.enabled
@@ -151,6 +163,7 @@ const monitoring = config.metrics.enabled
           config: config.metrics,
           jobs: [...executor.scrapeJobs, ...spark.scrapeJobs],
           warehouse: { login: warehouse.monitoringLogin!, host: internal.host, port: internal.port },
+          metricsVolume: metricsVolume!.name,
           retainData,
       })
     : undefined;

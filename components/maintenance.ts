@@ -19,13 +19,15 @@ export interface MaintenanceArgs {
     postgres: { host: string; port: number; user: string; passwordFile: SecretFile };
     /** Databases each backup set holds. */
     databases: string[];
+    /** With metrics on: where each tick writes the backups' state for node_exporter. */
+    metricsVolume?: pulumi.Input<string>;
 }
 
 /** The log folders the groomer owns; Spark's workers clean their own (see workerCleanupOpts). */
 export const groomedLogDirs = platform.logSubdirs.filter((dir) => dir !== "spark");
 
 /** The environment the maintenance scripts read (docker/maintenance/bin). */
-export function maintenanceEnv(args: Pick<MaintenanceArgs, "backup" | "logs" | "postgres" | "databases">): pulumi.Input<string>[] {
+export function maintenanceEnv(args: Pick<MaintenanceArgs, "backup" | "logs" | "postgres" | "databases" | "metricsVolume">): pulumi.Input<string>[] {
     const env = platform.env;
     return [
         `PGHOST=${args.postgres.host}`,
@@ -42,6 +44,7 @@ export function maintenanceEnv(args: Pick<MaintenanceArgs, "backup" | "logs" | "
         `${env.maintenanceTickSeconds}=${platform.maintenance.tickSeconds}`,
         `${env.groomEveryMinutes}=${platform.maintenance.groomEveryMinutes}`,
         `${env.maintenanceHeartbeat}=${platform.paths.maintenanceHeartbeat}`,
+        ...(args.metricsVolume ? [`${env.metricsDir}=${platform.paths.metricsTextfiles}`] : []),
     ];
 }
 
@@ -75,6 +78,7 @@ export class Maintenance extends pulumi.ComponentResource {
                     { volumeName: args.logVolume, containerPath: platform.paths.logs },
                     { volumeName: args.backupVolume, containerPath: platform.paths.backups },
                     { volumeName: args.keysVolume, containerPath: platform.paths.airflowKeys },
+                    ...(args.metricsVolume ? [{ volumeName: args.metricsVolume, containerPath: platform.paths.metricsTextfiles }] : []),
                 ],
                 healthcheck: {
                     test: ["CMD", "vpe-maintenance", "--alive", String(platform.maintenance.heartbeatMaxAgeSeconds)],

@@ -34,6 +34,8 @@ export interface MonitoringArgs {
     config: MetricsConfig;
     jobs: ScrapeJob[];
     warehouse: MonitoredWarehouse;
+    /** Where maintenance writes the backups' state; its filesystem is the one holding the stack's volumes. */
+    metricsVolume: pulumi.Input<string>;
     /** Keep the samples and silences volumes when the stack is destroyed. */
     retainData: boolean;
 }
@@ -116,6 +118,9 @@ export function warehouseQueries(tables: string[]): string {
     );
 }
 
+/** Every mount of node_exporter's container but the metrics volume: its own root, /etc/hosts and the like. */
+export const nodeExporterMountsExcluded = `^/(dev|proc|sys|etc)($|/)|^/$`;
+
 /** Exact counts of millions of rows: once a minute is history enough. */
 export const warehouseScrapeSeconds = 60;
 
@@ -124,9 +129,9 @@ const readable = "0444";
 /**
  * Prometheus scraping every service of the stack and evaluating the shipped alert rules,
  * Alertmanager sending what fires to the stack's webhook, the StatsD exporter that turns
- * Airflow's StatsD metrics into Prometheus ones, and the PostgreSQL exporter. Prometheus and
- * Alertmanager keep their state (samples, silences) in volumes that outlive their containers;
- * all four run as the images' `nobody`.
+ * Airflow's StatsD metrics into Prometheus ones, and the PostgreSQL and node exporters. Prometheus
+ * and Alertmanager keep their state (samples, silences) in volumes that outlive their containers;
+ * all run as the images' `nobody`.
  */
 export class Monitoring extends pulumi.ComponentResource {
     declare readonly prometheusUrl: string;
@@ -140,7 +145,8 @@ export class Monitoring extends pulumi.ComponentResource {
         const alertmanagerName = `${prefix}-${platform.aliases.alertmanager}`;
         const statsdName = `${prefix}-${platform.aliases.statsdExporter}`;
         const postgresExporterName = `${prefix}-${platform.aliases.postgresExporter}`;
-        const image = (key: "prometheus" | "alertmanager" | "statsd-exporter" | "postgres-exporter") =>
+        const nodeExporterName = `${prefix}-${platform.aliases.nodeExporter}`;
+        const image = (key: "prometheus" | "alertmanager" | "statsd-exporter" | "postgres-exporter" | "node-exporter") =>
             new docker.RemoteImage(`${prefix}-${key}-image`, { name: platform.images[key], keepLocally: true }, { parent: this });
         const volume = (suffix: string) =>
             new docker.Volume(`${prefix}-${suffix}`, { name: `${prefix}-${suffix}` }, { parent: this, retainOnDelete: args.retainData });
@@ -218,6 +224,32 @@ export class Monitoring extends pulumi.ComponentResource {
             },
             { parent: this },
         );
+        // Only what the stack needs of node_exporter: the backups' state maintenance writes, and how
+        // full the filesystem under the volumes is (local volumes share the engine's data filesystem).
+        serviceContainer(
+            {
+                name: nodeExporterName,
+                image: image("node-exporter").imageId,
+                network: args.network,
+                alias: platform.aliases.nodeExporter,
+                command: [
+                    "--collector.disable-defaults",
+                    "--collector.textfile",
+                    `--collector.textfile.directory=${platform.paths.metricsTextfiles}`,
+                    "--collector.filesystem",
+                    `--collector.filesystem.mount-points-exclude=${nodeExporterMountsExcluded}`,
+                    `--web.listen-address=:${platform.ports.nodeExporter}`,
+                ],
+                volumes: [{ volumeName: args.metricsVolume, containerPath: platform.paths.metricsTextfiles, readOnly: true }],
+                healthcheck: probe(platform.ports.nodeExporter, "/"),
+            },
+            { parent: this },
+        );
+        const nodeJob: ScrapeJob = {
+            job: "node",
+            targets: [`${platform.aliases.nodeExporter}:${platform.ports.nodeExporter}`],
+            metricsPath: "/metrics",
+        };
         const postgresJob: ScrapeJob = {
             job: "postgres",
             targets: [`${platform.aliases.postgresExporter}:${platform.ports.postgresExporter}`],
@@ -237,7 +269,7 @@ export class Monitoring extends pulumi.ComponentResource {
                     `--web.listen-address=:${platform.ports.prometheus}`,
                 ],
                 uploads: [
-                    { file: prometheusConfigFile, content: prometheusConfig(prefix, args.config, [statsdJob, postgresJob, ...args.jobs]), permissions: readable },
+                    { file: prometheusConfigFile, content: prometheusConfig(prefix, args.config, [statsdJob, postgresJob, nodeJob, ...args.jobs]), permissions: readable },
                     { file: rulesFile, content: fs.readFileSync(alertRulesFile, "utf8"), permissions: readable },
                 ],
                 volumes: [{ volumeName: samples.name, containerPath: platform.paths.prometheusData }],
@@ -249,7 +281,7 @@ export class Monitoring extends pulumi.ComponentResource {
             { parent: this, dependsOn: [alertmanager] },
         );
         this.prometheusUrl = `http://${args.bindAddress}:${args.config.hostPort}`;
-        this.containerNames = [prometheusName, alertmanagerName, statsdName, postgresExporterName];
+        this.containerNames = [prometheusName, alertmanagerName, statsdName, postgresExporterName, nodeExporterName];
         this.dataVolumeName = samples.name;
         this.registerOutputs({ prometheusUrl: this.prometheusUrl, dataVolumeName: this.dataVolumeName });
     }

@@ -211,8 +211,8 @@ for (const stack of ["dev", "prod"]) {
             assert.match(String(o.warehouseAnalystUrl.value), new RegExp(`^postgresql://analyst:.+@127\\.0\\.0\\.1:${config.postgres.hostPort}/landslide_warehouse$`));
         });
 
-        it("keeps data volumes on destroy, not the project content it copies in", () => {
-            const content = [`${prefix}-dags`, `${prefix}-data`];
+        it("keeps data volumes on destroy, not the project content it copies in nor the metrics maintenance derives", () => {
+            const content = [`${prefix}-dags`, `${prefix}-data`, `${prefix}-metrics`];
             for (const v of byType(run, types.volume)) {
                 assert.equal(v.options.retainOnDelete ?? false, !content.includes(v.name), `${v.name}: retainOnDelete`);
             }

@@ -29,6 +29,18 @@ describe("Maintenance", () => {
         });
     });
 
+    it("with metrics on, also writes the backups' state into the metrics volume, which destroy removes", () => {
+        assert.equal(envOf(dev, "vpe-dev-maintenance").vars.has(platform.env.metricsDir), false);
+        const prod = runStack("prod");
+        const inputs = named(prod, "vpe-prod-maintenance").inputs as Record<string, any>;
+        const volumes = Object.fromEntries((inputs.volumes as { volumeName: string; containerPath: string }[]).map((v) => [v.containerPath, v.volumeName]));
+        assert.equal(volumes[platform.paths.metricsTextfiles], "vpe-prod-metrics");
+        assert.equal(envOf(prod, "vpe-prod-maintenance").vars.get(platform.env.metricsDir), platform.paths.metricsTextfiles);
+        assert.equal(named(prod, "vpe-prod-metrics").options.retainOnDelete, false, "derived: nothing to keep");
+        const prepare = (named(prod, "vpe-prod-metrics-init").inputs.command as string[]).join(" ");
+        assert.ok(prepare.includes(`chown ${platform.users.airflow.uid}:${platform.users.airflow.gid} "$d"; chmod 0755 "$d"`), prepare);
+    });
+
     it("keeps the backup volume on destroy, readable by its owner alone, unless the user asks to delete data", () => {
         assert.equal(named(dev, "vpe-dev-backups").options.retainOnDelete, true);
         const prepare = (named(dev, "vpe-dev-backups-init").inputs.command as string[]).join(" ");

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import * as fs from "node:fs";
-import { airflowStatsd, alertTiming, statsdMappingFile, warehouseScrapeSeconds } from "../../components/monitoring";
+import { airflowStatsd, alertTiming, nodeExporterMountsExcluded, statsdMappingFile, warehouseScrapeSeconds } from "../../components/monitoring";
 import { roleNames } from "../../components/warehouse";
 import { countedTables } from "../../warehouse/tables";
 import { platform } from "../../platform";
@@ -49,7 +49,7 @@ describe("Monitoring", () => {
         assert.equal(prometheusConfigOf(custom).global.scrape_interval, "1m0s");
     });
 
-    it("scrapes the executor, the Spark master and every worker, PostgreSQL, and itself", () => {
+    it("scrapes the executor, the Spark master and every worker, PostgreSQL, node_exporter, and itself", () => {
         const jobs = Object.fromEntries(
             (prometheusConfigOf(prod).scrape_configs as { job_name: string; scrape_interval?: string; metrics_path: string; static_configs: { targets: string[] }[] }[]).map(
                 (j) => [j.job_name, { path: j.metrics_path, targets: j.static_configs[0].targets, ...(j.scrape_interval ? { interval: j.scrape_interval } : {}) }],
@@ -59,6 +59,7 @@ describe("Monitoring", () => {
             prometheus: { path: "/metrics", targets: [`localhost:${platform.ports.prometheus}`] },
             airflow: { path: "/metrics", targets: [`statsd-exporter:${platform.ports.statsdExporterWeb}`] },
             postgres: { path: "/metrics", targets: [`postgres-exporter:${platform.ports.postgresExporter}`], interval: `${warehouseScrapeSeconds / 60}m0s` },
+            node: { path: "/metrics", targets: [`node-exporter:${platform.ports.nodeExporter}`] },
             executor: { path: "/metrics", targets: [`executor:${platform.ports.executorMetrics}`] },
             "spark-master": { path: platform.paths.sparkMasterMetrics, targets: [`spark-master:${platform.ports.sparkMasterUi}`] },
             "spark-worker": { path: platform.paths.sparkWorkerMetrics, targets: ["spark-worker-1:8081", "spark-worker-2:8081"] },
@@ -120,9 +121,26 @@ describe("Monitoring", () => {
         assert.ok(!inspectable.includes(String(reveal(role.inputs.password))), "the password would show in docker inspect");
     });
 
+    it("runs node_exporter with only the textfile and filesystem collectors, on the metrics volume read-only", () => {
+        const exporter = named(prod, "vpe-prod-node-exporter").inputs as Record<string, any>;
+        assert.equal(named(prod, "vpe-prod-node-exporter-image").inputs.name, platform.images["node-exporter"]);
+        assert.equal(exporter.user, undefined, "the image's nobody");
+        assert.deepEqual(exporter.volumes, [{ volumeName: "vpe-prod-metrics", containerPath: platform.paths.metricsTextfiles, readOnly: true }]);
+        assert.deepEqual(exporter.command.slice(0, 5), [
+            "--collector.disable-defaults",
+            "--collector.textfile",
+            `--collector.textfile.directory=${platform.paths.metricsTextfiles}`,
+            "--collector.filesystem",
+            `--collector.filesystem.mount-points-exclude=${nodeExporterMountsExcluded}`,
+        ]);
+        const excluded = new RegExp(nodeExporterMountsExcluded);
+        assert.deepEqual(["/", "/etc/hosts", "/dev/shm", "/proc", "/sys/fs/cgroup", platform.paths.metricsTextfiles].filter((m) => !excluded.test(m)), [platform.paths.metricsTextfiles]);
+        assert.equal(exporter.ports, undefined);
+    });
+
     it("lists its containers for status", () => {
         const containers = prod.outputs.containers.value as string[];
-        for (const name of ["vpe-prod-prometheus", "vpe-prod-alertmanager", "vpe-prod-statsd-exporter", "vpe-prod-postgres-exporter"]) assert.ok(containers.includes(name), name);
+        for (const name of ["vpe-prod-prometheus", "vpe-prod-alertmanager", "vpe-prod-statsd-exporter", "vpe-prod-postgres-exporter", "vpe-prod-node-exporter"]) assert.ok(containers.includes(name), name);
     });
 
     it("has every Airflow process send StatsD to the exporter, which maps it with the shipped file", () => {

@@ -174,7 +174,7 @@ export class PlatformStack {
     /** PostgreSQL, the executor, the Spark master, the four Airflow services, maintenance, Redis, the workers and monitoring. */
     get expectedServices(): number {
         const celery = this.config.airflow.executor === "CeleryExecutor";
-        const metrics = this.config.metrics.enabled ? 4 : 0; // Prometheus, Alertmanager, the StatsD and PostgreSQL exporters
+        const metrics = this.config.metrics.enabled ? 5 : 0; // Prometheus, Alertmanager, the StatsD, PostgreSQL and node exporters
         return 8 + this.config.spark.workers + (celery ? 1 + this.config.airflow.celeryWorkers : 0) + metrics;
     }
 

@@ -339,6 +339,30 @@ describe("vpe-maintenance", () => {
         assert.match(fs.readFileSync(failure, "utf8"), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\n[\s\S]*(pg_dump|vpe-backup)/);
     });
 
+    it("writes the backups' state for node_exporter's textfile collector: the newest set, the last failure, the interval, its start", async () => {
+        const dir = tempDir("vpe-backups-");
+        const metricsDir = tempDir("vpe-metrics-");
+        const file = path.join(metricsDir, "backups.prom");
+        const gauges = () =>
+            Object.fromEntries(
+                fs.readFileSync(file, "utf8").split("\n").filter((l) => l && !l.startsWith("#")).map((l) => [l.split(" ")[0], Number(l.split(" ")[1])]),
+            );
+        const started = Math.floor(Date.now() / 1000);
+        const failing = await loopUntil(loopEnv(dir, { PGPORT: "1", [env.metricsDir]: metricsDir }), () => fs.existsSync(file));
+        const failed = gauges();
+        assert.equal(failed.vpe_backup_newest_timestamp_seconds, 0, failing.output);
+        assert.equal(failed.vpe_backup_last_failure_timestamp_seconds, fs.statSync(path.join(dir, "last-failure")).mtime.getTime() / 1000 | 0);
+        assert.equal(failed.vpe_backup_interval_seconds, 0);
+        assert.ok(failed.vpe_maintenance_started_timestamp_seconds >= started - 1);
+        fs.rmSync(file);
+        const sets = () => fs.readdirSync(dir).filter((f) => /^\d{8}T\d{6}Z$/.test(f));
+        await loopUntil(loopEnv(dir, { [env.metricsDir]: metricsDir }), () => sets().length > 0 && fs.existsSync(file));
+        const ok = gauges();
+        assert.equal(ok.vpe_backup_last_failure_timestamp_seconds, 0, "a success clears the failure");
+        assert.equal(ok.vpe_backup_newest_timestamp_seconds, fs.statSync(path.join(dir, sets()[0])).mtime.getTime() / 1000 | 0);
+        assert.deepEqual(fs.readdirSync(metricsDir), ["backups.prom"], "a temporary file was left");
+    });
+
     it("fails its probe when the heartbeat is stale or missing", () => {
         const dir = tempDir("vpe-backups-");
         const heartbeatEnv = loopEnv(dir);
