@@ -164,6 +164,7 @@ const monitoring = config.metrics.enabled
           jobs: [...executor.scrapeJobs, ...spark.scrapeJobs],
           warehouse: { login: warehouse.monitoringLogin!, host: internal.host, port: internal.port },
           metricsVolume: metricsVolume!.name,
+          redisPassword: airflow.redisPassword,
           retainData,
       })
     : undefined;

@@ -96,6 +96,8 @@ export class Airflow extends pulumi.ComponentResource {
     declare readonly containerNames: string[];
     /** The one-shot init: db migrate, Fernet key rotation, admin user. Run again after a restore. */
     declare readonly initContainerName: string;
+    /** With CeleryExecutor: Redis' password, for the Redis exporter. */
+    declare readonly redisPassword: pulumi.Output<string> | undefined;
 
     constructor(name: string, args: AirflowArgs, opts?: pulumi.ComponentResourceOptions) {
         super("vpe:platform:Airflow", name, {}, opts);
@@ -115,7 +117,9 @@ export class Airflow extends pulumi.ComponentResource {
         const fernet = new random.RandomBytes(`${prefix}-airflow-fernet-key`, { length: 32 }, { parent: this });
 
         const celery = args.config.executor === "CeleryExecutor";
-        const brokerUrl = celery ? this.redis(prefix, args) : undefined;
+        const redis = celery ? this.redis(prefix, args) : undefined;
+        const brokerUrl = redis?.brokerUrl;
+        this.redisPassword = redis?.password;
         const secret = (name: string, value: pulumi.Input<string>): SecretFile => ({ name, value });
         const metadataUrl = secret("airflow-metadata-url", args.metadataUrl);
         const secrets = {
@@ -267,8 +271,8 @@ export class Airflow extends pulumi.ComponentResource {
         this.registerOutputs({ url: this.url, adminUser: this.adminUser, adminPassword: this.adminPassword });
     }
 
-    /** Redis as the Celery broker; returns the broker URL (secret). */
-    private redis(prefix: string, args: AirflowArgs): pulumi.Output<string> {
+    /** Redis as the Celery broker; returns the broker URL and the password (both secret). */
+    private redis(prefix: string, args: AirflowArgs): { brokerUrl: pulumi.Output<string>; password: pulumi.Output<string> } {
         const image = new docker.RemoteImage(
             `${prefix}-redis-image`,
             { name: platform.images.redis, keepLocally: true },
@@ -296,8 +300,12 @@ export class Airflow extends pulumi.ComponentResource {
             },
             { parent: this },
         );
-        return pulumi.secret(
-            pulumi.interpolate`redis://:${password.result}@${container.name.apply(() => platform.aliases.redis)}:${platform.ports.redis}/0`,
-        );
+        return {
+            brokerUrl: pulumi.secret(
+                pulumi.interpolate`redis://:${password.result}@${container.name.apply(() => platform.aliases.redis)}:${platform.ports.redis}/0`,
+            ),
+            // Once Redis runs: the exporter logs in at start.
+            password: pulumi.secret(pulumi.all([container.name, password.result]).apply(([, value]) => value)),
+        };
     }
 }

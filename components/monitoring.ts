@@ -34,6 +34,8 @@ export interface MonitoringArgs {
     config: MetricsConfig;
     jobs: ScrapeJob[];
     warehouse: MonitoredWarehouse;
+    /** With CeleryExecutor: Redis' password, for the Redis exporter. */
+    redisPassword?: pulumi.Output<string>;
     /** Where maintenance writes the backups' state; its filesystem is the one holding the stack's volumes. */
     metricsVolume: pulumi.Input<string>;
     /** Keep the samples and silences volumes when the stack is destroyed. */
@@ -129,9 +131,9 @@ const readable = "0444";
 /**
  * Prometheus scraping every service of the stack and evaluating the shipped alert rules,
  * Alertmanager sending what fires to the stack's webhook, the StatsD exporter that turns
- * Airflow's StatsD metrics into Prometheus ones, and the PostgreSQL and node exporters. Prometheus
- * and Alertmanager keep their state (samples, silences) in volumes that outlive their containers;
- * all run as the images' `nobody`.
+ * Airflow's StatsD metrics into Prometheus ones, and the PostgreSQL, node and (with Celery) Redis
+ * exporters. Prometheus and Alertmanager keep their state (samples, silences) in volumes that
+ * outlive their containers; each runs as its image's non-root user.
  */
 export class Monitoring extends pulumi.ComponentResource {
     declare readonly prometheusUrl: string;
@@ -146,7 +148,8 @@ export class Monitoring extends pulumi.ComponentResource {
         const statsdName = `${prefix}-${platform.aliases.statsdExporter}`;
         const postgresExporterName = `${prefix}-${platform.aliases.postgresExporter}`;
         const nodeExporterName = `${prefix}-${platform.aliases.nodeExporter}`;
-        const image = (key: "prometheus" | "alertmanager" | "statsd-exporter" | "postgres-exporter" | "node-exporter") =>
+        const redisExporterName = `${prefix}-${platform.aliases.redisExporter}`;
+        const image = (key: "prometheus" | "alertmanager" | "statsd-exporter" | "postgres-exporter" | "node-exporter" | "redis-exporter") =>
             new docker.RemoteImage(`${prefix}-${key}-image`, { name: platform.images[key], keepLocally: true }, { parent: this });
         const volume = (suffix: string) =>
             new docker.Volume(`${prefix}-${suffix}`, { name: `${prefix}-${suffix}` }, { parent: this, retainOnDelete: args.retainData });
@@ -250,6 +253,29 @@ export class Monitoring extends pulumi.ComponentResource {
             targets: [`${platform.aliases.nodeExporter}:${platform.ports.nodeExporter}`],
             metricsPath: "/metrics",
         };
+        const redisJobs: ScrapeJob[] = [];
+        if (args.redisPassword) {
+            // Its password file maps each Redis address to the password it logs in with.
+            const redisAddress = `redis://${platform.aliases.redis}:${platform.ports.redis}`;
+            const passwords: SecretFile = {
+                name: "redis-exporter-passwords.json",
+                value: args.redisPassword.apply((password) => JSON.stringify({ [redisAddress]: password })),
+            };
+            serviceContainer(
+                {
+                    name: redisExporterName,
+                    image: image("redis-exporter").imageId,
+                    network: args.network,
+                    alias: platform.aliases.redisExporter,
+                    groupAdds: secretReaderGroups,
+                    command: [`--redis.addr=${redisAddress}`, `--redis.password-file=${secretPath(passwords.name)}`, `--web.listen-address=:${platform.ports.redisExporter}`],
+                    uploads: secretUploads([passwords]),
+                    healthcheck: probe(platform.ports.redisExporter, "/health"),
+                },
+                { parent: this },
+            );
+            redisJobs.push({ job: "redis", targets: [`${platform.aliases.redisExporter}:${platform.ports.redisExporter}`], metricsPath: "/metrics" });
+        }
         const postgresJob: ScrapeJob = {
             job: "postgres",
             targets: [`${platform.aliases.postgresExporter}:${platform.ports.postgresExporter}`],
@@ -269,7 +295,7 @@ export class Monitoring extends pulumi.ComponentResource {
                     `--web.listen-address=:${platform.ports.prometheus}`,
                 ],
                 uploads: [
-                    { file: prometheusConfigFile, content: prometheusConfig(prefix, args.config, [statsdJob, postgresJob, nodeJob, ...args.jobs]), permissions: readable },
+                    { file: prometheusConfigFile, content: prometheusConfig(prefix, args.config, [statsdJob, postgresJob, nodeJob, ...redisJobs, ...args.jobs]), permissions: readable },
                     { file: rulesFile, content: fs.readFileSync(alertRulesFile, "utf8"), permissions: readable },
                 ],
                 volumes: [{ volumeName: samples.name, containerPath: platform.paths.prometheusData }],
@@ -281,7 +307,7 @@ export class Monitoring extends pulumi.ComponentResource {
             { parent: this, dependsOn: [alertmanager] },
         );
         this.prometheusUrl = `http://${args.bindAddress}:${args.config.hostPort}`;
-        this.containerNames = [prometheusName, alertmanagerName, statsdName, postgresExporterName, nodeExporterName];
+        this.containerNames = [prometheusName, alertmanagerName, statsdName, postgresExporterName, nodeExporterName, ...(args.redisPassword ? [redisExporterName] : [])];
         this.dataVolumeName = samples.name;
         this.registerOutputs({ prometheusUrl: this.prometheusUrl, dataVolumeName: this.dataVolumeName });
     }

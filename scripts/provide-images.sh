@@ -5,7 +5,7 @@
 #
 # Usage: scripts/provide-images.sh [--force] [--no-pull] [KEY...]
 #   KEY       a key of docker/images.json (default: debian postgres airflow redis prometheus
-#             alertmanager statsd-exporter postgres-exporter node-exporter)
+#             alertmanager statsd-exporter postgres-exporter node-exporter redis-exporter)
 #   --force   ignore images already present (pull or rebuild them)
 #   --no-pull skip the registry and build stand-ins directly
 # Prints one line per image: present / pulled / built, with seconds and size.
@@ -16,7 +16,7 @@ standins="$repo_root/e2e/standins"
 # shellcheck source=e2e/standins/platform.sh
 . "$standins/platform.sh"
 label=org.vpe.standin
-default_keys=(debian postgres airflow redis prometheus alertmanager statsd-exporter postgres-exporter node-exporter)
+default_keys=(debian postgres airflow redis prometheus alertmanager statsd-exporter postgres-exporter node-exporter redis-exporter)
 pull_timeout=60
 
 force=false
@@ -76,6 +76,9 @@ configure_standin() {
     postgres-exporter)
       build_args+=(--build-arg "POSTGRES_EXPORTER_VERSION=$version"
         --build-arg "POSTGRES_EXPORTER_PORT=$(platform_value ports postgresExporter)") ;;
+    redis-exporter)
+      build_args+=(--build-arg "REDIS_EXPORTER_VERSION=$version"
+        --build-arg "REDIS_EXPORTER_PORT=$(platform_value ports redisExporter)") ;;
     node-exporter)
       build_args+=(--build-arg "NODE_EXPORTER_VERSION=$version"
         --build-arg "NODE_EXPORTER_PORT=$(platform_value ports nodeExporter)") ;;

@@ -49,7 +49,7 @@ describe("Monitoring", () => {
         assert.equal(prometheusConfigOf(custom).global.scrape_interval, "1m0s");
     });
 
-    it("scrapes the executor, the Spark master and every worker, PostgreSQL, node_exporter, and itself", () => {
+    it("scrapes the executor, the Spark master and every worker, PostgreSQL, node_exporter, Redis, and itself", () => {
         const jobs = Object.fromEntries(
             (prometheusConfigOf(prod).scrape_configs as { job_name: string; scrape_interval?: string; metrics_path: string; static_configs: { targets: string[] }[] }[]).map(
                 (j) => [j.job_name, { path: j.metrics_path, targets: j.static_configs[0].targets, ...(j.scrape_interval ? { interval: j.scrape_interval } : {}) }],
@@ -60,6 +60,7 @@ describe("Monitoring", () => {
             airflow: { path: "/metrics", targets: [`statsd-exporter:${platform.ports.statsdExporterWeb}`] },
             postgres: { path: "/metrics", targets: [`postgres-exporter:${platform.ports.postgresExporter}`], interval: `${warehouseScrapeSeconds / 60}m0s` },
             node: { path: "/metrics", targets: [`node-exporter:${platform.ports.nodeExporter}`] },
+            redis: { path: "/metrics", targets: [`redis-exporter:${platform.ports.redisExporter}`] },
             executor: { path: "/metrics", targets: [`executor:${platform.ports.executorMetrics}`] },
             "spark-master": { path: platform.paths.sparkMasterMetrics, targets: [`spark-master:${platform.ports.sparkMasterUi}`] },
             "spark-worker": { path: platform.paths.sparkWorkerMetrics, targets: ["spark-worker-1:8081", "spark-worker-2:8081"] },
@@ -138,9 +139,26 @@ describe("Monitoring", () => {
         assert.equal(exporter.ports, undefined);
     });
 
+    it("with CeleryExecutor, has the Redis exporter log in with Redis' password from a file; without Celery, runs none", () => {
+        const exporter = named(prod, "vpe-prod-redis-exporter").inputs as Record<string, any>;
+        assert.equal(named(prod, "vpe-prod-redis-exporter-image").inputs.name, platform.images["redis-exporter"]);
+        assert.equal(exporter.user, undefined, "the image's own uid");
+        assert.deepEqual(exporter.groupAdds, ["0"]);
+        const file = `${platform.paths.secrets}/redis-exporter-passwords.json`;
+        assert.deepEqual(exporter.command, [`--redis.addr=redis://redis:${platform.ports.redis}`, `--redis.password-file=${file}`, `--web.listen-address=:${platform.ports.redisExporter}`]);
+        const passwords = filesOf(prod, "vpe-prod-redis-exporter").get(file)!;
+        assert.deepEqual([passwords.secret, passwords.permissions], [true, "0440"]);
+        const redisConf = filesOf(prod, "vpe-prod-redis").get(`${platform.paths.secrets}/redis.conf`)!.content;
+        assert.deepEqual(JSON.parse(passwords.content), { [`redis://redis:${platform.ports.redis}`]: redisConf.replace(/^requirepass (\S+)\n$/, "$1") });
+        assert.equal(exporter.envs, undefined);
+        const local = runStack("prod", { overrides: { "vpe:airflow": '{"executor": "LocalExecutor", "hostPort": 28080}' } });
+        assert.deepEqual(byType(local, types.container).map((c) => c.name).filter((n) => n.includes("redis")), []);
+        assert.ok(!JSON.stringify(prometheusConfigOf(local).scrape_configs).includes("redis"));
+    });
+
     it("lists its containers for status", () => {
         const containers = prod.outputs.containers.value as string[];
-        for (const name of ["vpe-prod-prometheus", "vpe-prod-alertmanager", "vpe-prod-statsd-exporter", "vpe-prod-postgres-exporter", "vpe-prod-node-exporter"]) assert.ok(containers.includes(name), name);
+        for (const name of ["vpe-prod-prometheus", "vpe-prod-alertmanager", "vpe-prod-statsd-exporter", "vpe-prod-postgres-exporter", "vpe-prod-node-exporter", "vpe-prod-redis-exporter"]) assert.ok(containers.includes(name), name);
     });
 
     it("has every Airflow process send StatsD to the exporter, which maps it with the shipped file", () => {

@@ -799,7 +799,7 @@ function notified(received: AlertNotification[], status: "firing" | "resolved", 
 function metricsChecks(s: PlatformStack): void {
     const prometheus = () => s.outputs.prometheusUrl as string;
 
-    it("has Prometheus scrape every service and exporter (Airflow's StatsD, PostgreSQL, node), its UI and API on 127.0.0.1", async () => {
+    it("has Prometheus scrape every service and exporter (Airflow's StatsD, PostgreSQL, node, Redis with Celery), its UI and API on 127.0.0.1", async () => {
         assert.equal(prometheus(), `http://127.0.0.1:${s.config.metrics.hostPort}`);
         type Target = { labels: { job: string; instance: string }; health: string; lastError: string };
         const targets = await waitFor(`${s.stack}: every scrape target up`, 180_000, async () => {
@@ -808,7 +808,17 @@ function metricsChecks(s: PlatformStack): void {
             if (down.length > 0) throw new Error(down.map((t) => `${t.labels.instance}: ${t.health} ${t.lastError}`).join("; "));
             return body.data.activeTargets;
         });
-        assert.deepEqual([...new Set(targets.map((t) => t.labels.job))].sort(), ["airflow", "executor", "node", "postgres", "prometheus", "spark-master", "spark-worker"]);
+        const celery = s.config.airflow.executor === "CeleryExecutor";
+        const jobs = ["airflow", "executor", "node", "postgres", "prometheus", "spark-master", "spark-worker", ...(celery ? ["redis"] : [])];
+        assert.deepEqual([...new Set(targets.map((t) => t.labels.job))].sort(), jobs.sort());
+        if (celery) {
+            // The exporter logs in to the broker, which the Celery workers hold connections to.
+            const [clients] = await waitFor(`${s.stack}: Redis' figures`, 60_000, async () => {
+                const [up] = await promQuery(prometheus(), "redis_up");
+                return up?.value === 1 ? promQuery(prometheus(), "redis_connected_clients") : undefined;
+            });
+            assert.ok(clients.value > 1, `${clients.value} Redis clients`);
+        }
         assert.equal(targets.filter((t) => t.labels.job === "spark-worker").length, s.config.spark.workers);
         const ui = await fetch(`${prometheus()}/graph`);
         assert.equal(ui.status, 200);

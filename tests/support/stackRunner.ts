@@ -143,7 +143,21 @@ async function main(): Promise<void> {
         resource.urn = urns.find((u) => u.endsWith(`::${resource.name}`) && u.includes(`${resource.type}::`)) ?? "";
         resource.options = monitor.options.get(resource.urn)!;
     }
-    fs.writeSync(1, JSON.stringify(run));
+    writeAll(1, JSON.stringify(run));
+}
+
+/** The whole record: a write to a non-blocking pipe may take part of it, or none (EAGAIN), while the reader catches up. */
+function writeAll(fd: number, text: string): void {
+    const data = Buffer.from(text);
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    for (let offset = 0; offset < data.length; ) {
+        try {
+            offset += fs.writeSync(fd, data, offset);
+        } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
+            Atomics.wait(pause, 0, 0, 5);
+        }
+    }
 }
 
 /** What setMocks switches on after setMockOptions resets it: secrets and resource references. */
