@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { MetricsConfig } from "../config";
-import { publish, serviceContainer } from "../lib/containers";
+import { type ServiceContainerArgs, publish, serviceContainer } from "../lib/containers";
 import { goDuration } from "../lib/durations";
 import { type SecretFile, secretPath, secretReaderGroups, secretUploads } from "../lib/secretFiles";
 import { platform, projectRoot } from "../platform";
@@ -128,6 +128,107 @@ export const warehouseScrapeSeconds = 60;
 
 const readable = "0444";
 
+type ImageKey = "prometheus" | "alertmanager" | "statsd-exporter" | "postgres-exporter" | "node-exporter" | "redis-exporter";
+
+/** An exporter on the stack network: its image, where Prometheus scrapes it, what its container adds. */
+interface Exporter {
+    image: ImageKey;
+    alias: string;
+    port: number;
+    job: string;
+    /** What its healthcheck fetches: a page that costs nothing to serve. */
+    probePath: string;
+    intervalSeconds?: number;
+    container: Pick<ServiceContainerArgs, "command" | "envs" | "uploads" | "volumes" | "groupAdds">;
+}
+
+/** Airflow's StatsD in, Prometheus' names out. Its counters live in memory: a restart resets them, which rate() and increase() allow for. */
+function statsdExporter(): Exporter {
+    return {
+        image: "statsd-exporter",
+        alias: platform.aliases.statsdExporter,
+        port: platform.ports.statsdExporterWeb,
+        job: "airflow",
+        probePath: "/-/ready",
+        container: {
+            command: [
+                `--statsd.mapping-config=${platform.paths.statsdMapping}`,
+                `--statsd.listen-udp=:${platform.ports.statsd}`,
+                "--statsd.listen-tcp=",
+                `--web.listen-address=:${platform.ports.statsdExporterWeb}`,
+            ],
+            uploads: [{ file: platform.paths.statsdMapping, content: fs.readFileSync(statsdMappingFile, "utf8"), permissions: readable }],
+        },
+    };
+}
+
+/** As the read-only monitoring role, its password a file (the image's _FILE variable). */
+function postgresExporter(warehouse: MonitoredWarehouse): Exporter {
+    const password: SecretFile = { name: "monitoring-password", value: warehouse.login.password };
+    return {
+        image: "postgres-exporter",
+        alias: platform.aliases.postgresExporter,
+        port: platform.ports.postgresExporter,
+        job: "postgres",
+        // Its landing page: /metrics would count the warehouse on every probe. pg_up says whether it reaches PostgreSQL.
+        probePath: "/",
+        intervalSeconds: warehouseScrapeSeconds,
+        container: {
+            groupAdds: secretReaderGroups,
+            envs: [
+                `DATA_SOURCE_URI=${warehouse.host}:${warehouse.port}/${platform.databases.warehouse}?sslmode=disable`,
+                `DATA_SOURCE_USER=${warehouse.login.user}`,
+                `DATA_SOURCE_PASS_FILE=${secretPath(password.name)}`,
+            ],
+            command: [`--extend.query-path=${platform.paths.postgresExporterQueries}`, `--web.listen-address=:${platform.ports.postgresExporter}`],
+            uploads: [...secretUploads([password]), { file: platform.paths.postgresExporterQueries, content: warehouseQueries(countedTables), permissions: readable }],
+        },
+    };
+}
+
+/**
+ * Only what the stack needs of node_exporter: the backups' state maintenance writes, and how full
+ * the filesystem under the volumes is (local volumes share the engine's data filesystem).
+ */
+function nodeExporter(metricsVolume: pulumi.Input<string>): Exporter {
+    return {
+        image: "node-exporter",
+        alias: platform.aliases.nodeExporter,
+        port: platform.ports.nodeExporter,
+        job: "node",
+        probePath: "/",
+        container: {
+            command: [
+                "--collector.disable-defaults",
+                "--collector.textfile",
+                `--collector.textfile.directory=${platform.paths.metricsTextfiles}`,
+                "--collector.filesystem",
+                `--collector.filesystem.mount-points-exclude=${nodeExporterMountsExcluded}`,
+                `--web.listen-address=:${platform.ports.nodeExporter}`,
+            ],
+            volumes: [{ volumeName: metricsVolume, containerPath: platform.paths.metricsTextfiles, readOnly: true }],
+        },
+    };
+}
+
+/** Celery's broker; its password file maps each Redis address to the password it logs in with. */
+function redisExporter(redisPassword: pulumi.Output<string>): Exporter {
+    const address = `redis://${platform.aliases.redis}:${platform.ports.redis}`;
+    const passwords: SecretFile = { name: "redis-exporter-passwords.json", value: redisPassword.apply((password) => JSON.stringify({ [address]: password })) };
+    return {
+        image: "redis-exporter",
+        alias: platform.aliases.redisExporter,
+        port: platform.ports.redisExporter,
+        job: "redis",
+        probePath: "/health",
+        container: {
+            groupAdds: secretReaderGroups,
+            command: [`--redis.addr=${address}`, `--redis.password-file=${secretPath(passwords.name)}`, `--web.listen-address=:${platform.ports.redisExporter}`],
+            uploads: secretUploads([passwords]),
+        },
+    };
+}
+
 /**
  * Prometheus scraping every service of the stack and evaluating the shipped alert rules,
  * Alertmanager sending what fires to the stack's webhook, the StatsD exporter that turns
@@ -145,11 +246,7 @@ export class Monitoring extends pulumi.ComponentResource {
         const prefix = args.namePrefix;
         const prometheusName = `${prefix}-${platform.aliases.prometheus}`;
         const alertmanagerName = `${prefix}-${platform.aliases.alertmanager}`;
-        const statsdName = `${prefix}-${platform.aliases.statsdExporter}`;
-        const postgresExporterName = `${prefix}-${platform.aliases.postgresExporter}`;
-        const nodeExporterName = `${prefix}-${platform.aliases.nodeExporter}`;
-        const redisExporterName = `${prefix}-${platform.aliases.redisExporter}`;
-        const image = (key: "prometheus" | "alertmanager" | "statsd-exporter" | "postgres-exporter" | "node-exporter" | "redis-exporter") =>
+        const image = (key: ImageKey) =>
             new docker.RemoteImage(`${prefix}-${key}-image`, { name: platform.images[key], keepLocally: true }, { parent: this });
         const volume = (suffix: string) =>
             new docker.Volume(`${prefix}-${suffix}`, { name: `${prefix}-${suffix}` }, { parent: this, retainOnDelete: args.retainData });
@@ -180,108 +277,19 @@ export class Monitoring extends pulumi.ComponentResource {
             },
             { parent: this },
         );
-        // Its counters live in memory: a restart resets them, which rate() and increase() allow for.
-        serviceContainer(
-            {
-                name: statsdName,
-                image: image("statsd-exporter").imageId,
-                network: args.network,
-                alias: platform.aliases.statsdExporter,
-                command: [
-                    `--statsd.mapping-config=${platform.paths.statsdMapping}`,
-                    `--statsd.listen-udp=:${platform.ports.statsd}`,
-                    "--statsd.listen-tcp=",
-                    `--web.listen-address=:${platform.ports.statsdExporterWeb}`,
-                ],
-                uploads: [{ file: platform.paths.statsdMapping, content: fs.readFileSync(statsdMappingFile, "utf8"), permissions: readable }],
-                healthcheck: probe(platform.ports.statsdExporterWeb),
-            },
-            { parent: this },
-        );
-        const statsdJob: ScrapeJob = {
-            job: "airflow",
-            targets: [`${platform.aliases.statsdExporter}:${platform.ports.statsdExporterWeb}`],
-            metricsPath: "/metrics",
-        };
-        // Logs in as the read-only monitoring role; its password arrives as a file (the image's _FILE variable).
-        const monitoringPassword: SecretFile = { name: "monitoring-password", value: args.warehouse.login.password };
-        serviceContainer(
-            {
-                name: postgresExporterName,
-                image: image("postgres-exporter").imageId,
-                network: args.network,
-                alias: platform.aliases.postgresExporter,
-                groupAdds: secretReaderGroups,
-                envs: [
-                    `DATA_SOURCE_URI=${args.warehouse.host}:${args.warehouse.port}/${platform.databases.warehouse}?sslmode=disable`,
-                    `DATA_SOURCE_USER=${args.warehouse.login.user}`,
-                    `DATA_SOURCE_PASS_FILE=${secretPath(monitoringPassword.name)}`,
-                ],
-                command: [`--extend.query-path=${platform.paths.postgresExporterQueries}`, `--web.listen-address=:${platform.ports.postgresExporter}`],
-                uploads: [
-                    ...secretUploads([monitoringPassword]),
-                    { file: platform.paths.postgresExporterQueries, content: warehouseQueries(countedTables), permissions: readable },
-                ],
-                // Its landing page: /metrics would count the warehouse on every probe. pg_up says whether it reaches PostgreSQL.
-                healthcheck: probe(platform.ports.postgresExporter, "/"),
-            },
-            { parent: this },
-        );
-        // Only what the stack needs of node_exporter: the backups' state maintenance writes, and how
-        // full the filesystem under the volumes is (local volumes share the engine's data filesystem).
-        serviceContainer(
-            {
-                name: nodeExporterName,
-                image: image("node-exporter").imageId,
-                network: args.network,
-                alias: platform.aliases.nodeExporter,
-                command: [
-                    "--collector.disable-defaults",
-                    "--collector.textfile",
-                    `--collector.textfile.directory=${platform.paths.metricsTextfiles}`,
-                    "--collector.filesystem",
-                    `--collector.filesystem.mount-points-exclude=${nodeExporterMountsExcluded}`,
-                    `--web.listen-address=:${platform.ports.nodeExporter}`,
-                ],
-                volumes: [{ volumeName: args.metricsVolume, containerPath: platform.paths.metricsTextfiles, readOnly: true }],
-                healthcheck: probe(platform.ports.nodeExporter, "/"),
-            },
-            { parent: this },
-        );
-        const nodeJob: ScrapeJob = {
-            job: "node",
-            targets: [`${platform.aliases.nodeExporter}:${platform.ports.nodeExporter}`],
-            metricsPath: "/metrics",
-        };
-        const redisJobs: ScrapeJob[] = [];
-        if (args.redisPassword) {
-            // Its password file maps each Redis address to the password it logs in with.
-            const redisAddress = `redis://${platform.aliases.redis}:${platform.ports.redis}`;
-            const passwords: SecretFile = {
-                name: "redis-exporter-passwords.json",
-                value: args.redisPassword.apply((password) => JSON.stringify({ [redisAddress]: password })),
-            };
+        const exporters = [
+            statsdExporter(),
+            postgresExporter(args.warehouse),
+            nodeExporter(args.metricsVolume),
+            ...(args.redisPassword ? [redisExporter(args.redisPassword)] : []),
+        ];
+        for (const e of exporters) {
             serviceContainer(
-                {
-                    name: redisExporterName,
-                    image: image("redis-exporter").imageId,
-                    network: args.network,
-                    alias: platform.aliases.redisExporter,
-                    groupAdds: secretReaderGroups,
-                    command: [`--redis.addr=${redisAddress}`, `--redis.password-file=${secretPath(passwords.name)}`, `--web.listen-address=:${platform.ports.redisExporter}`],
-                    uploads: secretUploads([passwords]),
-                    healthcheck: probe(platform.ports.redisExporter, "/health"),
-                },
+                { name: `${prefix}-${e.alias}`, image: image(e.image).imageId, network: args.network, alias: e.alias, healthcheck: probe(e.port, e.probePath), ...e.container },
                 { parent: this },
             );
-            redisJobs.push({ job: "redis", targets: [`${platform.aliases.redisExporter}:${platform.ports.redisExporter}`], metricsPath: "/metrics" });
         }
-        const postgresJob: ScrapeJob = {
-            job: "postgres",
-            targets: [`${platform.aliases.postgresExporter}:${platform.ports.postgresExporter}`],
-            metricsPath: "/metrics",
-            intervalSeconds: warehouseScrapeSeconds,
-        };
+        const exporterJobs: ScrapeJob[] = exporters.map((e) => ({ job: e.job, targets: [`${e.alias}:${e.port}`], metricsPath: "/metrics", intervalSeconds: e.intervalSeconds }));
         serviceContainer(
             {
                 name: prometheusName,
@@ -295,7 +303,7 @@ export class Monitoring extends pulumi.ComponentResource {
                     `--web.listen-address=:${platform.ports.prometheus}`,
                 ],
                 uploads: [
-                    { file: prometheusConfigFile, content: prometheusConfig(prefix, args.config, [statsdJob, postgresJob, nodeJob, ...redisJobs, ...args.jobs]), permissions: readable },
+                    { file: prometheusConfigFile, content: prometheusConfig(prefix, args.config, [...exporterJobs, ...args.jobs]), permissions: readable },
                     { file: rulesFile, content: fs.readFileSync(alertRulesFile, "utf8"), permissions: readable },
                 ],
                 volumes: [{ volumeName: samples.name, containerPath: platform.paths.prometheusData }],
@@ -307,7 +315,7 @@ export class Monitoring extends pulumi.ComponentResource {
             { parent: this, dependsOn: [alertmanager] },
         );
         this.prometheusUrl = `http://${args.bindAddress}:${args.config.hostPort}`;
-        this.containerNames = [prometheusName, alertmanagerName, statsdName, postgresExporterName, nodeExporterName, ...(args.redisPassword ? [redisExporterName] : [])];
+        this.containerNames = [prometheusName, alertmanagerName, ...exporters.map((e) => `${prefix}-${e.alias}`)];
         this.dataVolumeName = samples.name;
         this.registerOutputs({ prometheusUrl: this.prometheusUrl, dataVolumeName: this.dataVolumeName });
     }

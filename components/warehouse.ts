@@ -13,7 +13,6 @@ export const roleNames = {
     monitoring: "monitoring",
 };
 
-
 export interface WarehouseArgs {
     namePrefix: string;
     /** PostgreSQL as seen from the machine running `pulumi up`. */
