@@ -80,8 +80,10 @@ export function fernetKey(bytes: random.RandomBytes): pulumi.Output<string> {
 
 const fabAuthManager = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager";
 
-/** A DAG processor or triggerer whose job has not beaten for this long is unhealthy (Airflow's triggerer default). */
-const jobHeartbeatMaxAgeSeconds = 30;
+// An Airflow job (scheduler, DAG processor, triggerer) that has not beaten for jobHeartbeatMaxAgeSeconds
+// is unhealthy (Airflow's triggerer default); a scheduler silent for schedulerRestartAfterSeconds is
+// ended by its probe, for Docker to restart.
+const { jobHeartbeatMaxAgeSeconds, schedulerRestartAfterSeconds } = platform.airflowProbes;
 
 /**
  * Airflow 3: a one-shot init (db migrate, Fernet key rotation, admin user) that must succeed, then the API server,
@@ -141,7 +143,6 @@ export class Airflow extends pulumi.ComponentResource {
             `AIRFLOW__CORE__DAGS_FOLDER=${platform.paths.airflowDags}`,
             `AIRFLOW__CORE__EXECUTION_API_SERVER_URL=${apiServerUrl}/execution/`,
             `AIRFLOW__LOGGING__BASE_LOG_FOLDER=${platform.paths.logs}/airflow`,
-            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK=True",
             // Airflow's default of 32 starts 32 LocalExecutor processes (or Celery slots per worker) at once.
             `AIRFLOW__CORE__PARALLELISM=${args.config.parallelism}`,
             airflowCommandVariable("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", secrets.metadataUrl),
@@ -235,8 +236,15 @@ export class Airflow extends pulumi.ComponentResource {
         });
         // `airflow jobs check` would import Airflow on every probe (2.4 s of CPU here); this asks
         // the metadata database the same question in 0.05 s.
-        const jobCheck = (jobType: string): Healthcheck => ({
-            test: ["CMD", "python", platform.paths.airflowJobProbe, jobType, String(jobHeartbeatMaxAgeSeconds)],
+        const jobCheck = (jobType: string, restartAfterSeconds?: number): Healthcheck => ({
+            test: [
+                "CMD",
+                "python",
+                platform.paths.airflowJobProbe,
+                jobType,
+                String(jobHeartbeatMaxAgeSeconds),
+                ...(restartAfterSeconds === undefined ? [] : [String(restartAfterSeconds)]),
+            ],
             intervalSeconds: 3,
             timeoutSeconds: 10,
             retries: 10,
@@ -249,7 +257,8 @@ export class Airflow extends pulumi.ComponentResource {
             httpCheck(platform.ports.airflowApi, "/api/v2/monitor/health"),
             [publish(args.bindAddress, platform.ports.airflowApi, args.config.hostPort)],
         );
-        service(platform.aliases.airflowScheduler, ["scheduler"], httpCheck(platform.ports.schedulerHealth, "/health"));
+        // The scheduler's probe is also its liveness probe: a scheduler that hangs is ended, and Docker restarts it.
+        service(platform.aliases.airflowScheduler, ["scheduler"], jobCheck("SchedulerJob", schedulerRestartAfterSeconds));
         service(platform.aliases.airflowDagProcessor, ["dag-processor"], jobCheck("DagProcessorJob"));
         service(platform.aliases.airflowTriggerer, ["triggerer"], jobCheck("TriggererJob"));
         for (let i = 1; i <= args.config.celeryWorkers; i++) {

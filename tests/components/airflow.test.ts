@@ -125,6 +125,13 @@ describe("Airflow", () => {
         assert.equal(envOf(prod, "vpe-prod-redis").vars.size, 0);
     });
 
+    it("probes the scheduler, DAG processor and triggerer by their job's heartbeat; the scheduler's probe also ends it once silent for the restart limit", () => {
+        const probe = (alias: string) => ((named(dev, `vpe-dev-${alias}`).inputs as Record<string, any>).healthcheck.tests as string[]).slice(1);
+        assert.deepEqual(probe(platform.aliases.airflowScheduler), ["python", platform.paths.airflowJobProbe, "SchedulerJob", "30", String(platform.airflowProbes.schedulerRestartAfterSeconds)]);
+        assert.deepEqual(probe(platform.aliases.airflowTriggerer), ["python", platform.paths.airflowJobProbe, "TriggererJob", "30"]);
+        assert.deepEqual(probe(platform.aliases.airflowDagProcessor), ["python", platform.paths.airflowJobProbe, "DagProcessorJob", "30"]);
+    });
+
     it("runs the DAGs' schedules from the start: none is created paused", () => {
         for (const c of airflowContainers) {
             assert.equal(envOf(dev, c).vars.get("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"), "False", c);

@@ -9,6 +9,7 @@ the admin, resets the password on a re-run, and the password it was given is the
 airflow-init.sh, installed as the image installs it, does the same with its secrets in files.
 """
 
+import importlib.util
 import json
 import os
 import shutil
@@ -135,15 +136,79 @@ def test_an_unreachable_database_is_unhealthy(probe_env) -> None:
     [
         (["TriggererJob", "soon"], None, "MAX_AGE_SECONDS: expected a number, got 'soon'"),
         (["TriggererJob", "30"], "sqlite:////tmp/airflow.db", "expected a postgresql:// URL"),
-        (["TriggererJob"], None, "usage: job-alive.py JOB_TYPE MAX_AGE_SECONDS"),
+        (
+            ["TriggererJob"],
+            None,
+            "usage: job-alive.py JOB_TYPE MAX_AGE_SECONDS [RESTART_AFTER_SECONDS]",
+        ),
+        (
+            ["SchedulerJob", "30", "later"],
+            None,
+            "RESTART_AFTER_SECONDS: expected a number, got 'later'",
+        ),
     ],
-    ids=["max age not a number", "not PostgreSQL", "missing argument"],
+    ids=[
+        "max age not a number",
+        "not PostgreSQL",
+        "missing argument",
+        "restart after not a number",
+    ],
 )
 def test_bad_arguments_are_refused_naming_what_was_expected(probe_env, args, url, message) -> None:
     env = probe_env if url is None else {**probe_env, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url}
     result = run(JOB_ALIVE, *args, env=env)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def job_alive_module() -> Any:
+    sys.path.insert(0, str(BIN))
+    spec = importlib.util.spec_from_file_location("job_alive", JOB_ALIVE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("age", "restart_after", "uptime", "restart"),
+    [
+        (130.0, 120.0, 600.0, True),
+        (60.0, 120.0, 600.0, False),
+        (130.0, 120.0, 30.0, False),
+        (None, 120.0, 600.0, False),
+        (130.0, None, 600.0, False),
+    ],
+    ids=[
+        "silent long enough",
+        "beating recently",
+        "container just restarted",
+        "no job",
+        "no liveness",
+    ],
+)
+def test_only_a_job_silent_long_enough_in_a_container_up_long_enough_is_ended(
+    age, restart_after, uptime, restart
+) -> None:
+    assert job_alive_module().should_restart(age, restart_after, uptime) is restart
+
+
+def test_reads_pid_1s_uptime_children_and_init_from_proc(tmp_path: Path) -> None:
+    probe = job_alive_module()
+    ticks = os.sysconf("SC_CLK_TCK")
+    stat = "{pid} (a (b) c) S {ppid} " + " ".join(["0"] * 17) + " {start} 0 0\n"
+    for pid, ppid in ((1, 0), (42, 1), (43, 42)):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "stat").write_text(
+            stat.format(pid=pid, ppid=ppid, start=100 * ticks)
+        )
+    (tmp_path / "uptime").write_text("350.50 20.00\n")
+    (tmp_path / "1" / "cmdline").write_bytes(b"/usr/bin/dumb-init\0--\0/entrypoint\0")
+    assert probe.uptime_of_pid_1(tmp_path) == pytest.approx(250.5)
+    assert probe.children_of_pid_1(tmp_path) == [42]
+    assert probe.pid_1_is_dumb_init(tmp_path)
+    (tmp_path / "1" / "cmdline").write_bytes(b"/sbin/init\0")
+    assert not probe.pid_1_is_dumb_init(tmp_path)
 
 
 def cmd_env(probe_env: dict[str, str], command: str) -> dict[str, str]:

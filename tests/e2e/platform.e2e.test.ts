@@ -568,6 +568,34 @@ describe(`the dev stack on a real Docker engine`, { timeout: 60 * 60_000 }, () =
         }, 1000);
     });
 
+    it("restarts a hung scheduler: its probe ends it once silent for the restart limit, Docker starts it again, and DAGs run", async () => {
+        const name = `${dev.prefix}-${platform.aliases.airflowScheduler}`;
+        const restarts = () => inspectContainers(dev.prefix).find((c) => c.name === name)!.restartCount;
+        const before = restarts();
+        // Frozen, as a scheduler stuck on its database is: alive, and silent.
+        const pids = docker("top", name, "-eo", "pid,args")
+            .split("\n")
+            .filter((line) => line.includes("airflow scheduler"))
+            .map((line) => Number(line.trim().split(/\s+/)[0]));
+        assert.ok(pids.length > 0, `no scheduler process in ${name}`);
+        const frozenAt = performance.now();
+        for (const pid of pids) process.kill(pid, "SIGSTOP");
+        try {
+            await waitFor(`${name} ended by its probe and restarted`, (platform.airflowProbes.schedulerRestartAfterSeconds + 120) * 1000, () => (restarts() > before ? true : undefined), 2000);
+        } finally {
+            for (const pid of pids) {
+                try {
+                    process.kill(pid, "SIGCONT"); // only if the probe did not end it
+                } catch {
+                    // ended: nothing to resume
+                }
+            }
+        }
+        dev.report.seconds.hungSchedulerRestarted = Number(((performance.now() - frozenAt) / 1000).toFixed(1));
+        await allHealthyAgain(dev, "the scheduler's restart");
+        await dev.runDag("ping_grpc", "2024-06-08T00:00:00Z", 300_000);
+    });
+
     it("previews exactly what up will do for everyday edits, and applies what it planned", async () => {
         const p = dev.prefix;
         const airflowContainers = ["airflow-init", ...airflowServiceAliases].map((a) => `${p}-${a}`);
