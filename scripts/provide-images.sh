@@ -56,6 +56,11 @@ configure_standin() {
   context_files=()
   go_binaries=()
   case "$key" in
+    prometheus | alertmanager | postgres-exporter | node-exporter | redis-exporter)
+      # One Debian package at the tag's version: the shared installer goes into the context.
+      context_files=("$standins/apt-install-release.sh") ;;
+  esac
+  case "$key" in
     postgres)
       build_args+=(--build-arg "PG_MAJOR=${version%%.*}" --build-arg "PG_VERSION=$version"
         --build-arg "POSTGRES_UID=$(platform_value users postgres uid)"
