@@ -31,14 +31,14 @@ const retainData = !config.deleteDataOnDestroy;
 const network = new Network(prefix, { namePrefix: prefix });
 
 const debian = new docker.RemoteImage(`${prefix}-debian-image`, { name: platform.images.debian, keepLocally: true });
-const airflowVolume = (volume: string, subdirs: string[], mode: string) =>
+const airflowVolume = (volume: string, subdirs: string[], mode: string, retainOnDelete = retainData) =>
     new PreparedVolume(`${prefix}-${volume}`, {
         volumeName: `${prefix}-${volume}`,
         initImage: debian.imageId,
         subdirs,
         owner: platform.users.airflow,
         mode,
-        retainOnDelete: retainData,
+        retainOnDelete,
     });
 const logVolume = airflowVolume("logs", platform.logSubdirs, "2775");
 const bufferVolume = airflowVolume("buffer", [], "2775");
@@ -47,16 +47,7 @@ const backupVolume = airflowVolume("backups", [], "0700");
 // Airflow's earlier Fernet keys, kept with the data so a stack that comes back can re-encrypt.
 const airflowKeysVolume = airflowVolume("airflow-keys", [], "0700");
 // The backups' state as maintenance writes it for node_exporter, readable by its nobody; derived, so not kept.
-const metricsVolume = config.metrics.enabled
-    ? new PreparedVolume(`${prefix}-metrics`, {
-          volumeName: `${prefix}-metrics`,
-          initImage: debian.imageId,
-          subdirs: [],
-          owner: platform.users.airflow,
-          mode: "0755",
-          retainOnDelete: false,
-      })
-    : undefined;
+const metricsVolume = config.metrics.enabled ? airflowVolume("metrics", [], "0755", false) : undefined;
 // What containers read from the project travels as stack content, never as a bind mount of the
 // checkout (which a remote engine would create empty).
 const projectContent = (volume: string, sourceDir: string) =>

@@ -12,7 +12,7 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { selectEngine } from "../e2e/engines";
 import { platform, projectRoot } from "../platform";
-import { docker, waitFor } from "../tests/e2e/platform";
+import { containerStats, waitFor } from "../tests/e2e/platform";
 import { PlatformStack } from "../tests/e2e/platformStack";
 import { median } from "./stats";
 
@@ -24,7 +24,6 @@ if (!Number.isInteger(settleSeconds) || settleSeconds < 0) throw new Error(`--se
 
 const { prometheus, alertmanager, statsdExporter, postgresExporter, nodeExporter, redisExporter } = platform.aliases;
 const monitoring = new RegExp(`-(${[prometheus, alertmanager, statsdExporter, postgresExporter, nodeExporter, redisExporter].join("|")})$`);
-const units: Record<string, number> = { B: 1 / 1048576, KiB: 1 / 1024, MiB: 1, GiB: 1024 };
 
 interface Sample {
     memoryMiB: number;
@@ -36,17 +35,12 @@ interface Sample {
 /** One `docker stats` reading of the stack's containers, summed. */
 function sample(prefix: string): Sample {
     const total: Sample = { memoryMiB: 0, cpuPercent: 0, monitoringMemoryMiB: 0, monitoringCpuPercent: 0 };
-    for (const line of docker("stats", "--no-stream", "--format", "{{.Name}} {{.CPUPerc}} {{.MemUsage}}").split("\n")) {
-        const [name, cpu, used] = line.split(" ");
-        const memory = used?.match(/^([\d.]+)([KMG]?i?B)$/);
-        if (!name?.startsWith(`${prefix}-`) || !memory) continue;
-        const mib = Number(memory[1]) * units[memory[2]];
-        const percent = Number(cpu.replace("%", ""));
-        total.memoryMiB += mib;
-        total.cpuPercent += percent;
-        if (monitoring.test(name)) {
-            total.monitoringMemoryMiB += mib;
-            total.monitoringCpuPercent += percent;
+    for (const c of containerStats(prefix)) {
+        total.memoryMiB += c.memoryMiB;
+        total.cpuPercent += c.cpuPercent;
+        if (monitoring.test(c.name)) {
+            total.monitoringMemoryMiB += c.memoryMiB;
+            total.monitoringCpuPercent += c.cpuPercent;
         }
     }
     return total;

@@ -191,6 +191,20 @@ export class AirflowApi {
 }
 
 /** Prometheus' instant query API: each series' labels and value. */
+const memoryUnits: Record<string, number> = { B: 1 / 1048576, KiB: 1 / 1024, MiB: 1, GiB: 1024 };
+
+/** One `docker stats` sample of the containers named `<prefix>-…`: CPU (%) and memory in use (MiB). */
+export function containerStats(prefix: string): { name: string; cpuPercent: number; memoryMiB: number }[] {
+    return docker("stats", "--no-stream", "--format", "{{.Name}} {{.CPUPerc}} {{.MemUsage}}")
+        .split("\n")
+        .flatMap((line) => {
+            const [name, cpu, used] = line.split(" ");
+            const memory = used?.match(/^([\d.]+)([KMG]?i?B)$/);
+            if (!name?.startsWith(`${prefix}-`) || !memory) return [];
+            return [{ name, cpuPercent: Number(cpu.replace("%", "")), memoryMiB: Number(memory[1]) * memoryUnits[memory[2]] }];
+        });
+}
+
 export async function promQuery(baseUrl: string, expr: string): Promise<{ metric: Record<string, string>; value: number }[]> {
     const res = await fetch(`${baseUrl}/api/v1/query?query=${encodeURIComponent(expr)}`);
     const body = (await res.json()) as { status: string; error?: string; data: { result: { metric: Record<string, string>; value: [number, string] }[] } };

@@ -10,7 +10,7 @@ import { applyOverrides } from "../../e2e/harness/stackConfig";
 import { platform } from "../../platform";
 import { countedTables } from "../../warehouse/tables";
 import { stackConfig, projectRoot } from "../support/stackConfig";
-import { AirflowApi, type TaskInstance, docker, inspectContainers, query } from "./platform";
+import { AirflowApi, type TaskInstance, containerStats, docker, inspectContainers, query } from "./platform";
 
 export interface DagRunReport {
     dagId: string;
@@ -229,14 +229,7 @@ export class PlatformStack {
 
     /** Memory in use by each container of the stack, MiB (one `docker stats` sample). */
     memoryMiB(): Record<string, number> {
-        const units: Record<string, number> = { B: 1 / 1048576, KiB: 1 / 1024, MiB: 1, GiB: 1024 };
-        const usage: Record<string, number> = {};
-        for (const line of docker("stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}").split("\n")) {
-            const [name, used] = line.split(" ");
-            const match = used?.match(/^([\d.]+)([KMG]?i?B)$/);
-            if (name?.startsWith(`${this.prefix}-`) && match) usage[name] = Number((Number(match[1]) * units[match[2]]).toFixed(1));
-        }
-        return usage;
+        return Object.fromEntries(containerStats(this.prefix).map((c) => [c.name, Number(c.memoryMiB.toFixed(1))]));
     }
 
     /** The long-running containers: not the one-shot steps (volume init, content sync, Airflow's init). */

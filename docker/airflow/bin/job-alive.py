@@ -52,8 +52,8 @@ def heartbeat_age(url: str, job_type: str, hostname: str) -> float | None:
     return None if row is None else float(row[0])
 
 
-def check(job_type: str, max_age: float, url: str, hostname: str) -> tuple[bool, str]:
-    age = heartbeat_age(url, job_type, hostname)
+def verdict(job_type: str, max_age: float, age: float | None, hostname: str) -> tuple[bool, str]:
+    """Whether a job whose latest heartbeat is `age` seconds old (None: no running job) is alive."""
     if age is None:
         return False, f"no running {job_type} on {hostname}"
     if age >= max_age:
@@ -126,11 +126,11 @@ def main(argv: list[str]) -> int:
     # What Airflow records as a job's host (its default hostname_callable).
     hostname = socket.getfqdn()
     try:
-        alive, message = check(job_type, max_age, url, hostname)
-        age = None if alive else heartbeat_age(url, job_type, hostname)
+        age = heartbeat_age(url, job_type, hostname)
     except psycopg2.Error as error:
         print(f"job-alive: metadata database: {error}".strip(), file=sys.stderr)
         return 1
+    alive, message = verdict(job_type, max_age, age, hostname)
     print(message)
     if not alive and should_restart(age, restart_after, uptime_of_pid_1()) and pid_1_is_dumb_init():
         children = children_of_pid_1()
