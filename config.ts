@@ -104,6 +104,13 @@ const metricsSchema = z.strictObject({
     scrapeIntervalSeconds: z.number().int().min(5).max(300).default(15),
     /** Days of samples Prometheus keeps (its TSDB retention). */
     retentionDays: z.number().int().min(1).max(3650).default(30),
+    /**
+     * The container exporter: each service container's restarts, memory and CPU. It reads the
+     * engine's socket, which is root-equivalent on the engine's host; false leaves it out.
+     */
+    containers: z.boolean().default(true),
+    /** The engine's socket on its host, as the container exporter mounts it. */
+    engineSocket: z.string().regex(/^\/[^\s]*$/, { message: "must be an absolute path such as /var/run/docker.sock" }).default("/var/run/docker.sock"),
     /** Where Alertmanager posts firing and resolved alerts (its webhook receiver); unset: nowhere. */
     alertWebhookUrl: z
         .url({ protocol: /^https?$/, message: "must be an http(s) URL such as https://alerts.example.org/hook" })

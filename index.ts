@@ -146,6 +146,14 @@ const maintenance = new Maintenance(prefix, {
     metricsVolume: metricsVolume?.name,
 });
 
+const serviceContainers = [
+    postgres.containerName,
+    executor.containerName,
+    ...spark.containerNames,
+    ...airflow.containerNames,
+    maintenance.containerName,
+];
+
 const monitoring = config.metrics.enabled
     ? new Monitoring(prefix, {
           namePrefix: prefix,
@@ -156,6 +164,7 @@ const monitoring = config.metrics.enabled
           warehouse: { login: warehouse.monitoringLogin!, host: internal.host, port: internal.port },
           metricsVolume: metricsVolume!.name,
           redisPassword: airflow.redisPassword,
+          watchedContainers: serviceContainers,
           retainData,
       })
     : undefined;
@@ -194,14 +203,7 @@ export const postgresDataVolumeName = postgres.dataVolumeName;
 export const backupVolumeName = backupVolume.name;
 export const airflowKeysVolumeName = airflowKeysVolume.name;
 /** Every long-running container, for `npm run status`; the commands find the rest by name here. */
-export const containers = [
-    postgres.containerName,
-    executor.containerName,
-    ...spark.containerNames,
-    ...airflow.containerNames,
-    maintenance.containerName,
-    ...(monitoring?.containerNames ?? []),
-];
+export const containers = [...serviceContainers, ...(monitoring?.containerNames ?? [])];
 export const executorContainer = executor.containerName;
 export const postgresContainer = postgres.containerName;
 export const maintenanceContainer = maintenance.containerName;

@@ -5,6 +5,7 @@ import * as path from "node:path";
 import type { MetricsConfig } from "../config";
 import { type ServiceContainerArgs, publish, serviceContainer } from "../lib/containers";
 import { goDuration } from "../lib/durations";
+import { localImage } from "../lib/images";
 import { type SecretFile, secretPath, secretReaderGroups, secretUploads } from "../lib/secretFiles";
 import { platform, projectRoot } from "../platform";
 import { countedTables } from "../warehouse/tables";
@@ -38,6 +39,8 @@ export interface MonitoringArgs {
     redisPassword?: pulumi.Output<string>;
     /** Where maintenance writes the backups' state; its filesystem is the one holding the stack's volumes. */
     metricsVolume: pulumi.Input<string>;
+    /** The stack's other long-running containers, whose restarts, memory and CPU the container exporter reports. */
+    watchedContainers: string[];
     /** Keep the samples and silences volumes when the stack is destroyed. */
     retainData: boolean;
 }
@@ -129,10 +132,15 @@ export const warehouseScrapeSeconds = 60;
 const readable = "0444";
 
 type ImageKey = "prometheus" | "alertmanager" | "statsd-exporter" | "postgres-exporter" | "node-exporter" | "redis-exporter";
+/** An image the stack builds from docker/<service>. */
+interface LocalBuild {
+    service: string;
+    args: Record<string, string>;
+}
 
 /** An exporter on the stack network: its image, where Prometheus scrapes it, what its container adds. */
 interface Exporter {
-    image: ImageKey;
+    image: ImageKey | LocalBuild;
     alias: string;
     port: number;
     job: string;
@@ -230,10 +238,35 @@ function redisExporter(redisPassword: pulumi.Output<string>): Exporter {
 }
 
 /**
+ * Each watched container's restarts, state, health, memory and CPU, from the engine running it.
+ * Reading the engine's socket is root-equivalent on its host: the exporter starts as root only to
+ * learn the socket's group, then runs as nobody with that group, and only inspects and reads stats.
+ */
+function containerExporter(watched: string[], engineSocket: string): Exporter {
+    return {
+        image: { service: "container-exporter", args: { BASE_IMAGE: platform.images.debian, UV_VERSION: platform.versions.uv } },
+        alias: platform.aliases.containerExporter,
+        port: platform.ports.containerExporter,
+        job: "containers",
+        probePath: "/-/healthy",
+        container: {
+            command: [
+                `--port=${platform.ports.containerExporter}`,
+                `--socket=${platform.paths.engineSocket}`,
+                `--uid=${platform.users.containerExporter.uid}`,
+                `--gid=${platform.users.containerExporter.gid}`,
+                ...watched,
+            ],
+            volumes: [{ hostPath: engineSocket, containerPath: platform.paths.engineSocket, readOnly: true }],
+        },
+    };
+}
+
+/**
  * Prometheus scraping every service of the stack and evaluating the shipped alert rules,
  * Alertmanager sending what fires to the stack's webhook, the StatsD exporter that turns
- * Airflow's StatsD metrics into Prometheus ones, and the PostgreSQL, node and (with Celery) Redis
- * exporters. Prometheus and Alertmanager keep their state (samples, silences) in volumes that
+ * Airflow's StatsD metrics into Prometheus ones, the PostgreSQL, node and (with Celery) Redis
+ * exporters, and (unless vpe:metrics.containers is off) the container exporter. Prometheus and Alertmanager keep their state (samples, silences) in volumes that
  * outlive their containers; each runs as its image's non-root user.
  */
 export class Monitoring extends pulumi.ComponentResource {
@@ -248,6 +281,10 @@ export class Monitoring extends pulumi.ComponentResource {
         const alertmanagerName = `${prefix}-${platform.aliases.alertmanager}`;
         const image = (key: ImageKey) =>
             new docker.RemoteImage(`${prefix}-${key}-image`, { name: platform.images[key], keepLocally: true }, { parent: this });
+        const exporterImage = (source: ImageKey | LocalBuild): pulumi.Output<string> =>
+            typeof source === "string"
+                ? image(source).imageId
+                : localImage(`${prefix}-${source.service}-image`, { namePrefix: prefix, ...source }, { parent: this }).repoDigest;
         const volume = (suffix: string) =>
             new docker.Volume(`${prefix}-${suffix}`, { name: `${prefix}-${suffix}` }, { parent: this, retainOnDelete: args.retainData });
         const samples = volume("prometheus-data");
@@ -283,9 +320,15 @@ export class Monitoring extends pulumi.ComponentResource {
             nodeExporter(args.metricsVolume),
             ...(args.redisPassword ? [redisExporter(args.redisPassword)] : []),
         ];
+        const monitoringNames = [prometheusName, alertmanagerName, ...exporters.map((e) => `${prefix}-${e.alias}`)];
+        if (args.config.containers) {
+            // It reports on itself too: its own restarts are the first sign of an engine it cannot read.
+            const name = `${prefix}-${platform.aliases.containerExporter}`;
+            exporters.push(containerExporter([...args.watchedContainers, ...monitoringNames, name], args.config.engineSocket));
+        }
         for (const e of exporters) {
             serviceContainer(
-                { name: `${prefix}-${e.alias}`, image: image(e.image).imageId, network: args.network, alias: e.alias, healthcheck: probe(e.port, e.probePath), ...e.container },
+                { name: `${prefix}-${e.alias}`, image: exporterImage(e.image), network: args.network, alias: e.alias, healthcheck: probe(e.port, e.probePath), ...e.container },
                 { parent: this },
             );
         }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Python checks: ruff, then pytest for the executor, its pipelines and the DAGs (real grpcio, real
-# PostgreSQL, real Airflow 3 from PyPI), then attacks on a real mutual-TLS executor (tests/security).
+# PostgreSQL, real Airflow 3 from PyPI), attacks on a real mutual-TLS executor (tests/security), then
+# the container exporter (tests/monitoring).
 # Creates .venv from the pinned requirements when needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,3 +22,4 @@ fi
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/executor "$@"
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/dags "$@"
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/security "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider tests/monitoring "$@"

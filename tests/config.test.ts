@@ -55,6 +55,7 @@ describe("stack config", () => {
         ["logs kept for no day", { "vpe:logs": '{"retentionDays": 0}' }, "vpe:logs.retentionDays: Too small"],
         ["a weather URL without a scheme", { "vpe:weather": '{"baseUrl": "archive-api.open-meteo.com/v1/archive"}' }, "vpe:weather.baseUrl: must be an http(s) URL"],
         ["a weather URL of another scheme", { "vpe:weather": '{"baseUrl": "ftp://mirror/v1/archive"}' }, "vpe:weather.baseUrl: must be an http(s) URL"],
+        ["a relative engine socket", { "vpe:metrics": '{"enabled": true, "engineSocket": "run/docker.sock"}' }, "vpe:metrics.engineSocket: must be an absolute path"],
         ["no weather requests", { "vpe:weather": '{"requestsPerMinute": 0}' }, "vpe:weather.requestsPerMinute: Too small"],
         ["too many weather requests", { "vpe:weather": '{"requestsPerMinute": 6001}' }, "vpe:weather.requestsPerMinute: Too big"],
         ["unknown weather key", { "vpe:weather": '{"url": "https://mirror/v1/archive"}' }, "vpe:weather.url: unknown key"],

@@ -49,7 +49,7 @@ describe("Monitoring", () => {
         assert.equal(prometheusConfigOf(custom).global.scrape_interval, "1m0s");
     });
 
-    it("scrapes the executor, the Spark master and every worker, PostgreSQL, node_exporter, Redis, and itself", () => {
+    it("scrapes the executor, the Spark master and every worker, PostgreSQL, node_exporter, Redis, the containers, and itself", () => {
         const jobs = Object.fromEntries(
             (prometheusConfigOf(prod).scrape_configs as { job_name: string; scrape_interval?: string; metrics_path: string; static_configs: { targets: string[] }[] }[]).map(
                 (j) => [j.job_name, { path: j.metrics_path, targets: j.static_configs[0].targets, ...(j.scrape_interval ? { interval: j.scrape_interval } : {}) }],
@@ -61,6 +61,7 @@ describe("Monitoring", () => {
             postgres: { path: "/metrics", targets: [`postgres-exporter:${platform.ports.postgresExporter}`], interval: `${warehouseScrapeSeconds / 60}m0s` },
             node: { path: "/metrics", targets: [`node-exporter:${platform.ports.nodeExporter}`] },
             redis: { path: "/metrics", targets: [`redis-exporter:${platform.ports.redisExporter}`] },
+            containers: { path: "/metrics", targets: [`container-exporter:${platform.ports.containerExporter}`] },
             executor: { path: "/metrics", targets: [`executor:${platform.ports.executorMetrics}`] },
             "spark-master": { path: platform.paths.sparkMasterMetrics, targets: [`spark-master:${platform.ports.sparkMasterUi}`] },
             "spark-worker": { path: platform.paths.sparkWorkerMetrics, targets: ["spark-worker-1:8081", "spark-worker-2:8081"] },
@@ -158,7 +159,30 @@ describe("Monitoring", () => {
 
     it("lists its containers for status", () => {
         const containers = prod.outputs.containers.value as string[];
-        for (const name of ["vpe-prod-prometheus", "vpe-prod-alertmanager", "vpe-prod-statsd-exporter", "vpe-prod-postgres-exporter", "vpe-prod-node-exporter", "vpe-prod-redis-exporter"]) assert.ok(containers.includes(name), name);
+        for (const name of ["vpe-prod-prometheus", "vpe-prod-alertmanager", "vpe-prod-statsd-exporter", "vpe-prod-postgres-exporter", "vpe-prod-node-exporter", "vpe-prod-redis-exporter", "vpe-prod-container-exporter"]) assert.ok(containers.includes(name), name);
+    });
+
+    it("has the container exporter, built from its own context, report every long-running container through the engine's socket, read-only", () => {
+        const exporter = named(prod, "vpe-prod-container-exporter").inputs as Record<string, any>;
+        const image = named(prod, "vpe-prod-container-exporter-image").inputs as Record<string, any>;
+        assert.equal(image.build.dockerfile, "docker/container-exporter/Dockerfile");
+        assert.deepEqual(image.build.args, { BASE_IMAGE: platform.images.debian, UV_VERSION: platform.versions.uv });
+        assert.deepEqual(exporter.volumes, [{ hostPath: "/var/run/docker.sock", containerPath: platform.paths.engineSocket, readOnly: true }]);
+        const { uid, gid } = platform.users.containerExporter;
+        assert.deepEqual(exporter.command.slice(0, 4), [`--port=${platform.ports.containerExporter}`, `--socket=${platform.paths.engineSocket}`, `--uid=${uid}`, `--gid=${gid}`]);
+        assert.deepEqual([...exporter.command.slice(4)].sort(), [...(prod.outputs.containers.value as string[])].sort(), "every container status lists, itself included");
+        assert.equal(exporter.ports, undefined);
+        const custom = runStack("prod", { overrides: { "vpe:metrics": '{"enabled": true, "hostPort": 29090, "engineSocket": "/run/user/1000/docker.sock"}' } });
+        assert.equal((named(custom, "vpe-prod-container-exporter").inputs as Record<string, any>).volumes[0].hostPath, "/run/user/1000/docker.sock");
+    });
+
+    it("leaves the engine's socket alone when vpe:metrics.containers is off", () => {
+        const off = runStack("prod", { overrides: { "vpe:metrics": '{"enabled": true, "hostPort": 29090, "containers": false}' } });
+        const names = byType(off, types.container).map((c) => c.name);
+        assert.ok(!names.includes("vpe-prod-container-exporter"));
+        assert.ok(names.includes("vpe-prod-node-exporter"));
+        assert.ok(!JSON.stringify(byType(off, types.container).map((c) => c.inputs.volumes)).includes("docker.sock"));
+        assert.ok(!prometheusConfigOf(off).scrape_configs.some((j: { job_name: string }) => j.job_name === "containers"));
     });
 
     it("has every Airflow process send StatsD to the exporter, which maps it with the shipped file", () => {

@@ -23,6 +23,8 @@ const expectedImages: Record<string, string[]> = {
     "docker/spark/build/setup.sh": ["spark"],
     "docker/airflow/bin/airflow-init.sh": ["airflow"],
     "docker/maintenance/bin/vpe-backup": ["maintenance"],
+    "docker/container-exporter/vpe_container_exporter.py": ["container-exporter"],
+    "docker/container-exporter/uv.lock": ["container-exporter"],
     "docker/airflow/constraints.txt": ["airflow", "spark"],
     "docker/proto/executor.proto": ["airflow", "executor"],
     "docker/platform.json": ["airflow", "executor", "spark"],
@@ -44,7 +46,7 @@ describe("image build contexts", () => {
     after(() => fs.rmSync(copy, { recursive: true, force: true }));
 
     it("every image has an ignore file of its own", () => {
-        assert.deepEqual(services, ["airflow", "executor", "maintenance", "spark"]);
+        assert.deepEqual(services, ["airflow", "container-exporter", "executor", "maintenance", "spark"]);
         for (const s of services) {
             const dockerfile = path.join(projectRoot, "docker", s, "Dockerfile");
             assert.equal(ignoreFile(path.join(projectRoot, "docker"), dockerfile), `${dockerfile}.dockerignore`);
