@@ -13,7 +13,7 @@ import { changed } from "../../e2e/harness";
 import { publishedPorts } from "../../config";
 import { platform } from "../../platform";
 import { projectRoot, stackConfig } from "../support/stackConfig";
-import { containerLogs, credentialFiles, docker, dockerClient, inspectContainers, promQuery, provideImages, query, secretValues, waitFor } from "./platform";
+import { type ContainerState, containerLogs, credentialFiles, docker, dockerClient, inspectContainers, promQuery, provideImages, query, secretValues, waitFor } from "./platform";
 import { type AlertNotification, PlatformStack, alertWebhookUrl } from "./platformStack";
 import { type TestServer, removeTestServer, startTestServer } from "./testServer";
 
@@ -106,8 +106,11 @@ function platformChecks(s: PlatformStack): void {
 
     it("mounts nothing of the machine running Pulumi: every container's mounts are volumes, DAGs and sample data included", () => {
         const containers = inspectContainers(s.prefix);
+        // But one: the container exporter reads the engine's own socket, on the engine's host.
+        const engineSocket = (c: ContainerState, m: ContainerState["mounts"][number]) =>
+            c.name === `${s.prefix}-${platform.aliases.containerExporter}` && m.source === s.config.metrics.engineSocket && m.destination === platform.paths.engineSocket;
         for (const c of containers) {
-            assert.deepEqual(c.mounts.filter((m) => m.type !== "volume"), [], `${c.name} mounts a host path`);
+            assert.deepEqual(c.mounts.filter((m) => m.type !== "volume" && !engineSocket(c, m)), [], `${c.name} mounts a host path`);
         }
         const mountsOf = (name: string) => containers.find((c) => c.name === name)!.mounts.map((m) => `${m.source}:${m.destination}`);
         assert.ok(mountsOf(`${s.prefix}-${platform.aliases.airflowScheduler}`).includes(`${s.prefix}-dags:${platform.paths.airflowDags}`));
@@ -830,7 +833,7 @@ function metricsChecks(s: PlatformStack): void {
             return body.data.activeTargets;
         });
         const celery = s.config.airflow.executor === "CeleryExecutor";
-        const jobs = ["airflow", "executor", "node", "postgres", "prometheus", "spark-master", "spark-worker", ...(celery ? ["redis"] : [])];
+        const jobs = ["airflow", "executor", "node", "postgres", "prometheus", "spark-master", "spark-worker", ...(celery ? ["redis"] : []), ...(s.config.metrics.containers ? ["containers"] : [])];
         assert.deepEqual([...new Set(targets.map((t) => t.labels.job))].sort(), jobs.sort());
         if (celery) {
             // The exporter logs in to the broker, which the Celery workers hold connections to.
@@ -885,6 +888,32 @@ function metricsChecks(s: PlatformStack): void {
         s.report.metrics = { ingestionRuns: seen.runs, ingestionSecondsInPrometheus: seen.sum, taskDurations: tasks.length, warehouseBytes: size.value };
     });
 
+    it("holds every container's restarts as the engine counts them, the crashed one's included, its memory and its CPU", async () => {
+        const names = [...(s.outputs.containers as string[])].sort();
+        const perContainer = async (expr: string) => Object.fromEntries((await promQuery(prometheus(), expr)).map((r) => [r.metric.name, r.value]));
+        const running = await waitFor(`${s.stack}: every container running in Prometheus`, 120_000, async () => {
+            const up = await perContainer("vpe_container_running == 1");
+            return Object.keys(up).length === names.length ? Object.keys(up).sort() : undefined;
+        });
+        assert.deepEqual(running, names);
+        // The engine's counts and Prometheus' agree once a scrape has passed since the last restart.
+        const restarts = await waitFor(`${s.stack}: Prometheus' restart counts equal the engine's`, 120_000, async () => {
+            const engine = Object.fromEntries(inspectContainers(s.prefix).filter((c) => names.includes(c.name)).map((c) => [c.name, c.restartCount]));
+            const scraped = await perContainer("vpe_container_restarts_total");
+            return names.every((n) => scraped[n] === engine[n]) ? scraped : undefined;
+        });
+        assert.ok(restarts[crashedContainer(s)] >= 2, `${crashedContainer(s)}: ${restarts[crashedContainer(s)]} restarts`);
+        const [memory, limits, cpu] = await Promise.all(["vpe_container_memory_bytes", "vpe_container_memory_limit_bytes", "vpe_container_cpu_seconds_total"].map(perContainer));
+        for (const name of names) {
+            assert.ok(memory[name] > 0, `${name}: no memory in use`);
+            assert.ok(cpu[name] > 0, `${name}: no CPU time`);
+        }
+        const limited = Object.keys(limits);
+        assert.ok(limited.includes(`${s.prefix}-${platform.aliases.executor}`), `limits: ${limited.join(", ")}`);
+        for (const name of limited) assert.ok(memory[name] < limits[name], `${name}: ${memory[name]} of ${limits[name]} bytes`);
+        s.report.metrics = { ...(s.report.metrics as object), containersMemoryMiBInPrometheus: Math.round(Object.values(memory).reduce((a, b) => a + b, 0) / 2 ** 20) };
+    });
+
     it("holds the newest backup's time once a backup is taken, and how full the volumes' filesystem is", async () => {
         const backup = await s.command("backup");
         assert.equal(backup.code, 0, backup.stderr);
@@ -907,10 +936,11 @@ function metricsChecks(s: PlatformStack): void {
     });
 
     it("has raised the failed run's alert at the webhook and resolved it; raises a lost Spark worker's and resolves it once the worker is back", async () => {
-        // The failed run ended before the platform checks: its 5-minute alert window is over by now.
-        await waitFor(`${s.stack}: the failed run's alert fired and resolved at the webhook`, 600_000, () => {
+        // The failed run and the crashes were before the platform checks: their 5-minute alert windows are over by now.
+        await waitFor(`${s.stack}: the failed run's and the crashed container's alerts fired and resolved at the webhook`, 600_000, () => {
             const received = s.alertsReceived();
-            return ["firing", "resolved"].every((status) => notified(received, status as "firing" | "resolved", "AirflowDagRunFailed", { dag_id: "ping_env_fails" })) ? true : undefined;
+            const both = (alertname: string, labels: Record<string, string>) => notified(received, "firing", alertname, labels) && notified(received, "resolved", alertname, labels);
+            return both("AirflowDagRunFailed", { dag_id: "ping_env_fails" }) && both("ContainerRestarting", { name: crashedContainer(s) }) ? true : undefined;
         }, 5000);
         const worker = `${s.prefix}-${platform.aliases.sparkWorker}-${s.config.spark.workers}`;
         const started = performance.now();
@@ -924,9 +954,27 @@ function metricsChecks(s: PlatformStack): void {
         await waitFor(`${s.stack}: SparkWorkerLost resolved at the webhook`, 600_000, () => (notified(s.alertsReceived(), "resolved", "SparkWorkerLost") ? true : undefined), 5000);
         s.report.seconds.workerLostAlertResolved = Number(((performance.now() - started) / 1000).toFixed(1));
         // Those the faults raised (a worker stopped long enough is also a target down); not the machine's own, say a full disk.
-        const raised = 'ALERTS{alertstate="firing", alertname=~"AirflowDagRunFailed|AirflowTaskFailed|SparkWorkerLost|ScrapeTargetDown"}';
+        const raised = 'ALERTS{alertstate="firing", alertname=~"AirflowDagRunFailed|AirflowTaskFailed|SparkWorkerLost|ScrapeTargetDown|ContainerRestarting"}';
         await waitFor(`${s.stack}: none of the raised alerts firing`, 300_000, async () => ((await promQuery(prometheus(), raised)).length === 0 ? true : undefined), 5000);
         await allHealthyAgain(s, `${worker}'s stop`);
+    });
+}
+
+/** The container crashLoop kills: node_exporter, whose state is the files maintenance writes. */
+const crashedContainer = (s: PlatformStack) => `${s.prefix}-${platform.aliases.nodeExporter}`;
+
+/** Two crashes in a row (SIGKILL to the process, not `docker stop`), early, for ContainerRestarting. */
+function crashLoop(s: PlatformStack): void {
+    it("restarts a container that crashes twice in a row", async () => {
+        const name = crashedContainer(s);
+        const state = () => inspectContainers(s.prefix).find((c) => c.name === name)!;
+        const before = state().restartCount;
+        for (let crash = 1; crash <= 2; crash++) {
+            const running = await waitFor(`${name} running`, 60_000, () => (state().running && state().pid > 0 ? state() : undefined), 200);
+            process.kill(running.pid, "SIGKILL");
+            await waitFor(`${name} restarted by the engine`, 60_000, () => (state().restartCount === before + crash ? true : undefined), 200);
+        }
+        await waitFor(`${name} healthy again`, 120_000, () => (state().health === "healthy" ? true : undefined));
     });
 }
 
@@ -958,6 +1006,7 @@ describe(`the prod stack on the same engine, beside dev`, { timeout: 60 * 60_000
     });
 
     failingRun(prod);
+    crashLoop(prod);
     platformChecks(prod);
     metricsChecks(prod);
 
