@@ -22,8 +22,8 @@ const settleSeconds = Number(values.settle);
 if (!Number.isInteger(samples) || samples < 1) throw new Error(`--samples: expected a whole number >= 1, got ${values.samples}`);
 if (!Number.isInteger(settleSeconds) || settleSeconds < 0) throw new Error(`--settle: expected whole seconds >= 0, got ${values.settle}`);
 
-const { prometheus, alertmanager, statsdExporter, postgresExporter, nodeExporter, redisExporter } = platform.aliases;
-const monitoring = new RegExp(`-(${[prometheus, alertmanager, statsdExporter, postgresExporter, nodeExporter, redisExporter].join("|")})$`);
+const { prometheus, alertmanager, statsdExporter, postgresExporter, nodeExporter, redisExporter, containerExporter } = platform.aliases;
+const monitoring = new RegExp(`-(${[prometheus, alertmanager, statsdExporter, postgresExporter, nodeExporter, redisExporter, containerExporter].join("|")})$`);
 
 interface Sample {
     memoryMiB: number;
