@@ -174,8 +174,8 @@ export class PlatformStack {
     /** PostgreSQL, the executor, the Spark master, the four Airflow services, maintenance, Redis, the workers and monitoring. */
     get expectedServices(): number {
         const celery = this.config.airflow.executor === "CeleryExecutor";
-        // Prometheus, Alertmanager, the StatsD, PostgreSQL and node exporters, and Redis' with Celery.
-        const metrics = this.config.metrics.enabled ? 5 + (celery ? 1 : 0) : 0;
+        // Prometheus, Alertmanager, the StatsD, PostgreSQL and node exporters, Redis' with Celery, and the container exporter.
+        const metrics = this.config.metrics.enabled ? 5 + (celery ? 1 : 0) + (this.config.metrics.containers ? 1 : 0) : 0;
         return 8 + this.config.spark.workers + (celery ? 1 + this.config.airflow.celeryWorkers : 0) + metrics;
     }
 
