@@ -160,7 +160,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     drop_privileges(args.socket, args.uid, args.gid)
-    engine = docker.APIClient(base_url=f"unix://{args.socket}", version="auto")
+    # A connection per container, for the scrape's parallel stats calls.
+    engine = docker.APIClient(
+        base_url=f"unix://{args.socket}", version="auto", max_pool_size=len(args.names)
+    )
     server = make_server(
         "", args.port, exporter_app(engine, args.names), ThreadingServer, QuietHandler
     )
