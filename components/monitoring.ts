@@ -266,8 +266,9 @@ function containerExporter(watched: string[], engineSocket: string): Exporter {
  * Prometheus scraping every service of the stack and evaluating the shipped alert rules,
  * Alertmanager sending what fires to the stack's webhook, the StatsD exporter that turns
  * Airflow's StatsD metrics into Prometheus ones, the PostgreSQL, node and (with Celery) Redis
- * exporters, and (unless vpe:metrics.containers is off) the container exporter. Prometheus and Alertmanager keep their state (samples, silences) in volumes that
- * outlive their containers; each runs as its image's non-root user.
+ * exporters, and (unless vpe:metrics.containers is off) the container exporter. Prometheus and
+ * Alertmanager keep their state (samples, silences) in volumes that outlive their containers;
+ * each runs as its image's non-root user.
  */
 export class Monitoring extends pulumi.ComponentResource {
     declare readonly prometheusUrl: string;

@@ -61,6 +61,9 @@ class StackContainers(Collector):
     def __init__(self, engine: Engine, names: Sequence[str]) -> None:
         self.engine = engine
         self.names = list(names)
+        # A stats call takes most of a second even one-shot: all at once, or a scrape of twenty
+        # containers outlasts Prometheus' timeout. One pool for every scrape.
+        self.pool = ThreadPoolExecutor(max_workers=len(self.names))
 
     def collect(self) -> Iterator[Metric]:
         def gauge(name: str, doc: str) -> GaugeMetricFamily:
@@ -77,10 +80,7 @@ class StackContainers(Collector):
             labels=["name"],
         )
         cpu = CounterMetricFamily("vpe_container_cpu_seconds", "CPU time it used", labels=["name"])
-        # A stats call takes most of a second even one-shot: all at once, or a scrape of twenty
-        # containers outlasts Prometheus' timeout.
-        with ThreadPoolExecutor(max_workers=len(self.names)) as pool:
-            readings = list(pool.map(self.read, self.names))
+        readings = list(self.pool.map(self.read, self.names))
         for name, reading in zip(self.names, readings, strict=True):
             if reading is None:
                 running.add_metric([name], 0)

@@ -970,7 +970,10 @@ function crashLoop(s: PlatformStack): void {
         const state = () => inspectContainers(s.prefix).find((c) => c.name === name)!;
         const before = state().restartCount;
         for (let crash = 1; crash <= 2; crash++) {
-            const running = await waitFor(`${name} running`, 60_000, () => (state().running && state().pid > 0 ? state() : undefined), 200);
+            const running = await waitFor(`${name} running`, 60_000, () => {
+                const c = state();
+                return c.running && c.pid > 0 ? c : undefined;
+            }, 200);
             process.kill(running.pid, "SIGKILL");
             await waitFor(`${name} restarted by the engine`, 60_000, () => (state().restartCount === before + crash ? true : undefined), 200);
         }
