@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# The end-to-end suite's test swarm (driven by tests/e2e/testSwarm.ts): three Docker engines, each
+# in a network namespace and private root of its own (as the test server's: no checkout, no
+# machine's docker.sock), on one bridge, joined into one swarm: node 0 its manager, nodes 1 and 2
+# workers. The nodes reach each other only, not the machine's services nor any other address.
+# Usage: scripts/test-swarm.sh up|down|kill-node N|start-node N        (root; Debian for installs)
+# Everything it makes is named vpe-test-swarm (iptables comments, /run/vpe-test-swarm),
+# vpe-test-swarm-N (netns, cgroups, dirs, mounts) or vpe-tsw* (links), so that `down` finds a killed
+# run's leftovers too.
+set -euo pipefail
+
+swarm=vpe-test-swarm
+swarm_run=/run/$swarm
+bridge=vpe-tsw
+net=10.214.0.0/24 host_ip=10.214.0.1
+node_count=3
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export repo_root
+
+# shellcheck source=scripts/test-hosts-lib.sh
+. "$repo_root/scripts/test-hosts-lib.sh"
+
+node_ip() { echo "10.214.0.$((10 + $1))"; }
+
+select_node() { # sets the globals the library's functions act on
+  [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -lt $node_count ] || die "no node $1: nodes are 0 to $((node_count - 1))"
+  node=$1
+  export name=$swarm-$1 run=/run/$swarm-$1 data=/var/lib/$swarm-$1
+}
+
+node_docker() { "$(docker_client)" -H "unix://$run/docker.sock" "$@"; }
+
+# ---- removal -------------------------------------------------------------------------------
+
+down() {
+  local i
+  for i in $(seq 0 $((node_count - 1))); do
+    select_node "$i"
+    kill_host_processes
+    [ -e "/run/netns/$name" ] && ip netns del "$name"   # with the node's end of its veth pair
+    remove_host
+  done
+  for i in $(seq 0 $((node_count - 1))); do ip link del "$bridge$i" 2>/dev/null || true; done
+  ip link del "$bridge" 2>/dev/null || true
+  delete_iptables_rules "$swarm"
+  remove_run_netns_if_ours "$swarm_run/made-run-netns"
+  rm -rf "$swarm_run"
+}
+
+# ---- creation ------------------------------------------------------------------------------
+
+make_network() {
+  ip -4 -o addr show | grep -q " ${net%.*}\." && die "an interface already uses $net"
+  install -d -m 755 "$swarm_run"
+  [ -d /run/netns ] || touch "$swarm_run/made-run-netns"
+  ip link add "$bridge" type bridge
+  ip addr add $host_ip/24 dev "$bridge"
+  local i
+  for i in $(seq 0 $((node_count - 1))); do
+    select_node "$i"
+    ip netns add "$name"
+    ip link add "$bridge$i" type veth peer name eth0 netns "$name"
+    if [ -e "/proc/sys/net/ipv6/conf/$bridge$i/disable_ipv6" ]; then echo 1 >"/proc/sys/net/ipv6/conf/$bridge$i/disable_ipv6"; fi
+    ip link set "$bridge$i" master "$bridge" up
+    ip -n "$name" addr add "$(node_ip "$i")/24" dev eth0
+    ip -n "$name" link set lo up
+    ip -n "$name" link set eth0 up
+    # No default route: an address off the bridge is unreachable from a node, not routed on.
+  done
+  if [ -e "/proc/sys/net/ipv6/conf/$bridge/disable_ipv6" ]; then echo 1 >"/proc/sys/net/ipv6/conf/$bridge/disable_ipv6"; fi
+  ip link set "$bridge" up
+  # Node to node (the swarm's 2377/tcp, 7946/tcp+udp and VXLAN's 4789/udp) through the bridge,
+  # which the local dockerd's FORWARD policy (DROP, with br_netfilter) would stop; to this machine
+  # only replies (the test's own connections to a node).
+  local tag=(-m comment --comment "$swarm")
+  iptables -I FORWARD 1 -i "$bridge" -o "$bridge" "${tag[@]}" -j ACCEPT
+  iptables -I INPUT 1 -i "$bridge" "${tag[@]}" -j DROP
+  iptables -I INPUT 1 -i "$bridge" -m conntrack --ctstate RELATED,ESTABLISHED "${tag[@]}" -j ACCEPT
+}
+
+# Runs inside `unshare -m -u` and the node's network namespace.
+node_inside() {
+  isolated_root
+  hostname "$name"
+  start_dockerd --bip "10.214.$((64 + node)).1/24" --default-address-pool "base=10.214.$((128 + 16 * node)).0/20,size=24"
+}
+
+start_node() {
+  install -d -m 755 "$run" "$data"
+  unshare -m -u --propagation private nsenter --net="/run/netns/$name" \
+    env node="$node" bash -c "$(declare -f node_inside isolated_root start_dockerd); node_inside"
+  wait_for_dockerd
+}
+
+nodes_ready() { # true once the manager lists every node Ready
+  [ "$(node_docker node ls --format '{{.Status}}' | grep -c '^Ready$')" -eq $node_count ]
+}
+
+make_swarm() {
+  select_node 0
+  local manager
+  manager=$(node_ip 0)
+  # Overlay subnets from a pool of the test's own, clear of the nodes' bridges above.
+  node_docker swarm init --advertise-addr "$manager" --listen-addr "$manager:2377" \
+    --default-addr-pool 10.214.192.0/18 --default-addr-pool-mask-length 24 >/dev/null
+  local token i
+  token=$(node_docker swarm join-token -q worker)
+  for i in $(seq 1 $((node_count - 1))); do
+    select_node "$i"
+    node_docker swarm join --advertise-addr "$(node_ip "$i")" --token "$token" "$manager:2377" >/dev/null
+  done
+  select_node 0
+  wait_for 60 nodes_ready || { node_docker node ls >&2; die "not every node was Ready within 60 s"; }
+}
+
+up() {
+  ensure_packages
+  down
+  make_network
+  local i
+  for i in $(seq 0 $((node_count - 1))); do
+    select_node "$i"
+    start_node
+  done
+  make_swarm
+}
+
+# A node's engine and everything it runs killed at once, as a power cut would (its network stays).
+kill_node() {
+  select_node "$1"
+  kill_host_processes
+}
+
+start_node_again() {
+  select_node "$1"
+  [ -e "/run/netns/$name" ] || die "no swarm is up (no netns $name)"
+  host_pids | grep -q . && die "$name is still running"
+  start_node
+}
+
+[ "$(id -u)" = 0 ] || die "needs root (network and mount namespaces, more dockerds)"
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  kill-node) kill_node "${2:-}" ;;
+  start-node) start_node_again "${2:-}" ;;
+  *) die "usage: $0 up|down|kill-node N|start-node N" ;;
+esac

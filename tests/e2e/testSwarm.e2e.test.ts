@@ -1,0 +1,163 @@
+// The test swarm is where the cluster stack will run: these checks are what make it a fair stand-in
+// for three servers. Three engines that the swarm sees as three nodes, blind to the checkout, whose
+// overlay network carries a service's traffic between nodes; a node lost with its engine, its task
+// rescheduled, the node back without a doubled task; and nothing left on this machine when removed,
+// also after a killed run.
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { waitFor } from "./platform";
+import { run } from "./testHosts";
+import { removeTestSwarm, startTestSwarm, type SwarmNode, testSwarmLeftovers, type TestSwarm } from "./testSwarm";
+
+const repoRoot = path.resolve(__dirname, "..", "..");
+const baseImage: string = JSON.parse(fs.readFileSync(path.join(repoRoot, "docker", "images.json"), "utf8")).debian;
+const nothingLeft = { netns: [], links: [], processes: [], iptables: [], mounts: [], dirs: [], cgroups: [] };
+const seconds = (since: number) => ((Date.now() - since) / 1000).toFixed(1);
+
+// A TCP server in the base image's own perl (perl-base is essential in Debian): it answers each
+// connection with the task's hostname, which the services below set to their node's.
+const hostnameServer = [
+    "perl", "-MIO::Socket::INET", "-e",
+    'my $s = IO::Socket::INET->new(LocalPort => 8000, Listen => 16, ReuseAddr => 1) or die $!; ' +
+    'open my $f, "<", "/etc/hostname" or die $!; my $h = <$f>; while (my $c = $s->accept) { print $c $h; close $c }',
+];
+// Connects to each address in turn and prints "<address> <answer>"; an address that does not answer prints FAIL.
+const askEach = 'for a in "$@"; do perl -MIO::Socket::INET -e \'my $c = IO::Socket::INET->new(PeerAddr => $ARGV[0], PeerPort => 8000, Timeout => 3); print "$ARGV[0] ", ($c ? scalar <$c> : "FAIL\\n")\' "$a"; done';
+
+interface NodeState {
+    Hostname: string;
+    Status: string;
+    ManagerStatus: string;
+}
+
+function nodeStates(swarm: TestSwarm): NodeState[] {
+    return swarm.docker(["node", "ls", "--format", "{{json .}}"]).split("\n").map((line) => JSON.parse(line) as NodeState);
+}
+
+function nodeStatus(swarm: TestSwarm, node: SwarmNode): string | undefined {
+    return nodeStates(swarm).find((state) => state.Hostname === node.hostname)?.Status;
+}
+
+/** The nodes of a service's running tasks, once it has `replicas` of them running. */
+function runningOn(swarm: TestSwarm, service: string, replicas: number): string[] | undefined {
+    const nodes = swarm
+        .docker(["service", "ps", service, "--filter", "desired-state=running", "--format", "{{.Node}} {{.CurrentState}}"])
+        .split("\n")
+        .filter((line) => / Running /.test(line))
+        .map((line) => line.split(" ")[0]);
+    return nodes.length === replicas ? nodes.sort() : undefined;
+}
+
+function createService(swarm: TestSwarm, name: string, network: string, replicas: number): void {
+    swarm.docker([
+        "service", "create", "--detach", "--quiet", "--name", name, "--network", network,
+        "--replicas", String(replicas), "--replicas-max-per-node", "1",
+        // Service VIPs need IPVS, which this machine's kernel lacks: DNS round robin instead.
+        "--endpoint-mode", "dnsrr", "--hostname", "{{.Node.Hostname}}",
+        baseImage, ...hostnameServer,
+    ]);
+}
+
+describe("the test swarm", { timeout: 20 * 60_000 }, () => {
+    let swarm: TestSwarm;
+    let hadRunNetns: boolean;
+
+    before(async () => {
+        await removeTestSwarm();
+        hadRunNetns = fs.existsSync("/run/netns");
+        let start = Date.now();
+        swarm = await startTestSwarm();
+        console.log(`startTestSwarm: ${seconds(start)} s`);
+        start = Date.now();
+        await swarm.loadImages([baseImage]);
+        console.log(`loading ${baseImage} onto three nodes: ${seconds(start)} s`);
+        swarm.docker(["network", "create", "--driver", "overlay", "--attachable", "vpe-probe"]);
+    });
+    after(async () => {
+        await removeTestSwarm();
+    });
+
+    it("is three engines in one swarm: a manager and two workers, each with a hostname of its own", () => {
+        const states = nodeStates(swarm);
+        assert.deepEqual(states.map((state) => [state.Hostname, state.Status]).sort(), swarm.nodes.map((node) => [node.hostname, "Ready"]));
+        assert.deepEqual(states.filter((state) => state.ManagerStatus === "Leader").map((state) => state.Hostname), [swarm.manager.hostname]);
+        const engineIds = new Set(swarm.nodes.map((node) => swarm.docker(["info", "--format", "{{.ID}}"], { node })));
+        assert.equal(engineIds.size, 3, "three engines, not one engine three times");
+    });
+
+    it("runs containers that cannot see the checkout", () => {
+        const worker = swarm.nodes[1];
+        const listing = swarm.docker(["run", "--rm", "-v", `${repoRoot}:/checkout:ro`, baseImage, "ls", "-A", "/checkout"], { node: worker });
+        assert.equal(listing, "", "the checkout's path is empty on a node");
+        assert.ok(fs.existsSync(path.join(repoRoot, "package.json")));
+    });
+
+    it("carries a service's traffic between nodes on an overlay network, by DNS round robin", async () => {
+        createService(swarm, "spread", "vpe-probe", 3);
+        const start = Date.now();
+        const nodes = await waitFor("three running tasks of spread", 120_000, () => runningOn(swarm, "spread", 3), 500);
+        console.log(`spread converged in ${seconds(start)} s`);
+        assert.deepEqual(nodes, swarm.nodes.map((node) => node.hostname), "one task on each node");
+
+        const script = `set -- $(getent ahostsv4 tasks.spread | cut -d' ' -f1 | sort -u) spread spread spread; ${askEach}`;
+        const lines = swarm.docker(["run", "--rm", "--network", "vpe-probe", baseImage, "sh", "-c", script]).split("\n");
+        const byTask = lines.filter((line) => /^\d/.test(line));
+        assert.equal(byTask.length, 3, `three task addresses: ${lines.join("; ")}`);
+        assert.deepEqual(byTask.map((line) => line.split(" ")[1]).sort(), swarm.nodes.map((node) => node.hostname), "each task answers from its node, across the overlay");
+        for (const line of lines.filter((line) => line.startsWith("spread "))) {
+            assert.ok(swarm.nodes.some((node) => line === `spread ${node.hostname}`), `the service's name reaches a task: ${line}`);
+        }
+    });
+
+    it("reschedules a killed node's task, and takes the node back without a doubled task", async (t) => {
+        createService(swarm, "survivor", "vpe-probe", 2);
+        const before = await waitFor("two running tasks of survivor", 120_000, () => runningOn(swarm, "survivor", 2), 500);
+        const lost = swarm.nodes.find((node) => node !== swarm.manager && before.includes(node.hostname));
+        assert.ok(lost, `a worker runs a task of survivor: ${before}`);
+
+        let start = Date.now();
+        await swarm.killNode(lost);
+        await waitFor(`${lost.hostname} Down`, 60_000, () => (nodeStatus(swarm, lost) === "Down" ? true : undefined), 500);
+        t.diagnostic(`${lost.hostname} Down after ${seconds(start)} s`);
+        const after = await waitFor("survivor running on the other nodes", 120_000, () => {
+            const nodes = runningOn(swarm, "survivor", 2);
+            return nodes && !nodes.includes(lost.hostname) ? nodes : undefined;
+        }, 500);
+        t.diagnostic(`survivor rescheduled to ${after.join(", ")} ${seconds(start)} s after the kill`);
+
+        start = Date.now();
+        await swarm.startNode(lost);
+        await waitFor(`${lost.hostname} Ready again`, 60_000, () => (nodeStatus(swarm, lost) === "Ready" ? true : undefined), 500);
+        t.diagnostic(`${lost.hostname} Ready ${seconds(start)} s after its engine started`);
+        // The node's engine still had the old task's container; the manager has it shut down.
+        await waitFor(`no survivor task left on ${lost.hostname}`, 60_000, () => {
+            const names = swarm.docker(["ps", "--filter", "name=survivor", "--format", "{{.Names}}"], { node: lost });
+            return names === "" ? true : undefined;
+        }, 500);
+        assert.deepEqual(runningOn(swarm, "survivor", 2), after, "still two tasks, where they moved");
+    });
+
+    it("leaves nothing behind when removed, also after a killed run", async () => {
+        await removeTestSwarm();
+        assert.deepEqual(testSwarmLeftovers(), nothingLeft);
+
+        swarm = await startTestSwarm();
+        await swarm.loadImages([baseImage]);
+        const worker = swarm.nodes[2];
+        swarm.docker(["run", "-d", "--name", "vpe-test-swarm-orphan", baseImage, "sleep", "infinity"], { node: worker });
+        const orphan = Number(swarm.docker(["inspect", "--format", "{{.State.Pid}}", "vpe-test-swarm-orphan"], { node: worker }));
+        // A killed run: every process of every node dies at once, no cleanup.
+        for (const node of swarm.nodes) {
+            const pids = run("ip", ["netns", "pids", node.hostname]).split("\n").filter(Boolean).map(Number);
+            assert.ok(pids.length >= 2, `dockerd and containerd on ${node.hostname}: ${pids}`);
+            for (const pid of pids) process.kill(pid, "SIGKILL");
+        }
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        assert.ok(fs.existsSync(`/proc/${orphan}`), "the container's process outlives its engine");
+        await removeTestSwarm();
+        assert.deepEqual(testSwarmLeftovers(), nothingLeft);
+        assert.equal(fs.existsSync("/run/netns"), hadRunNetns, "/run/netns as before");
+    });
+});
