@@ -2,7 +2,9 @@
 # The end-to-end suite's test swarm (driven by tests/e2e/testSwarm.ts): three Docker engines, each
 # in a network namespace and private root of its own (as the test server's: no checkout, no
 # machine's docker.sock), on one bridge, joined into one swarm: node 0 its manager, nodes 1 and 2
-# workers. The nodes reach each other only, not the machine's services nor any other address.
+# workers. The nodes reach each other only, and of this machine's services only the swarm's
+# registry (Debian's docker-registry on the bridge, 10.214.0.1:5000, TLS from a CA made here, which
+# the nodes and the local engine trust through their certs.d), not any other address.
 # Usage: scripts/test-swarm.sh up|down|kill-node N|start-node N        (root; Debian for installs)
 # Everything it makes is named vpe-test-swarm (iptables comments, /run/vpe-test-swarm),
 # vpe-test-swarm-N (netns, cgroups, dirs, mounts) or vpe-tsw* (links), so that `down` finds a killed
@@ -14,6 +16,10 @@ swarm_run=/run/$swarm
 bridge=vpe-tsw
 net=10.214.0.0/24 host_ip=10.214.0.1
 node_count=3
+registry=$host_ip:5000
+registry_run=$swarm_run/registry registry_data=/var/lib/$swarm/registry
+# The local engine's trust in the registry (read at each push; ours to remove, and certs.d if we made it).
+local_certs=/etc/docker/certs.d
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export repo_root
 
@@ -40,11 +46,26 @@ down() {
     [ -e "/run/netns/$name" ] && ip netns del "$name"   # with the node's end of its veth pair
     remove_host
   done
+  remove_registry
   for i in $(seq 0 $((node_count - 1))); do ip link del "$bridge$i" 2>/dev/null || true; done
   ip link del "$bridge" 2>/dev/null || true
   delete_iptables_rules "$swarm"
   remove_run_netns_if_ours "$swarm_run/made-run-netns"
   rm -rf "$swarm_run"
+}
+
+remove_registry() {
+  local pid _
+  for _ in $(seq 1 50); do
+    pid=$(pgrep -f -- "$registry_run/config.yml" || true)
+    [ -z "$pid" ] && break
+    kill -9 $pid 2>/dev/null || true
+    sleep 0.1
+  done
+  [ -z "$pid" ] || die "the registry ($pid) survives kill -9"
+  rm -rf "${local_certs:?}/$registry"
+  if [ -e "$swarm_run/made-certs-d" ]; then rmdir "$local_certs" 2>/dev/null || true; fi
+  rm -rf --one-file-system "/var/lib/$swarm"
 }
 
 # ---- creation ------------------------------------------------------------------------------
@@ -76,6 +97,48 @@ make_network() {
   iptables -I FORWARD 1 -i "$bridge" -o "$bridge" "${tag[@]}" -j ACCEPT
   iptables -I INPUT 1 -i "$bridge" "${tag[@]}" -j DROP
   iptables -I INPUT 1 -i "$bridge" -m conntrack --ctstate RELATED,ESTABLISHED "${tag[@]}" -j ACCEPT
+  iptables -I INPUT 1 -i "$bridge" -d $host_ip -p tcp --dport "${registry#*:}" "${tag[@]}" -j ACCEPT
+}
+
+# The registry, as nobody, with a certificate for its address from a CA that lives only as long as
+# the swarm; the CA goes into the local engine's and every node's certs.d.
+make_registry() {
+  install -d -m 755 "$registry_run"
+  install -d -m 700 -o 65534 -g 65534 "$registry_data"
+  local dir=$registry_run curve=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+  openssl req -x509 "${curve[@]}" -days 2 -subj "/CN=$swarm CA" -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null
+  openssl req "${curve[@]}" -subj "/CN=$registry" -keyout "$dir/registry.key" -out "$dir/registry.csr" 2>/dev/null
+  openssl x509 -req -in "$dir/registry.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial -days 2 \
+    -extfile <(printf 'subjectAltName=IP:%s\nextendedKeyUsage=serverAuth\n' "$host_ip") -out "$dir/registry.crt" 2>/dev/null
+  rm -f "$dir/ca.key" "$dir/registry.csr"
+  chown 65534:65534 "$dir/registry.key"
+  chmod 400 "$dir/registry.key"
+  cat >"$dir/config.yml" <<YAML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $registry_data
+  delete:
+    enabled: true
+http:
+  addr: $registry
+  tls:
+    certificate: $dir/registry.crt
+    key: $dir/registry.key
+YAML
+  setsid setpriv --reuid=65534 --regid=65534 --clear-groups docker-registry serve "$dir/config.yml" \
+    </dev/null >>"$dir/registry.log" 2>&1 &
+  [ -d "$local_certs" ] || touch "$swarm_run/made-certs-d"
+  install -D -m 644 "$dir/ca.crt" "$local_certs/$registry/ca.crt"
+  local i
+  for i in $(seq 0 $((node_count - 1))); do
+    select_node "$i"
+    install -D -m 644 "$dir/ca.crt" "$data/etc-docker/certs.d/$registry/ca.crt"
+  done
+  wait_for 20 curl -fsS --cacert "$dir/ca.crt" "https://$registry/v2/" \
+    || { tail -20 "$dir/registry.log" >&2; die "the registry did not answer within 20 s"; }
 }
 
 # Runs inside `unshare -m -u` and the node's network namespace.
@@ -114,9 +177,10 @@ make_swarm() {
 }
 
 up() {
-  ensure_packages
+  ensure_packages /usr/bin/docker-registry=docker-registry /usr/bin/openssl=openssl /usr/bin/curl=curl
   down
   make_network
+  make_registry
   local i
   for i in $(seq 0 $((node_count - 1))); do
     select_node "$i"

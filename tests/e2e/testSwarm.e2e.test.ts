@@ -1,14 +1,16 @@
 // The test swarm is where the cluster stack will run: these checks are what make it a fair stand-in
 // for three servers. Three engines that the swarm sees as three nodes, blind to the checkout, whose
-// overlay network carries a service's traffic between nodes; a node lost with its engine, its task
+// overlay network carries a service's traffic between nodes; a registry that serves every node; a node lost with its engine, its task
 // rescheduled, the node back without a doubled task; and nothing left on this machine when removed,
 // also after a killed run.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { waitFor } from "./platform";
-import { run } from "./testHosts";
+import { localDocker, run } from "./testHosts";
 import { removeTestSwarm, startTestSwarm, type SwarmNode, testSwarmLeftovers, type TestSwarm } from "./testSwarm";
 
 const repoRoot = path.resolve(__dirname, "..", "..");
@@ -92,6 +94,35 @@ describe("the test swarm", { timeout: 20 * 60_000 }, () => {
         const listing = swarm.docker(["run", "--rm", "-v", `${repoRoot}:/checkout:ro`, baseImage, "ls", "-A", "/checkout"], { node: worker });
         assert.equal(listing, "", "the checkout's path is empty on a node");
         assert.ok(fs.existsSync(path.join(repoRoot, "package.json")));
+    });
+
+    it("serves an image pushed from the local engine to every node, by digest, over TLS", async (t) => {
+        const context = fs.mkdtempSync(path.join(os.tmpdir(), "vpe-swarm-image-"));
+        const tag = `${swarm.registry}/vpe-test/pulled:${process.pid}`;
+        try {
+            // A config of its own (the label), so no node has this image before it pulls it.
+            fs.writeFileSync(path.join(context, "Dockerfile"), `FROM ${baseImage}\nLABEL vpe.test-swarm=${Date.now()}\n`);
+            run(localDocker, ["build", "--quiet", "--tag", tag, context]);
+            const start = Date.now();
+            run(localDocker, ["push", "--quiet", tag]);
+            t.diagnostic(`push: ${seconds(start)} s`);
+            const digestRef = run(localDocker, ["image", "inspect", "--format", "{{index .RepoDigests 0}}", tag]);
+            assert.match(digestRef, new RegExp(`^${swarm.registry}/vpe-test/pulled@sha256:[0-9a-f]{64}$`));
+            const imageId = run(localDocker, ["image", "inspect", "--format", "{{.Id}}", tag]);
+            for (const node of swarm.nodes) {
+                assert.throws(() => swarm.docker(["image", "inspect", digestRef], { node }), `${node.hostname} does not have it yet`);
+            }
+
+            swarm.docker(["service", "create", "--detach", "--quiet", "--name", "pulled", "--mode", "global", digestRef, "sleep", "infinity"]);
+            await waitFor("pulled running on every node", 120_000, () => runningOn(swarm, "pulled", swarm.nodes.length), 500);
+            for (const node of swarm.nodes) {
+                assert.equal(swarm.docker(["image", "inspect", "--format", "{{.Id}}", digestRef], { node }), imageId, `${node.hostname} runs the pushed image`);
+            }
+            swarm.docker(["service", "rm", "pulled"]);
+        } finally {
+            spawnSync(localDocker, ["rmi", tag], { stdio: "ignore" });
+            fs.rmSync(context, { recursive: true, force: true });
+        }
     });
 
     it("carries a service's traffic between nodes on an overlay network, by DNS round robin", async () => {

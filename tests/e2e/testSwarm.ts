@@ -1,12 +1,14 @@
 // The end-to-end suite's test swarm: three more Docker engines on this machine, each in a network
 // namespace and private root of its own, on one bridge, joined into one swarm (node 0 its manager,
 // nodes 1 and 2 workers). scripts/test-swarm.sh makes it; the suite reaches each node's engine on
-// its socket, and kills and restarts a node's engine to stand for a machine lost and back.
+// its socket, and kills and restarts a node's engine to stand for a machine lost and back. Images
+// reach the nodes from the swarm's registry, which the local engine and every node trust.
 import { engineDockerEnv, hostLeftovers, type Leftovers, localDocker, pipeImages, run, runScript, type RunOptions } from "./testHosts";
 
 const swarmName = "vpe-test-swarm";
 const script = "test-swarm.sh";
 const nodeCount = 3;
+const registry = "10.214.0.1:5000";
 
 export interface SwarmNode {
     index: number;
@@ -21,6 +23,10 @@ export interface SwarmNode {
 export interface TestSwarm {
     nodes: SwarmNode[];
     manager: SwarmNode;
+    /** The registry's address (host:port), where the local engine pushes and every node pulls. */
+    registry: string;
+    /** The CA that signed the registry's certificate (PEM file). */
+    registryCa: string;
     /** The local docker CLI against a node's engine (the manager's unless named). */
     docker(args: string[], options?: RunOptions & { node?: SwarmNode }): string;
     /** `docker save` on the local engine into every node's `docker load`. */
@@ -42,6 +48,8 @@ function makeSwarm(): TestSwarm {
     return {
         nodes,
         manager,
+        registry,
+        registryCa: `/run/${swarmName}/registry/ca.crt`,
         docker: (args, options = {}) => run(localDocker, args, { ...options, env: engineDockerEnv((options.node ?? manager).socket, options.env) }),
         loadImages: async (names, timeoutMs = 10 * 60_000) => {
             for (const target of nodes) await pipeImages(names, target.socket, timeoutMs);
@@ -70,8 +78,8 @@ export async function removeTestSwarm(): Promise<void> {
 
 /** What of a test swarm exists on this machine, by kind; all empty once it is removed. */
 export function testSwarmLeftovers(): Leftovers {
-    const names = Array.from({ length: nodeCount }, (_, index) => node(index).hostname);
-    const links = ["vpe-tsw", ...names.map((_, index) => `vpe-tsw${index}`)];
-    const dirs = [`/run/${swarmName}`, ...names.flatMap((name) => [`/run/${name}`, `/var/lib/${name}`])];
-    return hostLeftovers(names, swarmName, links, dirs);
+    const nodes = Array.from({ length: nodeCount }, (_, index) => node(index).hostname);
+    const links = ["vpe-tsw", ...nodes.map((_, index) => `vpe-tsw${index}`)];
+    const dirs = [swarmName, ...nodes].flatMap((name) => [`/run/${name}`, `/var/lib/${name}`]);
+    return hostLeftovers([swarmName, ...nodes], swarmName, links, [...dirs, `/etc/docker/certs.d/${registry}`]);
 }
