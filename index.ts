@@ -112,7 +112,6 @@ const airflow = new Airflow(prefix, {
     bindAddress: config.bindAddress,
     config: config.airflow,
     logVolume: logVolume.name,
-    bufferVolume: bufferVolume.name,
     keysVolume: airflowKeysVolume.name,
     dags: dagsVolume,
     metadataUrl: postgresUrl(

@@ -16,7 +16,6 @@ export interface AirflowArgs {
     bindAddress: string;
     config: AirflowConfig;
     logVolume: pulumi.Input<string>;
-    bufferVolume: pulumi.Input<string>;
     /** Where the init step keeps the Fernet keys it has used (mounted in the init step only). */
     keysVolume: pulumi.Input<string>;
     /** The DAG files (a ContentVolume), mounted read-only. */
@@ -60,7 +59,6 @@ export function airflowConnections(args: Pick<AirflowArgs, "executorAddress" | "
             host: `${master.protocol}//${master.hostname}`,
             port: Number(master.port),
         },
-        [platform.connections.fs]: { conn_type: "fs", extra: { path: platform.paths.buffer } },
     };
 }
 
@@ -181,7 +179,6 @@ export class Airflow extends pulumi.ComponentResource {
         const volumes: docker.types.input.ContainerVolume[] = [
             { volumeName: args.dags.volumeName, containerPath: platform.paths.airflowDags, readOnly: true },
             { volumeName: args.logVolume, containerPath: platform.paths.logs },
-            { volumeName: args.bufferVolume, containerPath: platform.paths.buffer },
         ];
         const user = userSpec(platform.users.airflow);
 

@@ -1,8 +1,8 @@
 """ingestion: both catalog formats -> warehouse, their weather -> warehouse, Spark statistics.
 
 For one logical date: extract_<format> (executor) writes the catalog's events for each format
-of platform catalogSources (CSV and XLSX, in parallel); a sensor waits for each buffer file on
-the shared buffer volume; import_<format> loads it (re-imported events are skipped). Then
+of platform catalogSources (CSV and XLSX, in parallel); a sensor asks the executor for each
+buffer file; import_<format> loads it (re-imported events are skipped). Then
 fetch_weather (executor) fetches the hourly weather and soil series before every event not yet
 enriched, import_weather loads them, and two Spark jobs recompute the statistics.
 """
@@ -10,13 +10,13 @@ enriched, import_weather loads them, and two Spark jobs recompute the statistics
 from datetime import datetime, timedelta
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.providers.standard.sensors.filesystem import FileSensor
 from airflow.sdk import DAG
 from vpe_dags.executor import (
     EXTRACT_CATALOG,
     FETCH_WEATHER,
     IMPORT_EVENTS,
     IMPORT_WEATHER,
+    ExecutorBufferSensor,
     ExecutorCommandOperator,
 )
 from vpe_dags.platform import buffer_file, connection_id, value
@@ -26,11 +26,10 @@ DATE_ARGS = ["--date", DATE]
 FORMATS = tuple(value("catalogSources"))
 
 
-def wait_for(task_id: str, filepath: str) -> FileSensor:
-    return FileSensor(
+def wait_for(task_id: str, path: str) -> ExecutorBufferSensor:
+    return ExecutorBufferSensor(
         task_id=task_id,
-        fs_conn_id=connection_id("fs"),
-        filepath=filepath,
+        path=path,
         mode="poke",
         poke_interval=5,
         timeout=300,

@@ -1,4 +1,5 @@
-"""Calling the executor's PingService from DAGs with the provider's GrpcOperator.
+"""Calling the executor's PingService from DAGs: the provider's GrpcOperator for ping and
+command, and a sensor that asks the executor for the files of its buffer.
 
 The generated stubs (executor_pb2, executor_pb2_grpc) are on the Airflow image's PYTHONPATH;
 tests generate them from docker/proto/executor.proto into a temporary folder.
@@ -11,7 +12,8 @@ from typing import Any
 
 import grpc
 from airflow.providers.grpc.operators.grpc import GrpcOperator
-from executor_pb2 import ExeResult, ExeTask, PingResponse
+from airflow.sdk import BaseHook, BaseSensorOperator
+from executor_pb2 import BufferFileQuery, ExeResult, ExeTask, PingResponse
 from executor_pb2_grpc import PingServiceStub
 
 from vpe_dags.platform import connection_id
@@ -149,3 +151,29 @@ class ExecutorCommandOperator(PingServiceOperator):
     def execute(self, context: Any) -> None:
         self.data = {"request": self.request()}
         super().execute(context)
+
+
+class ExecutorBufferSensor(BaseSensorOperator):
+    """Waits until the executor reports a file of its buffer (a path bufferFiles lays out).
+
+    The buffer is the executor's volume. Asking the executor, over the same mutual TLS as the
+    commands, lets this task run on any worker, on any machine, without mounting that volume.
+    """
+
+    template_fields: Sequence[str] = ("path",)
+
+    def __init__(self, *, path: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.path = path
+        self.grpc_conn_id = connection_id("grpc")
+
+    def request(self) -> BufferFileQuery:
+        return BufferFileQuery(path=self.path)
+
+    def poke(self, context: Any) -> bool:
+        connection = BaseHook.get_connection(self.grpc_conn_id)
+        with mutual_tls_channel(connection) as channel:
+            state = PingServiceStub(channel).buffer_file(self.request(), timeout=30)
+        if state.exists:
+            self.log.info("%s is in the executor's buffer (%d bytes)", self.path, state.size_bytes)
+        return bool(state.exists)

@@ -49,7 +49,7 @@ describe("Airflow", () => {
         assert.match(key, /^[A-Za-z0-9_-]{43}=$/);
     });
 
-    it("provisions grpc_default, spark_default and fs_default as AIRFLOW_CONN_* JSON", () => {
+    it("provisions grpc_default and spark_default as AIRFLOW_CONN_* JSON", () => {
         const env = envOf(dev, "vpe-dev-airflow-scheduler").vars;
         assert.deepEqual(JSON.parse(env.get("AIRFLOW_CONN_GRPC_DEFAULT")!), {
             conn_type: "grpc",
@@ -63,10 +63,7 @@ describe("Airflow", () => {
             host: "spark://spark-master",
             port: 7077,
         });
-        assert.deepEqual(JSON.parse(env.get("AIRFLOW_CONN_FS_DEFAULT")!), {
-            conn_type: "fs",
-            extra: { path: platform.paths.buffer },
-        });
+        assert.equal(env.get("AIRFLOW_CONN_FS_DEFAULT"), undefined, "no filesystem connection: the sensors ask the executor");
         const ids = Object.keys(airflowConnections({ executorAddress: { host: "executor", port: 3170 }, sparkMasterUrl: "spark://spark-master:7077" }));
         assert.deepEqual(ids.sort(), Object.values(platform.connections).sort());
     });
@@ -147,12 +144,12 @@ describe("Airflow", () => {
         assert.equal(celeryWorkerConcurrency({ parallelism: 5, celeryWorkers: 2 }), 3);
     });
 
-    it("mounts the DAGs volume read-only, the logs and the buffer", () => {
+    it("mounts the DAGs volume read-only and the logs, not the executor's buffer", () => {
         const volumes = named(dev, "vpe-dev-airflow-scheduler").inputs.volumes as Record<string, any>[];
         const dags = volumes.find((v) => v.containerPath === platform.paths.airflowDags)!;
         assert.deepEqual([dags.volumeName, dags.hostPath, dags.readOnly], ["vpe-dev-dags", undefined, true]);
         assert.ok(volumes.some((v) => v.volumeName === "vpe-dev-logs" && v.containerPath === platform.paths.logs));
-        assert.ok(volumes.some((v) => v.volumeName === "vpe-dev-buffer" && v.containerPath === platform.paths.buffer));
+        assert.ok(!volumes.some((v) => v.volumeName === "vpe-dev-buffer"), "the sensors ask the executor for its buffer");
     });
 
     it("gives every Airflow container the stack CA and Airflow's client identity for the executor's mutual TLS", () => {

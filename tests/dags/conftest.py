@@ -114,7 +114,6 @@ def provision_connections(
     platform: dict[str, Any],
     *,
     grpc_address: tuple[str, int],
-    buffer: Path | str,
     tls_dir: Path,
 ) -> None:
     """AIRFLOW_CONN_* variables in the JSON form the stack provisions (components/airflow.ts)."""
@@ -130,7 +129,6 @@ def provision_connections(
                       "extra": {"auth_type": "CUSTOM", **tls_files}},
         ids["spark"]: {"conn_type": "spark", "host": f"spark://{aliases['sparkMaster']}",
                        "port": ports["sparkMaster"]},
-        ids["fs"]: {"conn_type": "fs", "extra": {"path": str(buffer)}},
     }  # fmt: skip
     for conn_id, value in values.items():
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(value))

@@ -12,13 +12,13 @@ import executor_pb2_grpc
 import pytest
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.providers.grpc.operators.grpc import GrpcOperator
-from airflow.providers.standard.sensors.filesystem import FileSensor
 from conftest import DAGS, REPO, STUBS, provision_connections
 from vpe_dags.executor import (
     EXTRACT_CATALOG,
     FETCH_WEATHER,
     IMPORT_EVENTS,
     IMPORT_WEATHER,
+    ExecutorBufferSensor,
     ExecutorCommandOperator,
 )
 from vpe_dags.platform import PlatformError, buffer_file
@@ -91,7 +91,7 @@ def test_ingestion_graph(dagbag: Any) -> None:
     assert {task.task_id for task in dag.tasks} == {a for edge in INGESTION_EDGES for a in edge}
     assert edges(dag) == INGESTION_EDGES
     for sensor in ("wait_for_events_csv", "wait_for_events_xlsx", "wait_for_weather"):
-        assert isinstance(dag.get_task(sensor), FileSensor)
+        assert isinstance(dag.get_task(sensor), ExecutorBufferSensor)
     for job in ("events_per_country_year", "precipitation_before_events"):
         assert isinstance(dag.get_task(job), SparkSubmitOperator)
     assert dag.max_active_runs == 1
@@ -105,7 +105,7 @@ def test_ping_graph(dagbag: Any) -> None:
 
 def used_connection_ids(task: Any) -> dict[str, str]:
     # SparkSubmitOperator keeps its connection id in a private attribute.
-    kinds = {"grpc_conn_id": "grpc", "fs_conn_id": "fs", "_conn_id": "spark"}
+    kinds = {"grpc_conn_id": "grpc", "_conn_id": "spark"}
     return {kind: getattr(task, attr) for attr, kind in kinds.items() if hasattr(task, attr)}
 
 
@@ -178,7 +178,8 @@ def test_sensors_wait_for_the_files_their_tasks_write(
 ) -> None:
     sensor = dagbag.dags["ingestion"].get_task(sensor_id)
     render(sensor, "2024-05-01")
-    assert sensor.filepath == platform["bufferFiles"][kind].format(date="2024-05-01", **parts)
+    assert sensor.path == platform["bufferFiles"][kind].format(date="2024-05-01", **parts)
+    assert sensor.request().DESCRIPTOR is SERVICE.methods_by_name["buffer_file"].input_type
     assert sensor.mode == "poke"
     assert 0 < sensor.poke_interval <= 30
     assert 0 < sensor.timeout <= 3600
@@ -192,9 +193,7 @@ def test_spark_submit_command_fits_one_small_worker(
     tmp_path: Path,
     job: str,
 ) -> None:
-    provision_connections(
-        monkeypatch, platform, grpc_address=("executor", 1), buffer=tmp_path, tls_dir=tmp_path
-    )
+    provision_connections(monkeypatch, platform, grpc_address=("executor", 1), tls_dir=tmp_path)
     task = dagbag.dags["ingestion"].get_task(job)
     jobs, jars = platform["paths"]["jobs"], platform["paths"]["jars"]
     assert task.application == f"{jobs}/{job}.py"

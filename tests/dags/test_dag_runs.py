@@ -1,7 +1,8 @@
 """The DAGs really run in Airflow (dag.test) against an in-process gRPC PingService.
 
 The fake executor speaks the real proto over a real gRPC channel, records every ExeTask, writes
-the buffer files extract_catalog and fetch_weather would write, and answers chosen commands with
+the buffer files extract_catalog and fetch_weather would write (the sensors ask it for them, as
+they ask the real executor), and answers chosen commands with
 the non-OK status the real executor uses for a failed run. Only the Spark tasks are marked
 successful instead of run (test_spark_job.py runs the jobs themselves).
 """
@@ -35,10 +36,18 @@ class FakeExecutor(executor_pb2_grpc.PingServiceServicer):
         self.failing = failing
         self.pings: list[str] = []
         self.commands: list[Any] = []
+        self.buffer_queries: list[str] = []
 
     def ping(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.pings.append(request.message)
         return executor_pb2.PingResponse(message=request.message)
+
+    def buffer_file(self, request: Any, context: grpc.ServicerContext) -> Any:
+        self.buffer_queries.append(request.path)
+        path = self.buffer / request.path
+        if not path.is_file():
+            return executor_pb2.BufferFileState(exists=False)
+        return executor_pb2.BufferFileState(exists=True, size_bytes=path.stat().st_size)
 
     def command(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.commands.append(request)
@@ -83,7 +92,6 @@ def executor_factory(
             monkeypatch,
             platform,
             grpc_address=("localhost", port),
-            buffer=tmp_path,
             tls_dir=executor_tls.client_dir,
         )
         return fake
@@ -119,7 +127,9 @@ def test_ping_round_trip_pushes_the_reply(executor_factory: Any) -> None:
     assert XComModel.deserialize_value(reply) == "ping from Airflow"
 
 
-def test_ingestion_calls_the_executor_in_order(executor_factory: Any, tmp_path: Path) -> None:
+def test_ingestion_calls_the_executor_in_order(
+    executor_factory: Any, platform: dict[str, Any]
+) -> None:
     fake = executor_factory()
     run = fresh_dag("ingestion").test(logical_date=LOGICAL_DATE, mark_success_pattern=SPARK_TASKS)
     assert set(states(run).values()) == {"success"}
@@ -137,6 +147,11 @@ def test_ingestion_calls_the_executor_in_order(executor_factory: Any, tmp_path: 
     assert calls[4:] == [(FETCH_WEATHER, ["--date", DS]), (IMPORT_WEATHER, ["--date", DS])]
     for call in fake.commands:
         assert call.run_id.startswith(f"ingestion.{run.run_id}.")
+    files = platform["bufferFiles"]
+    assert sorted(set(fake.buffer_queries)) == sorted(
+        [files["events"].format(date=DS, format=f) for f in ("csv", "xlsx")]
+        + [files["weather"].format(date=DS)]
+    )
 
 
 def test_a_failed_executor_run_fails_the_task(executor_factory: Any) -> None:

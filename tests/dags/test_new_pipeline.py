@@ -170,7 +170,6 @@ def test_the_scaffolded_dag_runs_its_task_through_a_real_executor(
         monkeypatch,
         platform,
         grpc_address=("localhost", port),
-        buffer=tmp_path,
         tls_dir=executor_tls.client_dir,
     )
     dags = project / "dags"

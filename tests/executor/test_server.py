@@ -453,3 +453,42 @@ def test_health_probe_without_tls_files_is_unhealthy_naming_the_file(
     assert probe.returncode == 1
     ca = tmp_path / platform["tls"]["caFile"]
     assert f"unhealthy: TLS CA certificate {ca}: cannot read" in probe.stderr
+
+
+def buffer_state(server: ServerProcess, wire: ModuleType, path: str) -> Any:
+    return server.stubs["ping"].buffer_file(wire.pb2.BufferFileQuery(path=path), timeout=10)
+
+
+def test_buffer_file_reports_what_the_buffer_holds(server: ServerProcess, wire: ModuleType) -> None:
+    assert not buffer_state(server, wire, "events/2024-05-01.csv").exists
+    target = server.buffer_dir / "events" / "2024-05-01.csv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("event_id\n1\n")
+    state = buffer_state(server, wire, "events/2024-05-01.csv")
+    assert (state.exists, state.size_bytes) == (True, len("event_id\n1\n"))
+    # A folder is not a file a task wrote.
+    assert not buffer_state(server, wire, "events").exists
+
+
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        ("", "expected a relative path"),
+        ("/etc/passwd", "expected a relative path"),
+        ("../logs/executor/x.log", "expected a relative path without '..'"),
+        ("events/../../x", "expected a relative path without '..'"),
+        ("escape/passwd", "leads out of the buffer"),
+    ],
+)
+def test_buffer_file_refuses_paths_outside_the_buffer(
+    server: ServerProcess, wire: ModuleType, path: str, why: str
+) -> None:
+    server.buffer_dir.mkdir(parents=True, exist_ok=True)
+    escape = server.buffer_dir / "escape"
+    if not escape.exists():
+        escape.symlink_to("/etc")
+    with pytest.raises(grpc.RpcError) as caught:
+        buffer_state(server, wire, path)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert why in caught.value.details()
+    assert_still_serving(server, wire)

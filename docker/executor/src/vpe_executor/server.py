@@ -10,6 +10,9 @@ Status mapping for `command`:
   CANCELLED           caller went away or the server shut down; process group was killed
 Failures carry run id, exit code and log path in trailing metadata (keys: platform
 executorMetadata) and in the status message.
+
+`buffer_file` answers whether a file of the buffer (platform paths.buffer) exists: OK with its
+state, or INVALID_ARGUMENT for a path that is not a plain relative path inside the buffer.
 """
 
 import argparse
@@ -56,12 +59,24 @@ class Reply:
     result: Any  # pb2.ExeResult
 
 
+def buffer_path(root: Path, relative: str) -> Path:
+    """The file `relative` names inside the buffer `root`; ValueError unless it stays inside."""
+    parts = Path(relative).parts
+    if not relative or Path(relative).is_absolute() or ".." in parts or "\0" in relative:
+        raise ValueError(f"buffer path {relative!r}: expected a relative path without '..'")
+    path = root / relative
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise ValueError(f"buffer path {relative!r}: leads out of the buffer")
+    return path
+
+
 class ExecutorServicer(pb2_grpc.PingServiceServicer):
     def __init__(
         self,
         registry: dict[str, TaskSpec],
         runner: Runner,
         logs_dir: Path,
+        buffer_dir: Path,
         max_concurrent: int,
         metadata_keys: dict[str, str],
         metrics: TaskMetrics,
@@ -69,6 +84,7 @@ class ExecutorServicer(pb2_grpc.PingServiceServicer):
         self._registry = registry
         self._runner = runner
         self._logs_dir = logs_dir
+        self._buffer_dir = buffer_dir
         self._slots = threading.BoundedSemaphore(max_concurrent)
         self._max_concurrent = max_concurrent
         self._keys = metadata_keys
@@ -76,6 +92,20 @@ class ExecutorServicer(pb2_grpc.PingServiceServicer):
 
     def ping(self, request: Any, context: grpc.ServicerContext) -> Any:
         return pb2.PingResponse(message=request.message)
+
+    def buffer_file(self, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            path = buffer_path(self._buffer_dir, request.path)
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise AssertionError("unreachable: context.abort raises") from exc
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return pb2.BufferFileState(exists=False)
+        if not path.is_file():
+            return pb2.BufferFileState(exists=False)
+        return pb2.BufferFileState(exists=True, size_bytes=stat.st_size)
 
     def command(self, request: Any, context: grpc.ServicerContext) -> Any:
         start = time.monotonic()
@@ -182,6 +212,7 @@ class Settings:
     port: int
     metrics_port: int
     logs_dir: Path
+    buffer_dir: Path
     max_concurrent: int
     shutdown_grace: float
     kill_grace: float
@@ -201,6 +232,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--metrics-port", type=int, help="default: platform ports.executorMetrics; 0 = any"
     )
     parser.add_argument("--logs-dir", type=Path, help="default: platform paths.logs")
+    parser.add_argument("--buffer-dir", type=Path, help="default: platform paths.buffer")
     parser.add_argument("--envs-dir", type=Path, help="default: platform paths.envs")
     parser.add_argument(
         "--max-concurrent",
@@ -234,6 +266,7 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
         if args.metrics_port is None
         else args.metrics_port,
         logs_dir=logs_root / "executor",
+        buffer_dir=args.buffer_dir or Path(lookup(platform, "paths.buffer")),
         max_concurrent=_max_concurrent(lookup(platform, "env.executorMaxConcurrent"), args),
         shutdown_grace=args.shutdown_grace,
         kill_grace=args.kill_grace,
@@ -269,6 +302,7 @@ def serve(settings: Settings, stop: threading.Event) -> None:
         settings.registry,
         runner,
         settings.logs_dir,
+        settings.buffer_dir,
         settings.max_concurrent,
         settings.metadata_keys,
         metrics,
@@ -309,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-    # Group-writable files: logs and buffers sit on group-0 volumes shared with Airflow.
+    # Group-writable files: the logs sit on a group-0 volume shared with Airflow (and the buffer
+    # on a group-0 volume prepared like it).
     os.umask(0o002)
     try:
         settings = resolve_settings(parse_args(argv))
