@@ -466,8 +466,9 @@ def test_buffer_file_reports_what_the_buffer_holds(server: ServerProcess, wire: 
     target.write_text("event_id\n1\n")
     state = buffer_state(server, wire, "events/2024-05-01.csv")
     assert (state.exists, state.size_bytes) == (True, len("event_id\n1\n"))
-    # A folder is not a file a task wrote.
+    # A folder is not a file a task wrote, nor is anything below a file.
     assert not buffer_state(server, wire, "events").exists
+    assert not buffer_state(server, wire, "events/2024-05-01.csv/more").exists
 
 
 @pytest.mark.parametrize(

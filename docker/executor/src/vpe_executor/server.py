@@ -27,6 +27,7 @@ import uuid
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 import grpc
@@ -101,9 +102,9 @@ class ExecutorServicer(pb2_grpc.PingServiceServicer):
             raise AssertionError("unreachable: context.abort raises") from exc
         try:
             stat = path.stat()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return pb2.BufferFileState(exists=False)
-        if not path.is_file():
+        if not S_ISREG(stat.st_mode):
             return pb2.BufferFileState(exists=False)
         return pb2.BufferFileState(exists=True, size_bytes=stat.st_size)
 
