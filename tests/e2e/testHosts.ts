@@ -53,6 +53,21 @@ export function runScript(script: string, args: string[], timeoutMs: number): Pr
     });
 }
 
+/**
+ * Runs `scripts/<script> up` as root and returns `make()`; a failed bring-up is removed again with
+ * `down` (its error carries the logs' tails).
+ */
+export async function bringUp<T>(script: string, what: string, make: () => T): Promise<T> {
+    if (process.getuid?.() !== 0) throw new Error(`${what} needs root (network and mount namespaces, more dockerds)`);
+    try {
+        await runScript(script, ["up"], 20 * 60_000);
+    } catch (err) {
+        await runScript(script, ["down"], 180_000);
+        throw err;
+    }
+    return make();
+}
+
 /** A docker CLI environment for an engine's socket, whatever the caller's DOCKER_HOST or context. */
 export function engineDockerEnv(socket: string, env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
     const result: NodeJS.ProcessEnv = { ...env, DOCKER_HOST: `unix://${socket}` };

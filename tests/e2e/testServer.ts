@@ -5,7 +5,7 @@
 // reaches the package mirrors through the host's NAT, and none of the host's own services.
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import { engineDockerEnv, hostLeftovers, type Leftovers, localDocker, pipeImages, run, runScript, scriptPath, type RunOptions } from "./testHosts";
+import { bringUp, engineDockerEnv, hostLeftovers, type Leftovers, localDocker, pipeImages, run, runScript, scriptPath, type RunOptions } from "./testHosts";
 
 export { CommandError, localDocker, run, type RunOptions } from "./testHosts";
 
@@ -122,15 +122,8 @@ function makeServer(): TestServer {
 }
 
 /** Brings up a fresh test server, first removing whatever a previous run left (installs what it needs with apt). */
-export async function startTestServer(): Promise<TestServer> {
-    if (process.getuid?.() !== 0) throw new Error("the test server needs root (namespaces, a second dockerd)");
-    try {
-        await runScript(script, ["up"], 20 * 60_000);
-    } catch (err) {
-        await removeTestServer(); // the error carries the logs' tails
-        throw err;
-    }
-    return makeServer();
+export function startTestServer(): Promise<TestServer> {
+    return bringUp(script, "the test server", makeServer);
 }
 
 /** Removes the test server and everything it made, also a killed run's: processes, netns, veth, iptables rules, directories, cgroups. */

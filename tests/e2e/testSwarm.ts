@@ -3,7 +3,7 @@
 // nodes 1 and 2 workers). scripts/test-swarm.sh makes it; the suite reaches each node's engine on
 // its socket, and kills and restarts a node's engine to stand for a machine lost and back. Images
 // reach the nodes from the swarm's registry, which the local engine and every node trust.
-import { engineDockerEnv, hostLeftovers, type Leftovers, localDocker, pipeImages, run, runScript, type RunOptions } from "./testHosts";
+import { bringUp, engineDockerEnv, hostLeftovers, type Leftovers, localDocker, pipeImages, run, runScript, type RunOptions } from "./testHosts";
 
 const swarmName = "vpe-test-swarm";
 const script = "test-swarm.sh";
@@ -60,15 +60,8 @@ function makeSwarm(): TestSwarm {
 }
 
 /** Brings up a fresh swarm, first removing whatever a previous run left (installs what it needs with apt). */
-export async function startTestSwarm(): Promise<TestSwarm> {
-    if (process.getuid?.() !== 0) throw new Error("the test swarm needs root (namespaces, more dockerds)");
-    try {
-        await runScript(script, ["up"], 20 * 60_000);
-    } catch (err) {
-        await removeTestSwarm(); // the error carries the logs' tails
-        throw err;
-    }
-    return makeSwarm();
+export function startTestSwarm(): Promise<TestSwarm> {
+    return bringUp(script, "the test swarm", makeSwarm);
 }
 
 /** Removes the swarm and everything it made, also a killed run's. */
