@@ -114,6 +114,10 @@ remove_run_netns_if_ours() { # /run/netns is a mount `ip netns add` made when it
 
 # ---- creation ------------------------------------------------------------------------------
 
+ipv4_only() { # ipv4_only LINK: no link-local IPv6 path from a test host to this machine's services
+  if [ -e "/proc/sys/net/ipv6/conf/$1/disable_ipv6" ]; then echo 1 >"/proc/sys/net/ipv6/conf/$1/disable_ipv6"; fi
+}
+
 # Runs inside `unshare -m` and the host's network namespace, and makes the host's own root: the
 # machine's root filesystem (without its other mounts) under an overlay whose writes (a bind
 # mount's missing source, a user, /etc/docker) stay in memory, not on the machine; the checkout,

@@ -41,8 +41,7 @@ make_network() {
   ip netns add "$name"
   ip link add $host_if type veth peer name $server_if netns "$name"
   ip addr add $host_ip/30 dev $host_if
-  # IPv4 only: no link-local IPv6 path from the server to the host's services.
-  if [ -e /proc/sys/net/ipv6/conf/$host_if/disable_ipv6 ]; then echo 1 >/proc/sys/net/ipv6/conf/$host_if/disable_ipv6; fi
+  ipv4_only $host_if
   ip link set $host_if up
   ip -n "$name" addr add $server_ip/30 dev $server_if
   ip -n "$name" link set lo up

@@ -28,6 +28,10 @@ export repo_root
 
 node_ip() { echo "10.214.0.$((10 + $1))"; }
 
+select_swarm() { # the globals for what is the swarm's own: the registry, its CA and data
+  export name=$swarm run=$swarm_run data=/var/lib/$swarm
+}
+
 select_node() { # sets the globals the library's functions act on
   [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -lt $node_count ] || die "no node $1: nodes are 0 to $((node_count - 1))"
   node=$1
@@ -46,26 +50,14 @@ down() {
     [ -e "/run/netns/$name" ] && ip netns del "$name"   # with the node's end of its veth pair
     remove_host
   done
-  remove_registry
   for i in $(seq 0 $((node_count - 1))); do ip link del "$bridge$i" 2>/dev/null || true; done
   ip link del "$bridge" 2>/dev/null || true
   delete_iptables_rules "$swarm"
-  remove_run_netns_if_ours "$swarm_run/made-run-netns"
-  rm -rf "$swarm_run"
-}
-
-remove_registry() {
-  local pid _
-  for _ in $(seq 1 50); do
-    pid=$(pgrep -f -- "$registry_run/config.yml" || true)
-    [ -z "$pid" ] && break
-    kill -9 $pid 2>/dev/null || true
-    sleep 0.1
-  done
-  [ -z "$pid" ] || die "the registry ($pid) survives kill -9"
   rm -rf "${local_certs:?}/$registry"
   if [ -e "$swarm_run/made-certs-d" ]; then rmdir "$local_certs" 2>/dev/null || true; fi
-  rm -rf --one-file-system "/var/lib/$swarm"
+  remove_run_netns_if_ours "$swarm_run/made-run-netns"
+  select_swarm
+  remove_host   # the registry (its pid file), its data and $swarm_run
 }
 
 # ---- creation ------------------------------------------------------------------------------
@@ -81,14 +73,14 @@ make_network() {
     select_node "$i"
     ip netns add "$name"
     ip link add "$bridge$i" type veth peer name eth0 netns "$name"
-    if [ -e "/proc/sys/net/ipv6/conf/$bridge$i/disable_ipv6" ]; then echo 1 >"/proc/sys/net/ipv6/conf/$bridge$i/disable_ipv6"; fi
+    ipv4_only "$bridge$i"
     ip link set "$bridge$i" master "$bridge" up
     ip -n "$name" addr add "$(node_ip "$i")/24" dev eth0
     ip -n "$name" link set lo up
     ip -n "$name" link set eth0 up
     # No default route: an address off the bridge is unreachable from a node, not routed on.
   done
-  if [ -e "/proc/sys/net/ipv6/conf/$bridge/disable_ipv6" ]; then echo 1 >"/proc/sys/net/ipv6/conf/$bridge/disable_ipv6"; fi
+  ipv4_only "$bridge"
   ip link set "$bridge" up
   # Node to node (the swarm's 2377/tcp, 7946/tcp+udp and VXLAN's 4789/udp) through the bridge,
   # which the local dockerd's FORWARD policy (DROP, with br_netfilter) would stop; to this machine
@@ -130,6 +122,7 @@ http:
 YAML
   setsid setpriv --reuid=65534 --regid=65534 --clear-groups docker-registry serve "$dir/config.yml" \
     </dev/null >>"$dir/registry.log" 2>&1 &
+  echo $! >"$swarm_run/registry.pid"   # setsid and setpriv exec: the registry's own pid
   [ -d "$local_certs" ] || touch "$swarm_run/made-certs-d"
   install -D -m 644 "$dir/ca.crt" "$local_certs/$registry/ca.crt"
   local i
