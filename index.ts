@@ -16,6 +16,7 @@ import { Spark } from "./components/spark";
 import { Warehouse, postgresUrl } from "./components/warehouse";
 import { loadConfig } from "./config";
 import { useEngine } from "./lib/dockerEngine";
+import { engineRuntime } from "./lib/workload";
 import { sshArgs } from "./lib/ssh";
 import { platform, projectRoot } from "./platform";
 
@@ -28,7 +29,9 @@ try {
 const prefix = config.namePrefix;
 const retainData = !config.deleteDataOnDestroy;
 
-const network = new Network(prefix, { namePrefix: prefix });
+// Every stack file so far runs on one engine; the swarm runtime is exercised by the test swarm.
+const runtime = engineRuntime;
+const network = new Network(prefix, { namePrefix: prefix, runtime });
 
 const debian = new docker.RemoteImage(`${prefix}-debian-image`, { name: platform.images.debian, keepLocally: true });
 const airflowVolume = (volume: string, subdirs: string[], mode: string, retainOnDelete = retainData) =>
@@ -99,6 +102,7 @@ const executor = new Executor(prefix, {
 
 const spark = new Spark(prefix, {
     namePrefix: prefix,
+    runtime,
     network: network.name,
     bindAddress: config.bindAddress,
     config: config.spark,

@@ -3,7 +3,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { MetricsConfig } from "../config";
-import { type ServiceContainerArgs, publish, serviceContainer } from "../lib/containers";
+import { publish, serviceContainer } from "../lib/containers";
+import type { Workload } from "../lib/workload";
 import { goDuration } from "../lib/durations";
 import { localImage } from "../lib/images";
 import { type SecretFile, secretPath, secretReaderGroups, secretUploads } from "../lib/secretFiles";
@@ -147,7 +148,7 @@ interface Exporter {
     /** What its healthcheck fetches: a page that costs nothing to serve. */
     probePath: string;
     intervalSeconds?: number;
-    container: Pick<ServiceContainerArgs, "command" | "envs" | "uploads" | "volumes" | "groupAdds">;
+    container: Pick<Workload, "command" | "envs" | "uploads" | "volumes" | "groupAdds">;
 }
 
 /** Airflow's StatsD in, Prometheus' names out. Its counters live in memory: a restart resets them, which rate() and increase() allow for. */

@@ -1,12 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { SparkConfig } from "../config";
-import { publish, serviceContainer } from "../lib/containers";
+import { publish } from "../lib/containers";
 import { localImage } from "../lib/images";
+import type { Runtime } from "../lib/workload";
 import type { ScrapeJob } from "./monitoring";
 import { platform, userSpec } from "../platform";
 
 export interface SparkArgs {
     namePrefix: string;
+    runtime: Runtime;
     network: pulumi.Input<string>;
     bindAddress: string;
     config: SparkConfig;
@@ -56,15 +58,16 @@ export class Spark extends pulumi.ComponentResource {
                 namePrefix: args.namePrefix,
                 service: "spark",
                 args: { DEBIAN_IMAGE: platform.images.debian, SPARK_HOME: platform.paths.sparkHome },
+                registry: args.runtime.registry,
             },
             { parent: this },
         );
         const logs = { volumeName: args.logVolume, containerPath: platform.paths.logs };
         const user = userSpec(platform.users.spark);
-        const containerNames = [`${args.namePrefix}-spark-master`];
-        const master = serviceContainer(
+        const masterName = `${args.namePrefix}-spark-master`;
+        const master = args.runtime.run(
             {
-                name: containerNames[0],
+                name: masterName,
                 image: image.repoDigest,
                 network: args.network,
                 alias: platform.aliases.sparkMaster,
@@ -89,24 +92,24 @@ export class Spark extends pulumi.ComponentResource {
             },
             { parent: this },
         );
-        const workerAliases: string[] = [];
-        for (let i = 1; i <= args.config.workers; i++) {
-            const alias = `${platform.aliases.sparkWorker}-${i}`;
-            workerAliases.push(alias);
-            containerNames.push(`${args.namePrefix}-${alias}`);
-            serviceContainer(
-                {
-                    name: containerNames.at(-1)!,
+        const workers = {
+            name: `${args.namePrefix}-${platform.aliases.sparkWorker}`,
+            alias: platform.aliases.sparkWorker,
+            count: args.config.workers,
+        };
+        const workerServices = args.runtime.runReplicated(
+            {
+                ...workers,
+                describe: ({ hostname }) => ({
                     image: image.repoDigest,
                     network: args.network,
-                    alias,
                     user,
                     command: ["spark-class", "org.apache.spark.deploy.worker.Worker", sparkMasterUrl],
                     envs: [
                         `SPARK_WORKER_CORES=${args.config.workerCores}`,
                         `SPARK_WORKER_MEMORY=${args.config.workerMemory}`,
                         `SPARK_WORKER_WEBUI_PORT=${platform.ports.sparkWorkerUi}`,
-                        `SPARK_WORKER_DIR=${platform.paths.logs}/spark/${alias}`,
+                        `SPARK_WORKER_DIR=${platform.paths.logs}/spark/${hostname}`,
                         `SPARK_WORKER_OPTS=${workerCleanupOpts(args.logRetentionDays)} ${prometheusServletOpts}`,
                     ],
                     volumes: [logs],
@@ -114,18 +117,24 @@ export class Spark extends pulumi.ComponentResource {
                         test: ["CMD", "curl", "-fsS", "-o", "/dev/null", `http://localhost:${platform.ports.sparkWorkerUi}/json/`],
                         startPeriodSeconds: 20,
                     },
-                },
-                { parent: this, dependsOn: [master] },
-            );
-        }
+                }),
+            },
+            { parent: this, dependsOn: [master] },
+        );
+        const workerAliases = Array.from({ length: workers.count }, (_, i) => `${workers.alias}-${i + 1}`);
         this.masterUrl = sparkMasterUrl;
         this.uiUrl = `http://${args.bindAddress}:${args.config.masterUiHostPort}`;
         this.workerCount = args.config.workers;
-        this.containerNames = containerNames;
-        this.scrapeJobs = [
-            { job: "spark-master", targets: [`${platform.aliases.sparkMaster}:${platform.ports.sparkMasterUi}`], metricsPath: platform.paths.sparkMasterMetrics },
-            { job: "spark-worker", targets: workerAliases.map((a) => `${a}:${platform.ports.sparkWorkerUi}`), metricsPath: platform.paths.sparkWorkerMetrics },
-        ];
+        this.containerNames = [masterName, ...workerServices.map((w) => w.name)];
+        // A swarm task's hostname does not resolve on the overlay network (its tasks are found as
+        // tasks.<service>), which Monitoring does not query yet: no scrape jobs there.
+        this.scrapeJobs =
+            args.runtime.kind === "engine"
+                ? [
+                      { job: "spark-master", targets: [`${platform.aliases.sparkMaster}:${platform.ports.sparkMasterUi}`], metricsPath: platform.paths.sparkMasterMetrics },
+                      { job: "spark-worker", targets: workerAliases.map((a) => `${a}:${platform.ports.sparkWorkerUi}`), metricsPath: platform.paths.sparkWorkerMetrics },
+                  ]
+                : [];
         this.registerOutputs({ masterUrl: this.masterUrl, uiUrl: this.uiUrl });
     }
 }

@@ -3,6 +3,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { engineSupportsStartInterval } from "./dockerEngine";
 import { goDuration } from "./durations";
+import type { Workload } from "./workload";
 
 export interface Healthcheck {
     /** Docker healthcheck test, starting with CMD or CMD-SHELL. */
@@ -36,32 +37,8 @@ export function healthcheckSpec(h: Healthcheck, startInterval: boolean): docker.
     };
 }
 
-export interface ServiceContainerArgs {
-    /** Container name; also the Pulumi resource name. */
-    name: string;
-    image: pulumi.Input<string>;
-    network: pulumi.Input<string>;
-    /** Stable DNS name on the stack network; also the container's hostname. */
-    alias: string;
-    healthcheck: Healthcheck;
-    command?: pulumi.Input<string>[];
-    envs?: pulumi.Input<pulumi.Input<string>[]>;
-    user?: string;
-    volumes?: pulumi.Input<docker.types.input.ContainerVolume>[];
-    ports?: docker.types.input.ContainerPort[];
-    labels?: docker.types.input.ContainerLabel[];
-    /** Files written before the container starts: credentials (lib/secretFiles) and TLS material. */
-    uploads?: pulumi.Input<docker.types.input.ContainerUpload>[];
-    /** Supplementary groups of the container's user. */
-    groupAdds?: string[];
-    memoryMb?: number;
-    /** Seconds `pulumi up` waits for the healthcheck to pass at create. */
-    waitTimeoutSeconds?: number;
-    /** Seconds Docker waits after SIGTERM before SIGKILL. */
-    stopTimeoutSeconds?: number;
-}
-
-const defaultWaitSeconds = 180;
+/** Seconds `pulumi up` waits for a workload to be healthy unless it says otherwise. */
+export const defaultWaitSeconds = 180;
 
 /**
  * A long-running service: healthchecked, restarted unless stopped by hand, on the stack network,
@@ -70,7 +47,7 @@ const defaultWaitSeconds = 180;
  * provider (kreuzwerker #988), so a healthcheck change replaces the container.
  */
 export function serviceContainer(
-    args: ServiceContainerArgs,
+    args: Workload,
     opts: pulumi.CustomResourceOptions,
 ): docker.Container {
     return new docker.Container(

@@ -29,6 +29,9 @@ ln -s "$("$venv/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspar
 
 useradd --uid "$(json users.spark.uid)" --gid "$(json users.spark.gid)" \
   --create-home --home-dir /home/spark --shell /bin/bash spark
+# A logs volume that a swarm node creates on first use is filled from the image: the workers'
+# folder is then there, the spark user's.
+install -d -o spark -g "$(json users.spark.gid)" -m 2775 "$(json paths.logs)/spark"
 
 # One image serves master and worker: healthy when either web UI of this container answers.
 # The worker's port follows SPARK_WORKER_WEBUI_PORT when the stack sets it.

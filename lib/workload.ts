@@ -1,0 +1,174 @@
+// Each long-running service is described once, as a workload, and the stack chooses how it runs:
+// as a container on one Docker engine, or as a service on a Docker Swarm. Components describe;
+// the runtime decides where. A workload with copies (Spark workers) is one description of a copy,
+// given the copy's hostname: one engine runs `<name>-<n>` containers, a swarm one service whose
+// tasks fill in their slot number from a template.
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { type Healthcheck, defaultWaitSeconds, probeDefaults, serviceContainer } from "./containers";
+import { goDuration } from "./durations";
+
+export interface Workload {
+    /** Container or service name; also the Pulumi resource name. */
+    name: string;
+    image: pulumi.Input<string>;
+    network: pulumi.Input<string>;
+    /** Stable DNS name on the stack network; also the container's hostname. */
+    alias: string;
+    healthcheck: Healthcheck;
+    /** Arguments to the image's entrypoint (a container's command, a service's args). */
+    command?: pulumi.Input<string>[];
+    envs?: pulumi.Input<pulumi.Input<string>[]>;
+    user?: string;
+    volumes?: pulumi.Input<docker.types.input.ContainerVolume>[];
+    ports?: docker.types.input.ContainerPort[];
+    labels?: docker.types.input.ContainerLabel[];
+    /** Files written before the container starts: credentials (lib/secretFiles) and TLS material. */
+    uploads?: pulumi.Input<docker.types.input.ContainerUpload>[];
+    /** Supplementary groups of the container's user. */
+    groupAdds?: string[];
+    memoryMb?: number;
+    /** Seconds `pulumi up` waits for the workload to be healthy. */
+    waitTimeoutSeconds?: number;
+    /** Seconds Docker waits after SIGTERM before SIGKILL. */
+    stopTimeoutSeconds?: number;
+}
+
+/** What one copy of a replicated workload is told about itself. */
+export interface Copy {
+    /** Its own hostname: `<alias>-<n>`, n counting from 1. */
+    hostname: string;
+}
+
+export interface ReplicatedWorkload {
+    /** Base name: copies are `<name>-<n>` on one engine; the swarm service is `<name>`. */
+    name: string;
+    /** Base alias: each copy's hostname is `<alias>-<n>`; on a swarm `<alias>` names them all. */
+    alias: string;
+    count: number;
+    describe(copy: Copy): Omit<Workload, "name" | "alias">;
+}
+
+export interface Runtime {
+    readonly kind: "engine" | "swarm";
+    /** Where images go so that every node can pull them; none on one engine. */
+    readonly registry?: string;
+    /** The stack network's driver and options. */
+    readonly network: { driver: string; attachable?: boolean; options?: Record<string, string> };
+    run(workload: Workload, opts: pulumi.CustomResourceOptions): pulumi.CustomResource;
+    /** The containers or the service, each with the name `status` and the exporter know it by. */
+    runReplicated(workload: ReplicatedWorkload, opts: pulumi.CustomResourceOptions): Deployed[];
+}
+
+export interface Deployed {
+    name: string;
+    resource: pulumi.CustomResource;
+}
+
+/** One engine: each workload a container, each copy a container of its own. */
+export const engineRuntime: Runtime = {
+    kind: "engine",
+    network: { driver: "bridge" },
+    run: (workload, opts) => serviceContainer(workload, opts),
+    runReplicated: (workload, opts) =>
+        Array.from({ length: workload.count }, (_, i) => {
+            const [name, alias] = [`${workload.name}-${i + 1}`, `${workload.alias}-${i + 1}`];
+            return { name, resource: serviceContainer({ ...workload.describe({ hostname: alias }), name, alias }, opts) };
+        }),
+};
+
+export interface SwarmOptions {
+    /** The swarm manager's engine, which creates and updates the services. */
+    provider: docker.Provider;
+    /** A registry every node pulls from, as host:port. */
+    registry: string;
+    /** Tasks of one service at most on one node (Spark and Celery workers spread out). */
+    maxPerNode: number;
+    /** Whether the overlay network encrypts traffic between nodes (IPsec; needs the kernel's ESP). */
+    encrypted: boolean;
+}
+
+/** The swarm's template for a task's slot number (1..replicas). */
+export const taskSlot = "{{.Task.Slot}}";
+
+function envMap(envs: string[] | undefined): Record<string, string> {
+    const map: Record<string, string> = {};
+    for (const entry of envs ?? []) {
+        const at = entry.indexOf("=");
+        map[at < 0 ? entry : entry.slice(0, at)] = at < 0 ? "" : entry.slice(at + 1);
+    }
+    return map;
+}
+
+/**
+ * The service spec of a workload. Published ports bind every interface of the node that runs the
+ * task (a swarm cannot bind one address), so only ports configured for 0.0.0.0 are published;
+ * others are left out with a warning. Endpoints resolve by DNS round robin: the swarm's virtual
+ * IPs need IPVS, which not every kernel has.
+ */
+export function serviceArgs(workload: Workload, replicas: number, hostname: string, swarm: Omit<SwarmOptions, "provider">): docker.ServiceArgs {
+    if (workload.uploads !== undefined && workload.uploads.length > 0) {
+        throw new pulumi.RunError(`${workload.name}: files (uploads) cannot reach a swarm service yet; it runs on one engine only`);
+    }
+    const h = workload.healthcheck;
+    const published = (workload.ports ?? []).filter((p) => p.ip === "0.0.0.0");
+    for (const p of (workload.ports ?? []).filter((q) => q.ip !== "0.0.0.0")) {
+        pulumi.log.warn(`${workload.name}: port ${p.external} is not published: on a swarm it would bind every interface of the node, and vpe:bindAddress is ${p.ip}`);
+    }
+    return {
+        name: workload.name,
+        taskSpec: {
+            containerSpec: {
+                image: workload.image,
+                hostname,
+                args: workload.command,
+                env: pulumi.output(workload.envs ?? []).apply((envs) => envMap(envs)),
+                user: workload.user,
+                groups: workload.groupAdds,
+                labels: workload.labels,
+                mounts: (workload.volumes ?? []).map((v) =>
+                    pulumi.output(v).apply((volume) => ({ type: "volume", source: volume.volumeName, target: volume.containerPath!, readOnly: volume.readOnly })),
+                ),
+                healthcheck: {
+                    tests: h.test,
+                    interval: goDuration(h.intervalSeconds ?? probeDefaults.intervalSeconds),
+                    timeout: goDuration(h.timeoutSeconds ?? probeDefaults.timeoutSeconds),
+                    retries: h.retries ?? probeDefaults.retries,
+                    startPeriod: goDuration(h.startPeriodSeconds ?? probeDefaults.startPeriodSeconds),
+                },
+                stopGracePeriod: workload.stopTimeoutSeconds === undefined ? undefined : goDuration(workload.stopTimeoutSeconds),
+            },
+            networksAdvanceds: [{ name: workload.network, aliases: [workload.alias] }],
+            placement: { maxReplicas: swarm.maxPerNode },
+            resources: workload.memoryMb === undefined ? undefined : { limits: { memoryBytes: workload.memoryMb * 1024 * 1024 } },
+            restartPolicy: { condition: "any", delay: "5s" },
+        },
+        mode: { replicated: { replicas } },
+        endpointSpec: {
+            mode: "dnsrr",
+            ports: published.map((p) => ({ targetPort: p.internal, publishedPort: p.external, publishMode: "host", protocol: p.protocol ?? "tcp" })),
+        },
+        // The new task starts, and must be healthy, before the old one stops; a failed update is rolled back.
+        updateConfig: { order: "start-first", parallelism: 1, failureAction: "rollback", monitor: "10s" },
+        rollbackConfig: { order: "start-first", parallelism: 1 },
+        convergeConfig: { delay: "2s", timeout: goDuration(workload.waitTimeoutSeconds ?? defaultWaitSeconds) },
+    };
+}
+
+/** A swarm: each workload one service, its copies the service's replicas. */
+export function swarmRuntime(options: SwarmOptions): Runtime {
+    const service = (workload: Workload, replicas: number, hostname: string, opts: pulumi.CustomResourceOptions) =>
+        new docker.Service(workload.name, serviceArgs(workload, replicas, hostname, options), { ...opts, provider: options.provider });
+    return {
+        kind: "swarm",
+        registry: options.registry,
+        network: { driver: "overlay", attachable: true, options: options.encrypted ? { encrypted: "true" } : {} },
+        run: (workload, opts) => service(workload, 1, workload.alias, opts),
+        runReplicated: (workload, opts) => {
+            if (workload.count === 0) return [];
+            const hostname = `${workload.alias}-${taskSlot}`;
+            const described = { ...workload.describe({ hostname }), name: workload.name, alias: workload.alias };
+            return [{ name: workload.name, resource: service(described, workload.count, hostname, opts) }];
+        },
+    };
+}
