@@ -9,6 +9,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { changed, destroy, type HarnessOptions, up } from "../../e2e/harness";
+import { expectFailure } from "./harness/support";
 import { waitFor } from "./platform";
 import { localDocker, run } from "./testHosts";
 import { removeTestSwarm, startTestSwarm, type SwarmNode, testSwarmLeftovers, type TestSwarm } from "./testSwarm";
@@ -168,6 +170,90 @@ describe("the test swarm", { timeout: 20 * 60_000 }, () => {
             return names === "" ? true : undefined;
         }, 500);
         assert.deepEqual(runningOn(swarm, "survivor", 2), after, "still two tasks, where they moved");
+    });
+
+    it("runs the platform's Spark component as swarm services: workers spread, registered, moved when a node is lost", async (t) => {
+        const prefix = `vpe-sw${process.pid}`;
+        const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "vpe-swarm-state-"));
+        const options = (...config: string[]): HarnessOptions => ({
+            projectDir: path.join(__dirname, "fixtures", "swarm"),
+            stack: "swarm",
+            statePath: path.join(stateDir, "state.json"),
+            config: [`prefix=${prefix}`, `registry=${swarm.registry}`, `managerHost=unix://${swarm.manager.socket}`, "sparkWorkers=2", ...config],
+            logStream: "ignore",
+        });
+        const [master, workers] = [`${prefix}-spark-master`, `${prefix}-spark-worker`];
+        /** The master's view (its /json/), asked inside its task's container on its node. */
+        const masterState = () => {
+            const [taskNode] = runningOn(swarm, master, 1) ?? [];
+            const node = swarm.nodes.find((n) => n.hostname === taskNode);
+            if (node === undefined) return undefined;
+            const container = swarm.docker(["ps", "--filter", `label=com.docker.swarm.service.name=${master}`, "--format", "{{.ID}}"], { node });
+            const json = swarm.docker(["exec", container, "curl", "-fsS", "http://localhost:8080/json/"], { node });
+            return JSON.parse(json) as { aliveworkers: number; workers: { host: string; state: string }[] };
+        };
+        /** Each worker task's node and overlay address, keyed by address. */
+        const workerNodes = () =>
+            new Map(
+                swarm.nodes.flatMap((node) =>
+                    swarm
+                        .docker(["ps", "--filter", `label=com.docker.swarm.service.name=${workers}`, "--format", "{{.ID}}"], { node })
+                        .split("\n")
+                        .filter(Boolean)
+                        .map((id) => [swarm.docker(["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", id], { node }), node.hostname] as const),
+                ),
+            );
+        try {
+            let start = Date.now();
+            const first = await up(options());
+            t.diagnostic(`up (image pushed, services converged): ${seconds(start)} s`);
+            assert.deepEqual(runningOn(swarm, master, 1)?.length, 1, "the master converged");
+            const spread = runningOn(swarm, workers, 2);
+            assert.ok(spread && new Set(spread).size === 2, `two workers on two nodes: ${spread}`);
+            assert.ok(first.warnings.some((w) => w.includes(`${master}: port 18181 is not published`)), `the unpublished port is a warning: ${first.warnings}`);
+            const image = swarm.docker(["service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", workers]);
+            assert.match(image, new RegExp(`^${swarm.registry}/${prefix}/spark@sha256:[0-9a-f]{64}$`), "services run the pushed image by digest");
+
+            const registered = await waitFor("both workers registered with the master", 120_000, () => {
+                const state = masterState();
+                return state?.aliveworkers === 2 ? state : undefined;
+            }, 1000);
+            const nodesByAddress = workerNodes();
+            const registeredFrom = registered.workers.filter((w) => w.state === "ALIVE").map((w) => nodesByAddress.get(w.host));
+            assert.equal(new Set(registeredFrom).size, 2, `workers registered from two nodes: ${JSON.stringify(registered.workers)} ${[...nodesByAddress]}`);
+            assert.ok(registeredFrom.every((n) => n !== undefined));
+
+            const again = await up(options());
+            assert.deepEqual(changed(again), {}, "an unchanged up changes nothing");
+
+            const lost = swarm.nodes.find((node) => node !== swarm.manager && spread.includes(node.hostname));
+            assert.ok(lost, `a worker node runs a Spark worker: ${spread}`);
+            start = Date.now();
+            await swarm.killNode(lost);
+            const moved = await waitFor("two Spark workers registered, none on the lost node", 180_000, () => {
+                const state = masterState();
+                const alive = state?.workers.filter((w) => w.state === "ALIVE") ?? [];
+                const where = workerNodes();
+                const nodes = alive.map((w) => where.get(w.host));
+                return alive.length === 2 && nodes.every((n) => n !== undefined && n !== lost.hostname) ? nodes : undefined;
+            }, 1000);
+            t.diagnostic(`Spark workers on ${moved.join(", ")}, registered ${seconds(start)} s after ${lost.hostname} was killed`);
+            await swarm.startNode(lost);
+            await waitFor(`${lost.hostname} Ready again`, 60_000, () => (nodeStatus(swarm, lost) === "Ready" ? true : undefined), 500);
+
+            start = Date.now();
+            const failure = await expectFailure(up(options("brokenService=true")), new RegExp(`service ${prefix}-broken did not converge within 20s: 0/1 tasks running; last task errors:\\n.*No such image`));
+            t.diagnostic(`a service that cannot converge failed the up after ${seconds(start)} s: ${failure.message.split("\n")[0]}`);
+            assert.equal(swarm.docker(["service", "ls", "--quiet", "--filter", `name=${prefix}-broken`]), "", "the service that never converged is removed");
+
+            await destroy(options());
+            assert.equal(swarm.docker(["service", "ls", "--quiet", "--filter", `name=${prefix}`]), "", "destroy removes the services");
+            assert.equal(swarm.docker(["network", "ls", "--quiet", "--filter", `name=${prefix}-net`]), "", "and the overlay network");
+        } finally {
+            for (const service of swarm.docker(["service", "ls", "--quiet", "--filter", `name=${prefix}`]).split("\n").filter(Boolean)) swarm.docker(["service", "rm", service]);
+            spawnSync(localDocker, ["rmi", `${swarm.registry}/${prefix}/spark:local`], { stdio: "ignore" });
+            fs.rmSync(stateDir, { recursive: true, force: true });
+        }
     });
 
     it("leaves nothing behind when removed, also after a killed run", async () => {

@@ -1,11 +1,13 @@
 // docker Image (pulumi-docker's native provider): Check adds build defaults and a digest of the
 // build context, so a changed file is a diff; any diff is an update that rebuilds. For a local
-// build (skipPush) the provider returns the image ID as repoDigest. Delete leaves the image.
+// build (skipPush) the provider returns the image ID as repoDigest, for a pushed one the
+// registry's digest. Delete leaves the image.
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Props } from "../wire";
+import type { DockerApi } from "../dockerApi";
 import { dockerFor, inspectImage } from "./dockerObjects";
 import type { Handler, HandlerContext } from "./types";
 
@@ -129,8 +131,9 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd: string): 
 async function buildImage(ctx: HandlerContext, inputs: Props): Promise<Props> {
     const build = resolveBuild(inputs);
     const imageName = inputs.imageName as string;
-    if (inputs.skipPush !== true) {
-        throw new Error(`${ctx.urn}: skipPush must be true: the harness has no registry to push ${imageName} to`);
+    const registry = (inputs.registry as Props | undefined)?.server as string | undefined;
+    if (inputs.skipPush !== true && (registry === undefined || !imageName.startsWith(`${registry}/`))) {
+        throw new Error(`${ctx.urn}: pushing ${imageName} needs registry.server, the registry its name starts with`);
     }
     const args = ["build", "-f", build.dockerfile, "-t", imageName, "--platform", build.platform ?? hostPlatform];
     for (const [k, v] of Object.entries(build.args ?? {})) {
@@ -151,16 +154,33 @@ async function buildImage(ctx: HandlerContext, inputs: Props): Promise<Props> {
         throw new Error(`${ctx.urn}: built ${imageName} but the engine does not list it`);
     }
     ctx.metric("imageBytes", image.Size);
+    const repoDigest = inputs.skipPush === true ? image.Id : await push(ctx, engine, imageName, env);
     const relDockerfile = path.relative(path.resolve(ctx.cwd, build.context), path.resolve(ctx.cwd, build.dockerfile));
     return {
         imageName,
         baseImageName: imageName,
-        repoDigest: image.Id,
+        repoDigest,
         context: build.context,
         dockerfile: relDockerfile,
         platform: build.platform,
-        registryServer: (inputs.registry as Props | undefined)?.server,
+        registryServer: registry,
     };
+}
+
+/**
+ * Pushes the built image and returns the registry's reference to it, `<repository>@sha256:...`,
+ * as the provider does after a push (every node of a swarm pulls that same image).
+ */
+async function push(ctx: HandlerContext, engine: DockerApi, imageName: string, env: NodeJS.ProcessEnv): Promise<string> {
+    const started = process.hrtime.bigint();
+    await run(dockerCli, ["push", imageName], env, ctx.cwd);
+    ctx.metric("pushSeconds", Number(process.hrtime.bigint() - started) / 1e9);
+    const repository = imageName.replace(/:[^/:]+$/, "");
+    const digest = (await inspectImage(engine, imageName))?.RepoDigests?.find((d) => d.startsWith(`${repository}@`));
+    if (digest === undefined) {
+        throw new Error(`${ctx.urn}: pushed ${imageName} but the engine records no digest of ${repository}`);
+    }
+    return digest;
 }
 
 export const imageHandler: Handler = {
@@ -175,6 +195,7 @@ export const imageHandler: Handler = {
         "build.builderVersion",
         "build.platform",
         "build.target",
+        "registry.server",
     ],
     forceNew: [],
     async check(ctx, news) {

@@ -12,6 +12,7 @@ import {
     schemaHandler,
 } from "./postgresql";
 import { randomBytesHandler, randomPasswordHandler } from "./random";
+import { serviceHandler } from "./service";
 import { tlsHandlers } from "./tls";
 import type { Handler } from "./types";
 
@@ -33,6 +34,7 @@ const all: Handler[] = [
     imageHandler,
     remoteImageHandler,
     containerHandler,
+    serviceHandler,
     randomPasswordHandler,
     randomBytesHandler,
     dynamicHandler,
