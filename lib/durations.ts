@@ -15,3 +15,11 @@ export function goDuration(seconds: number): string {
     }
     return minutes > 0 ? `${minutes}m${rest}s` : `${rest}s`;
 }
+
+/**
+ * Whole seconds as the docker provider reads a swarm service's durations back: Go's form without
+ * trailing zero units (60 -> "1m", 3600 -> "1h", 90 -> "1m30s"). Services store this, not goDuration.
+ */
+export function swarmDuration(seconds: number): string {
+    return goDuration(seconds).replace(/m0s$/, "m").replace(/h0m$/, "h");
+}

@@ -6,12 +6,13 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { type Healthcheck, defaultWaitSeconds, probeDefaults, serviceContainer } from "./containers";
-import { goDuration } from "./durations";
+import { swarmDuration } from "./durations";
 
 export interface Workload {
     /** Container or service name; also the Pulumi resource name. */
     name: string;
     image: pulumi.Input<string>;
+    /** The stack network as the runtime names it (components/network `attachTo`). */
     network: pulumi.Input<string>;
     /** Stable DNS name on the stack network; also the container's hostname. */
     alias: string;
@@ -53,8 +54,8 @@ export interface Runtime {
     readonly kind: "engine" | "swarm";
     /** Where images go so that every node can pull them; none on one engine. */
     readonly registry?: string;
-    /** The stack network's driver and options. */
-    readonly network: { driver: string; attachable?: boolean; options?: Record<string, string> };
+    /** The stack network's driver and options, and whether workloads name it by its ID (else its name). */
+    readonly network: { driver: string; attachable?: boolean; options?: Record<string, string>; byId?: boolean };
     run(workload: Workload, opts: pulumi.CustomResourceOptions): pulumi.CustomResource;
     /** The containers or the service, each with the name `status` and the exporter know it by. */
     runReplicated(workload: ReplicatedWorkload, opts: pulumi.CustomResourceOptions): Deployed[];
@@ -87,6 +88,9 @@ export interface SwarmOptions {
     /** Whether the overlay network encrypts traffic between nodes (IPsec; needs the kernel's ESP). */
     encrypted: boolean;
 }
+
+/** Seconds a task has to stop after SIGTERM unless its workload says otherwise (Docker's default). */
+const swarmStopSeconds = 10;
 
 /** The swarm's template for a task's slot number (1..replicas). */
 export const taskSlot = "{{.Task.Slot}}";
@@ -131,17 +135,20 @@ export function serviceArgs(workload: Workload, replicas: number, hostname: stri
                 ),
                 healthcheck: {
                     tests: h.test,
-                    interval: goDuration(h.intervalSeconds ?? probeDefaults.intervalSeconds),
-                    timeout: goDuration(h.timeoutSeconds ?? probeDefaults.timeoutSeconds),
+                    interval: swarmDuration(h.intervalSeconds ?? probeDefaults.intervalSeconds),
+                    timeout: swarmDuration(h.timeoutSeconds ?? probeDefaults.timeoutSeconds),
                     retries: h.retries ?? probeDefaults.retries,
-                    startPeriod: goDuration(h.startPeriodSeconds ?? probeDefaults.startPeriodSeconds),
+                    startPeriod: swarmDuration(h.startPeriodSeconds ?? probeDefaults.startPeriodSeconds),
                 },
-                stopGracePeriod: workload.stopTimeoutSeconds === undefined ? undefined : goDuration(workload.stopTimeoutSeconds),
+                // Set, so that delete waits for the task's container (the provider waits only then).
+                stopGracePeriod: swarmDuration(workload.stopTimeoutSeconds ?? swarmStopSeconds),
             },
-            networksAdvanceds: [{ name: workload.network, aliases: [workload.alias] }],
+            // By ID: the provider reads networks back as IDs, and a name would replace the service on every up.
+            networksAdvanceds: [{ id: workload.network, aliases: [workload.alias] }],
             placement: { maxReplicas: swarm.maxPerNode },
             resources: workload.memoryMb === undefined ? undefined : { limits: { memoryBytes: workload.memoryMb * 1024 * 1024 } },
-            restartPolicy: { condition: "any", delay: "5s" },
+            // All four fields: the engine stores the ones left out as zero, which the next diff would show.
+            restartPolicy: { condition: "any", delay: swarmDuration(5), maxAttempts: 0, window: swarmDuration(0) },
         },
         mode: { replicated: { replicas } },
         endpointSpec: {
@@ -149,9 +156,9 @@ export function serviceArgs(workload: Workload, replicas: number, hostname: stri
             ports: published.map((p) => ({ targetPort: p.internal, publishedPort: p.external, publishMode: "host", protocol: p.protocol ?? "tcp" })),
         },
         // The new task starts, and must be healthy, before the old one stops; a failed update is rolled back.
-        updateConfig: { order: "start-first", parallelism: 1, failureAction: "rollback", monitor: "10s" },
-        rollbackConfig: { order: "start-first", parallelism: 1 },
-        convergeConfig: { delay: "2s", timeout: goDuration(workload.waitTimeoutSeconds ?? defaultWaitSeconds) },
+        updateConfig: { order: "start-first", parallelism: 1, failureAction: "rollback", monitor: swarmDuration(10), delay: swarmDuration(0), maxFailureRatio: "0.0" },
+        rollbackConfig: { order: "start-first", parallelism: 1, failureAction: "pause", monitor: swarmDuration(5), delay: swarmDuration(0), maxFailureRatio: "0.0" },
+        convergeConfig: { delay: swarmDuration(2), timeout: swarmDuration(workload.waitTimeoutSeconds ?? defaultWaitSeconds) },
     };
 }
 
@@ -162,7 +169,8 @@ export function swarmRuntime(options: SwarmOptions): Runtime {
     return {
         kind: "swarm",
         registry: options.registry,
-        network: { driver: "overlay", attachable: true, options: options.encrypted ? { encrypted: "true" } : {} },
+        // Options only when encrypting: an empty map is left to the engine rather than stored as set.
+        network: { driver: "overlay", attachable: true, byId: true, ...(options.encrypted ? { options: { encrypted: "true" } } : {}) },
         run: (workload, opts) => service(workload, 1, workload.alias, opts),
         runReplicated: (workload, opts) => {
             if (workload.count === 0) return [];

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
-import { goDuration } from "../../lib/durations";
+import { goDuration, swarmDuration } from "../../lib/durations";
 
 describe("goDuration", () => {
     it("writes whole seconds as Go's Duration.String() does", () => {
@@ -16,6 +16,20 @@ describe("goDuration", () => {
             [3725, "1h2m5s"],
         ];
         for (const [seconds, text] of cases) assert.equal(goDuration(seconds), text);
+    });
+
+    it("writes a swarm service's durations as the provider reads them back: no trailing zero units", () => {
+        const cases: [number, string][] = [
+            [0, "0s"],
+            [5, "5s"],
+            [60, "1m"],
+            [90, "1m30s"],
+            [3600, "1h"],
+            [3660, "1h1m"],
+            [3725, "1h2m5s"],
+        ];
+        for (const [seconds, text] of cases) assert.equal(swarmDuration(seconds), text);
+        assert.throws(() => swarmDuration(0.5), /whole number of seconds/);
     });
 
     it("rejects fractions and negatives", () => {

@@ -67,13 +67,20 @@ export const networkHandler: Handler = {
         return { id: created.Id, outputs: networkOutputs(inputs, net) };
     },
     async delete(ctx, id) {
+        // The provider's first attempt is after 2 s, retried (at least 5 s apart, for 30 s) only
+        // while containers still hold endpoints; a swarm's "in use by task" fails at once.
         const docker = dockerFor(ctx);
-        try {
-            await docker.call(`/networks/${id}`, { method: "DELETE" });
-        } catch (err) {
-            if (!(err instanceof DockerApiError && err.status === 404)) {
-                throw err;
+        const deadline = Date.now() + 30_000;
+        await sleep(2000);
+        for (;;) {
+            try {
+                await docker.call(`/networks/${id}`, { method: "DELETE" });
+                return;
+            } catch (err) {
+                if (err instanceof DockerApiError && err.status === 404) return;
+                if (!/has active endpoints/.test((err as Error).message) || Date.now() > deadline) throw err;
             }
+            await sleep(5000);
         }
     },
 };

@@ -1,8 +1,11 @@
-// docker Service (the Terraform docker provider's docker_service) on a swarm manager's engine:
-// create and update send the whole ServiceSpec, then, with a convergeConfig, wait until every
-// replica runs (healthy, where the task has a healthcheck) and an update has completed; a
-// rolled-back or never-converging service fails naming its tasks' last errors. The provider's
-// read stores the spec as the engine returns it, and its next diff compares against that.
+// docker Service (the Terraform docker provider v4.5.0's docker_service, which @pulumi/docker 5.2
+// wraps) on a swarm manager's engine. Create and update send the whole ServiceSpec, then, with a
+// convergeConfig, wait until every replica runs (the swarm reports a task with a healthcheck as
+// running only once healthy) and an update has completed. A service that never converges on create
+// is removed and the error names only its ID (the provider loses the tasks' errors, upstream #624).
+// The read stores the spec as the engine returns it (durations without trailing zero units,
+// networks as IDs), and the next diff compares the program's inputs against that, blocks the
+// program leaves unset being the provider's to fill (Optional+Computed).
 import type { DockerApi } from "../dockerApi";
 import { DockerApiError } from "../dockerApi";
 import type { Props } from "../wire";
@@ -63,6 +66,7 @@ interface ServiceInspect {
     ID: string;
     Version: { Index: number };
     Spec: EngineSpec;
+    Endpoint?: { Spec?: { Mode?: string } };
     UpdateStatus?: { State?: string; Message?: string };
 }
 
@@ -71,11 +75,15 @@ interface Task {
     Slot?: number;
     NodeID?: string;
     DesiredState: string;
-    Status: { State: string; Err?: string; Message?: string; Timestamp?: string };
+    Status: { State: string; Err?: string; Message?: string; Timestamp?: string; ContainerStatus?: { ContainerID?: string } };
 }
 
 const ns = (value: unknown, field: string) => (typeof value === "string" ? parseGoDuration(value, field) : undefined);
-const goOrUndefined = (value: number | undefined) => (value === undefined ? undefined : formatGoDuration(value));
+/** A duration as the provider's read writes it: Go's form without trailing zero units ("1m", not "1m0s"). */
+export function shortDuration(ns: number): string {
+    return formatGoDuration(ns).replace(/m0s$/, "m").replace(/h0m$/, "h");
+}
+const shortOrUndefined = (value: number | undefined) => (value === undefined ? undefined : shortDuration(value));
 
 function updateSpec(config: Props | undefined, field: string): UpdateConfigSpec | undefined {
     if (config === undefined) return undefined;
@@ -123,7 +131,7 @@ export function serviceSpec(inputs: Props): EngineSpec {
                           },
                 StopGracePeriod: ns(container.stopGracePeriod, "stopGracePeriod"),
             },
-            Networks: ((task.networksAdvanceds ?? []) as { name: string; aliases?: string[] }[]).map((n) => ({ Target: n.name, Aliases: n.aliases })),
+            Networks: ((task.networksAdvanceds ?? []) as { id?: string; name?: string; aliases?: string[] }[]).map((n) => ({ Target: (n.id ?? n.name)!, Aliases: n.aliases })),
             Placement: task.placement === undefined ? undefined : { Constraints: (task.placement as Props).constraints as string[] | undefined, MaxReplicas: (task.placement as Props).maxReplicas as number | undefined },
             Resources: task.resources === undefined ? undefined : { Limits: { MemoryBytes: ((task.resources as Props).limits as Props | undefined)?.memoryBytes as number | undefined } },
             RestartPolicy:
@@ -159,10 +167,10 @@ function readUpdateConfig(c: UpdateConfigSpec | undefined): Props | undefined {
     if (c === undefined) return undefined;
     return {
         parallelism: c.Parallelism ?? 0,
-        delay: formatGoDuration(c.Delay ?? 0),
+        delay: shortDuration(c.Delay ?? 0),
         failureAction: c.FailureAction,
-        monitor: formatGoDuration(c.Monitor ?? 0),
-        maxFailureRatio: String(c.MaxFailureRatio ?? 0),
+        monitor: shortDuration(c.Monitor ?? 0),
+        maxFailureRatio: (c.MaxFailureRatio ?? 0).toFixed(1),
         order: c.Order,
     };
 }
@@ -190,18 +198,15 @@ export function readService(spec: EngineSpec, inputs: Props): Props {
                         ? undefined
                         : {
                               tests: c.Healthcheck.Test,
-                              interval: formatGoDuration(c.Healthcheck.Interval ?? 0),
-                              timeout: formatGoDuration(c.Healthcheck.Timeout ?? 0),
-                              startPeriod: formatGoDuration(c.Healthcheck.StartPeriod ?? 0),
+                              interval: shortDuration(c.Healthcheck.Interval ?? 0),
+                              timeout: shortDuration(c.Healthcheck.Timeout ?? 0),
+                              startPeriod: shortDuration(c.Healthcheck.StartPeriod ?? 0),
                               retries: c.Healthcheck.Retries ?? 0,
                           },
-                stopGracePeriod: goOrUndefined(c.StopGracePeriod),
+                stopGracePeriod: shortOrUndefined(c.StopGracePeriod),
             },
-            networksAdvanceds: (t.Networks ?? []).map((n, i) => ({
-                // The engine stores the network's ID; the provider keeps the name it was given.
-                name: (((inputs.taskSpec as Props).networksAdvanceds as Props[] | undefined)?.[i]?.name as string | undefined) ?? n.Target,
-                aliases: n.Aliases,
-            })),
+            // As the engine stores them: by ID (a network given by name reads back as its ID).
+            networksAdvanceds: (t.Networks ?? []).map((n) => ({ id: n.Target, aliases: n.Aliases })),
             placement: t.Placement === undefined ? undefined : { constraints: t.Placement.Constraints, maxReplicas: t.Placement.MaxReplicas },
             resources: t.Resources?.Limits === undefined ? undefined : { limits: { memoryBytes: t.Resources.Limits.MemoryBytes } },
             restartPolicy:
@@ -209,9 +214,9 @@ export function readService(spec: EngineSpec, inputs: Props): Props {
                     ? undefined
                     : {
                           condition: t.RestartPolicy.Condition,
-                          delay: goOrUndefined(t.RestartPolicy.Delay),
+                          delay: shortOrUndefined(t.RestartPolicy.Delay),
                           maxAttempts: t.RestartPolicy.MaxAttempts,
-                          window: goOrUndefined(t.RestartPolicy.Window),
+                          window: shortOrUndefined(t.RestartPolicy.Window),
                       },
             forceUpdate: t.ForceUpdate ?? 0,
         },
@@ -239,11 +244,11 @@ function pruneUndefined(value: unknown): unknown {
     return value;
 }
 
-async function tasksOf(docker: DockerApi, id: string): Promise<Task[]> {
-    return docker.call<Task[]>("/tasks", { query: { filters: JSON.stringify({ service: [id] }) } });
+async function tasksOf(docker: DockerApi, filters: Record<string, string[]>): Promise<Task[]> {
+    return docker.call<Task[]>("/tasks", { query: { filters: JSON.stringify(filters) } });
 }
 
-/** Each failed or refused task's last error, newest first, for the message naming the service. */
+/** Each task's last error, newest first (for the harness's log: the provider reports none). */
 function taskErrors(tasks: Task[]): string[] {
     return tasks
         .filter((t) => t.Status.Err !== undefined && t.Status.Err !== "")
@@ -252,42 +257,123 @@ function taskErrors(tasks: Task[]): string[] {
 }
 
 /**
- * Waits until the service runs its replicas, each task's container started (and healthy: the
- * swarm reports a task with a healthcheck as running only once it passes) and an update done.
+ * The provider's converge wait: a first check after `firstDelayMs`, then polls from 5 s backing
+ * off to 10 s, until the service runs its replicas (tasks running on nodes that are not down) and
+ * any update has completed; an update that paused or rolled back fails with the provider's words.
  */
-async function converge(ctx: HandlerContext, docker: DockerApi, id: string, config: Props): Promise<void> {
-    const delayMs = (ns(config.delay, "convergeConfig.delay") ?? 7e9) / 1e6;
-    const timeoutMs = (ns(config.timeout, "convergeConfig.timeout") ?? 180e9) / 1e6;
-    const deadline = Date.now() + timeoutMs;
+async function converge(ctx: HandlerContext, docker: DockerApi, id: string, config: Props, firstDelayMs: number): Promise<void> {
+    const timeout = (config.timeout as string | undefined) ?? "3m";
+    const deadline = Date.now() + parseGoDuration(timeout, "convergeConfig.timeout") / 1e6;
+    let waitMs = firstDelayMs;
+    let rollback = false;
     for (;;) {
+        await sleep(Math.min(waitMs, Math.max(0, deadline - Date.now())));
         const service = await docker.call<ServiceInspect>(`/services/${id}`);
-        const update = service.UpdateStatus?.State;
-        if (update === "rollback_completed" || update === "rollback_paused" || update === "paused") {
-            const errors = taskErrors(await tasksOf(docker, id));
-            throw new Error(`service ${service.Spec.Name}: update ${update}: ${service.UpdateStatus?.Message ?? ""}${errors.length ? `\n${errors.slice(0, 3).join("\n")}` : ""}`);
-        }
-        const wanted = service.Spec.Mode.Replicated?.Replicas ?? 1;
-        const tasks = await tasksOf(docker, id);
-        const running = tasks.filter((t) => t.DesiredState === "running" && t.Status.State === "running").length;
-        const updating = update === "updating" || update === "rollback_started";
-        if (running === wanted && !updating && tasks.filter((t) => t.DesiredState === "running").length === wanted) {
+        const update = service.UpdateStatus;
+        const message = update?.Message ?? "";
+        if (update?.State === "rollback_completed") throw new Error(`service rollback completed: ${message}`);
+        if (update?.State === "paused") throw new Error(`service update paused: ${message}`);
+        if (update?.State === "rollback_paused") throw new Error(`service rollback paused: ${message}`);
+        rollback ||= update?.State === "rollback_started";
+        const wanted = service.Spec.Mode.Replicated?.Replicas;
+        if (wanted === undefined) throw new Error("no replica count");
+        const tasks = await tasksOf(docker, { service: [id], "desired-state": ["running"] });
+        const down = new Set((await docker.call<{ ID: string; Status: { State: string } }[]>("/nodes")).filter((n) => n.Status.State === "down").map((n) => n.ID));
+        const running = tasks.filter((t) => t.Status.State === "running" && !down.has(t.NodeID ?? "")).length;
+        const updating = update?.State === "updating" || update?.State === "rollback_started";
+        if (running === wanted && !updating) {
+            if (rollback) throw new Error(`service rollback completed: ${message}`);
             return;
         }
         if (Date.now() >= deadline) {
-            const errors = taskErrors(tasks);
-            throw new Error(
-                `service ${service.Spec.Name} did not converge within ${config.timeout ?? "3m0s"}: ${running}/${wanted} tasks running` +
-                    (errors.length ? `; last task errors:\n${errors.slice(0, 3).join("\n")}` : ""),
-            );
+            const errors = taskErrors(await tasksOf(docker, { service: [id] }));
+            if (errors.length > 0) ctx.log(`service ${service.Spec.Name}: ${errors.slice(0, 3).join("; ")}`);
+            throw new Error(`Service with ID (${id}) did not converge after ${formatGoDuration(parseGoDuration(timeout, "convergeConfig.timeout"))}`);
         }
         ctx.log(`service ${service.Spec.Name}: ${running}/${wanted} tasks running`);
-        await sleep(delayMs);
+        waitMs = waitMs < 5000 ? 5000 : Math.min(waitMs * 2, 10_000);
     }
 }
 
 async function inspect(docker: DockerApi, id: string): Promise<ServiceInspect> {
-    return docker.call<ServiceInspect>(`/services/${id}`, { query: { insertDefaults: false } });
+    return docker.call<ServiceInspect>(`/services/${id}`);
 }
+
+/** The provider's read: it retries until the engine reports the service's endpoint mode. */
+async function read(docker: DockerApi, id: string, inputs: Props): Promise<Props> {
+    await sleep(2000);
+    for (let tries = 0; ; tries++) {
+        const service = await inspect(docker, id);
+        if (service.Spec.EndpointSpec?.Mode || service.Endpoint?.Spec?.Mode || tries >= 6) return readService(service.Spec, inputs);
+        await sleep(5000);
+    }
+}
+
+const defaultsOfUpdateConfig = { parallelism: 1, delay: "0s", failureAction: "pause", monitor: "5s", maxFailureRatio: "0.0", order: "stop-first" };
+
+/** The schema defaults the provider fills into the inputs the program set. */
+function withDefaults(inputs: Props): Props {
+    const out = structuredClone(inputs);
+    const task = out.taskSpec as Props;
+    const container = task.containerSpec as Props;
+    if (container.healthcheck !== undefined) {
+        container.healthcheck = { interval: "0s", timeout: "0s", startPeriod: "0s", retries: 0, ...(container.healthcheck as Props) };
+    }
+    if (out.mode !== undefined && (out.mode as Props).replicated !== undefined) {
+        out.mode = { replicated: { replicas: 1, ...((out.mode as Props).replicated as Props) } };
+    }
+    for (const key of ["updateConfig", "rollbackConfig"]) {
+        if (out[key] !== undefined) out[key] = { ...defaultsOfUpdateConfig, ...(out[key] as Props) };
+    }
+    const endpoint = out.endpointSpec as Props | undefined;
+    if (endpoint?.ports !== undefined) {
+        endpoint.ports = (endpoint.ports as Props[]).map((p) => ({ protocol: "tcp", publishMode: "ingress", ...p }));
+    }
+    return out;
+}
+
+/** restartPolicy's fields are not Computed: one the program leaves out still diffs against the read. */
+const restartFields = ["condition", "delay", "maxAttempts", "window"];
+
+/**
+ * Whether the provider's diff sees `wanted` (what the program set, defaults filled) differ from
+ * `stored` (its read). What the program leaves unset is Computed: the read stands. Lists of blocks
+ * are sets; env is a map compared whole.
+ */
+export function differs(stored: unknown, wanted: unknown, path: string): boolean {
+    if (wanted === undefined) return false;
+    if (path === "taskSpec.containerSpec.env") return JSON.stringify(Object.entries((stored ?? {}) as Props).sort()) !== JSON.stringify(Object.entries(wanted as Props).sort());
+    if (Array.isArray(wanted)) {
+        const items = Array.isArray(stored) ? [...(stored as unknown[])] : [];
+        if (items.length !== wanted.length) return true;
+        if (!wanted.some((w) => w !== null && typeof w === "object")) return JSON.stringify(items) !== JSON.stringify(wanted);
+        return !wanted.every((w) => {
+            const match = items.findIndex((item) => !differs(item, w, `${path}[]`));
+            return match >= 0 && items.splice(match, 1).length === 1;
+        });
+    }
+    if (wanted !== null && typeof wanted === "object") {
+        const from = (stored ?? {}) as Props;
+        const set = wanted as Props;
+        if (path === "taskSpec.restartPolicy") {
+            return restartFields.some((k) => (set[k] === undefined ? from[k] !== undefined : differs(from[k], set[k], `${path}.${k}`)));
+        }
+        return Object.keys(set).some((k) => differs(from[k], set[k], `${path}.${k}`));
+    }
+    return stored !== wanted;
+}
+
+/** For an update the provider sends the program's inputs over its read: Computed values it left unset stay. */
+function mergeOver(stored: unknown, wanted: unknown): unknown {
+    if (wanted === undefined) return stored;
+    const isBlock = (v: unknown) => v !== null && typeof v === "object" && !Array.isArray(v);
+    if (!isBlock(wanted) || !isBlock(stored)) return wanted;
+    const [from, set] = [stored as Props, wanted as Props];
+    const keys = [...new Set([...Object.keys(from), ...Object.keys(set)])];
+    return Object.fromEntries(keys.map((k) => [k, mergeOver(from[k], set[k])]));
+}
+
+const getIn = (props: Props, path: string) => path.split(".").reduce<unknown>((v, k) => (v as Props | undefined)?.[k], props);
 
 export const serviceHandler: Handler = {
     type: "docker:index/service:Service",
@@ -314,6 +400,7 @@ export const serviceHandler: Handler = {
         "taskSpec.containerSpec.healthcheck.startPeriod",
         "taskSpec.containerSpec.healthcheck.retries",
         "taskSpec.containerSpec.stopGracePeriod",
+        "taskSpec.networksAdvanceds[].id",
         "taskSpec.networksAdvanceds[].name",
         "taskSpec.networksAdvanceds[].aliases[]",
         "taskSpec.placement.constraints[]",
@@ -325,18 +412,7 @@ export const serviceHandler: Handler = {
         "taskSpec.restartPolicy.window",
         "taskSpec.forceUpdate",
         "mode.replicated.replicas",
-        "updateConfig.parallelism",
-        "updateConfig.delay",
-        "updateConfig.failureAction",
-        "updateConfig.monitor",
-        "updateConfig.maxFailureRatio",
-        "updateConfig.order",
-        "rollbackConfig.parallelism",
-        "rollbackConfig.delay",
-        "rollbackConfig.failureAction",
-        "rollbackConfig.monitor",
-        "rollbackConfig.maxFailureRatio",
-        "rollbackConfig.order",
+        ...["updateConfig", "rollbackConfig"].flatMap((c) => ["parallelism", "delay", "failureAction", "monitor", "maxFailureRatio", "order"].map((f) => `${c}.${f}`)),
         "endpointSpec.mode",
         "endpointSpec.ports[].targetPort",
         "endpointSpec.ports[].publishedPort",
@@ -347,52 +423,87 @@ export const serviceHandler: Handler = {
     ],
     forceNew: ["name"],
     updatable: ["labels", "taskSpec", "mode", "updateConfig", "rollbackConfig", "endpointSpec", "convergeConfig"],
-    stored: (olds, oldOutputs) => (oldOutputs.taskSpec === undefined ? olds : withUnreadInputs(oldOutputs, olds)),
+    async check(ctx, news) {
+        const image = ((news.taskSpec as Props).containerSpec as Props).image as string;
+        if (!/@sha256:[0-9a-f]{64}$/.test(image)) {
+            // The provider pins a tag to its digest on create and stores that: the next up would
+            // update the service, rolling every task (see e2e/harness/README).
+            throw new Error(`${ctx.urn}: taskSpec.containerSpec.image ${image}: reference the image by digest (an Image's repoDigest)`);
+        }
+        return withDefaults(news);
+    },
+    stored: (olds, oldOutputs) => ({ ...olds, ...oldOutputs }),
+    async diff(_ctx, _id, stored, news) {
+        const changed = [...new Set([...Object.keys(stored), ...Object.keys(news)])].filter((k) =>
+            k === "convergeConfig" ? JSON.stringify(stored[k]) !== JSON.stringify(news[k]) : differs(stored[k], news[k], k),
+        );
+        if (changed.length === 0) return { verdict: "same", changed };
+        const replaced =
+            stored.name !== news.name ||
+            differs(getIn(stored, "taskSpec.networksAdvanceds"), getIn(news, "taskSpec.networksAdvanceds"), "taskSpec.networksAdvanceds") ||
+            differs(getIn(stored, "taskSpec.containerSpec.labels"), getIn(news, "taskSpec.containerSpec.labels"), "taskSpec.containerSpec.labels");
+        // An explicit name: the old service must go before the new one can take it.
+        return { verdict: replaced ? "replace" : "update", changed, deleteBeforeReplace: replaced };
+    },
     async create(ctx, inputs) {
         const docker = dockerFor(ctx);
         const created = await docker.call<{ ID: string }>("/services/create", { method: "POST", body: serviceSpec(inputs) });
         if (inputs.convergeConfig !== undefined) {
+            const config = inputs.convergeConfig as Props;
             try {
-                await converge(ctx, docker, created.ID, inputs.convergeConfig as Props);
+                await converge(ctx, docker, created.ID, config, parseGoDuration((config.delay as string | undefined) ?? "7s", "convergeConfig.delay") / 1e6);
             } catch (err) {
-                // The provider removes a service that never converged on create, and fails.
-                await removeService(docker, created.ID);
+                // The provider removes a service that did not converge; nothing is stored.
+                await removeService(docker, created.ID, inputs);
                 throw err;
             }
         }
-        return { id: created.ID, outputs: readService((await inspect(docker, created.ID)).Spec, inputs) };
+        return { id: created.ID, outputs: await read(docker, created.ID, inputs) };
     },
-    async update(ctx, id, _olds, news) {
+    async update(ctx, id, _olds, news, oldOutputs) {
         const docker = dockerFor(ctx);
         const current = await inspect(docker, id);
-        await docker.call(`/services/${id}/update`, { method: "POST", query: { version: current.Version.Index }, body: serviceSpec(news) });
+        const sent = mergeOver(oldOutputs, news) as Props;
+        await docker.call(`/services/${id}/update`, { method: "POST", query: { version: current.Version.Index }, body: serviceSpec(sent) });
         if (news.convergeConfig !== undefined) {
-            await converge(ctx, docker, id, news.convergeConfig as Props);
+            // On update the provider's first check is after 7 s, whatever convergeConfig.delay says.
+            await converge(ctx, docker, id, news.convergeConfig as Props, 7000);
         }
-        return readService((await inspect(docker, id)).Spec, news);
+        return read(docker, id, news);
     },
-    async delete(ctx, id) {
-        await removeService(dockerFor(ctx), id);
+    async delete(ctx, id, inputs) {
+        await removeService(dockerFor(ctx), id, inputs);
     },
 };
 
-/** Stored values for what the read knows, the program's inputs for what it does not read back. */
-function withUnreadInputs(stored: Props, inputs: Props): Props {
-    return { ...inputs, ...stored };
-}
-
-/** Removes the service and waits until its tasks' containers are gone (they hold the network). */
-async function removeService(docker: DockerApi, id: string): Promise<void> {
+/**
+ * The provider's delete: with a stop grace period, it notes the containers of the service's live
+ * tasks, removes the service, then waits (within the grace period) for each container this engine
+ * knows and removes it; other nodes' containers are "no such container" to the manager and are
+ * not waited for. Without one, it returns as soon as the service is removed.
+ */
+async function removeService(docker: DockerApi, id: string, inputs: Props): Promise<void> {
+    const grace = getIn(inputs, "taskSpec.containerSpec.stopGracePeriod") as string | undefined;
+    const graceMs = grace === undefined ? 0 : parseGoDuration(grace, "stopGracePeriod") / 1e6;
+    const containers =
+        graceMs > 0
+            ? (await tasksOf(docker, { service: [inputs.name as string] }))
+                  .filter((t) => t.Status.State !== "shutdown")
+                  .map((t) => t.Status.ContainerStatus?.ContainerID)
+                  .filter((c): c is string => c !== undefined && c !== "")
+            : [];
     try {
         await docker.call(`/services/${id}`, { method: "DELETE" });
     } catch (err) {
-        if (!(err instanceof DockerApiError && err.status === 404)) throw err;
+        if (!(err instanceof DockerApiError && err.status === 404)) throw new Error(`Error deleting service with ID '${id}': ${(err as Error).message}`);
     }
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-        const tasks = await tasksOf(docker, id);
-        if (tasks.length === 0) return;
-        await sleep(500);
+    for (const container of containers) {
+        try {
+            await docker.call(`/containers/${container}/wait`, { method: "POST", query: { condition: "removed" }, timeoutMs: graceMs });
+            await docker.call(`/containers/${container}`, { method: "DELETE", query: { force: true, v: true } });
+        } catch (err) {
+            if (err instanceof DockerApiError && (err.status === 404 || /already in progress/.test(err.message))) continue;
+            throw new Error(`error on wait for container with ID '${container}': ${(err as Error).message}`);
+        }
     }
-    throw new Error(`service ${id}: its tasks were not removed within 60 s`);
 }
