@@ -5,6 +5,7 @@ import { genericDiff } from "../../../e2e/harness/engine";
 import { UnimplementedInputError, assertImplemented, unimplementedPaths } from "../../../e2e/harness/fidelity";
 import { containerHandler, formatGoDuration, parseGoDuration } from "../../../e2e/harness/handlers/container";
 import { generatePassword } from "../../../e2e/harness/handlers/random";
+import { differs, serviceHandler, shortDuration } from "../../../e2e/harness/handlers/service";
 import { applyOverrides } from "../../../e2e/harness/stackConfig";
 import { plainProps, secret, sigKey, wireOutputs, isSecret, resourceSig } from "../../../e2e/harness/wire";
 
@@ -133,6 +134,72 @@ describe("Go durations", () => {
     it("rejects malformed durations naming the field", () => {
         assert.throws(() => parseGoDuration("10 s", "healthcheck.interval"), /healthcheck\.interval/);
         assert.throws(() => parseGoDuration("10", "healthcheck.timeout"), /healthcheck\.timeout/);
+    });
+});
+
+describe("swarm service diff (the provider's read against the program's inputs)", () => {
+    const ctx = { urn: "urn:svc", name: "svc", cwd: ".", log: () => undefined, metric: () => undefined };
+    const digest = `registry:5000/x@sha256:${"a".repeat(64)}`;
+    const inputs = {
+        name: "svc",
+        taskSpec: {
+            containerSpec: { image: digest, env: { A: "1", B: "2" }, healthcheck: { tests: ["CMD", "true"], interval: "2s" } },
+            networksAdvanceds: [{ id: "n1", aliases: ["a"] }],
+            restartPolicy: { condition: "any", delay: "5s", maxAttempts: 0, window: "0s" },
+        },
+        mode: { replicated: { replicas: 2 } },
+        updateConfig: { order: "start-first" },
+    };
+    // What the read stores: every Computed field filled, env as a map, networks by ID.
+    const read = {
+        name: "svc",
+        taskSpec: {
+            containerSpec: { image: digest, env: { B: "2", A: "1" }, healthcheck: { tests: ["CMD", "true"], interval: "2s", timeout: "0s", startPeriod: "0s", retries: 0 }, stopGracePeriod: "0s" },
+            networksAdvanceds: [{ id: "n1", aliases: ["a"] }],
+            restartPolicy: { condition: "any", delay: "5s", maxAttempts: 0, window: "0s" },
+            placement: { maxReplicas: 0 },
+            forceUpdate: 0,
+        },
+        labels: [],
+        mode: { replicated: { replicas: 2 } },
+        updateConfig: { parallelism: 1, delay: "0s", failureAction: "pause", monitor: "5s", maxFailureRatio: "0.0", order: "start-first" },
+        endpointSpec: { mode: "vip", ports: [] },
+    };
+    const diff = async (news: Record<string, unknown>) => serviceHandler.diff!(ctx, "id", read, await serviceHandler.check!(ctx, news, undefined), read);
+
+    it("sees nothing where the program left Computed blocks to the provider and env in another order", async () => {
+        assert.deepEqual(await diff(inputs), { verdict: "same", changed: [] });
+    });
+
+    it("updates for a changed replica count or env value, and a restart-policy field left out", async () => {
+        assert.deepEqual((await diff({ ...inputs, mode: { replicated: { replicas: 3 } } })).changed, ["mode"]);
+        const env = structuredClone(inputs);
+        env.taskSpec.containerSpec.env.B = "3";
+        assert.equal((await diff(env)).verdict, "update");
+        const partial = structuredClone(inputs) as any;
+        partial.taskSpec.restartPolicy = { condition: "any" };
+        assert.deepEqual(await diff(partial), { verdict: "update", changed: ["taskSpec"], deleteBeforeReplace: false });
+    });
+
+    it("replaces, old one first, for a network given by name (the read knows only IDs)", async () => {
+        const byName = structuredClone(inputs) as any;
+        byName.taskSpec.networksAdvanceds = [{ name: "net", aliases: ["a"] }];
+        assert.deepEqual(await diff(byName), { verdict: "replace", changed: ["taskSpec"], deleteBeforeReplace: true });
+    });
+
+    it("refuses an image by tag: the provider would pin it to a digest and update on the next up", async () => {
+        const tagged = structuredClone(inputs);
+        tagged.taskSpec.containerSpec.image = "registry:5000/x:local";
+        await assert.rejects(serviceHandler.check!(ctx, tagged, undefined), /reference the image by digest/);
+    });
+
+    it("compares lists of blocks as sets and lists of values in order", () => {
+        assert.equal(differs([{ id: "b" }, { id: "a" }], [{ id: "a" }, { id: "b" }], "labels"), false);
+        assert.equal(differs(["x", "y"], ["y", "x"], "taskSpec.containerSpec.args"), true);
+    });
+
+    it("writes durations as the read does: no trailing zero units", () => {
+        assert.deepEqual([0, 5e9, 60e9, 90e9, 3600e9].map(shortDuration), ["0s", "5s", "1m", "1m30s", "1h"]);
     });
 });
 
