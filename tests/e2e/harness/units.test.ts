@@ -165,7 +165,7 @@ describe("swarm service diff (the provider's read against the program's inputs)"
         updateConfig: { parallelism: 1, delay: "0s", failureAction: "pause", monitor: "5s", maxFailureRatio: "0.0", order: "start-first" },
         endpointSpec: { mode: "vip", ports: [] },
     };
-    const diff = async (news: Record<string, unknown>) => serviceHandler.diff!(ctx, "id", read, await serviceHandler.check!(ctx, news, undefined), read);
+    const diff = async (news: Record<string, unknown>) => (await serviceHandler.diff!(ctx, "id", read, await serviceHandler.check!(ctx, news, undefined), read))!;
 
     it("sees nothing where the program left Computed blocks to the provider and env in another order", async () => {
         assert.deepEqual(await diff(inputs), { verdict: "same", changed: [] });
