@@ -172,7 +172,7 @@ describe("the test swarm", { timeout: 20 * 60_000 }, () => {
         assert.deepEqual(runningOn(swarm, "survivor", 2), after, "still two tasks, where they moved");
     });
 
-    it("runs the platform's Spark component as swarm services: workers spread, registered, moved when a node is lost", async (t) => {
+    it("runs the platform's Spark component as swarm services: spread, registered, rolled, moved off a lost node", async (t) => {
         const prefix = `vpe-sw${process.pid}`;
         const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "vpe-swarm-state-"));
         const options = (...config: string[]): HarnessOptions => ({
@@ -190,7 +190,7 @@ describe("the test swarm", { timeout: 20 * 60_000 }, () => {
             if (node === undefined) return undefined;
             const container = swarm.docker(["ps", "--filter", `label=com.docker.swarm.service.name=${master}`, "--format", "{{.ID}}"], { node });
             const json = swarm.docker(["exec", container, "curl", "-fsS", "http://localhost:8080/json/"], { node });
-            return JSON.parse(json) as { aliveworkers: number; workers: { host: string; state: string }[] };
+            return JSON.parse(json) as { aliveworkers: number; workers: { host: string; state: string; cores: number }[] };
         };
         /** Each worker task's node, keyed by its overlay address, on the nodes whose engines run. */
         const workerNodes = (nodes = swarm.nodes) =>
@@ -226,8 +226,20 @@ describe("the test swarm", { timeout: 20 * 60_000 }, () => {
             const again = await up(options());
             assert.deepEqual(changed(again), {}, "an unchanged up changes nothing");
 
-            const lost = swarm.nodes.find((node) => node !== swarm.manager && spread.includes(node.hostname));
-            assert.ok(lost, `a worker node runs a Spark worker: ${spread}`);
+            // A rolling update (start-first, so each new worker takes the node without one): only the workers change.
+            start = Date.now();
+            const rolled = await up(options("sparkWorkerCores=2"));
+            t.diagnostic(`rolling update of the workers: ${seconds(start)} s`);
+            assert.deepEqual(Object.keys(changed(rolled)).map((urn) => urn.split("::").pop()), [workers], "only the workers' service changes");
+            const updated = await waitFor("two workers of 2 cores registered", 120_000, () => {
+                const alive = masterState()?.workers.filter((w) => w.state === "ALIVE") ?? [];
+                return alive.length === 2 && alive.every((w) => w.cores === 2) ? alive : undefined;
+            }, 1000);
+            assert.equal(updated.length, 2);
+
+            const placed = runningOn(swarm, workers, 2) ?? [];
+            const lost = swarm.nodes.find((node) => node !== swarm.manager && placed.includes(node.hostname));
+            assert.ok(lost, `a worker node runs a Spark worker: ${placed}`);
             start = Date.now();
             await swarm.killNode(lost);
             const moved = await waitFor("two Spark workers registered, none on the lost node", 180_000, () => {
