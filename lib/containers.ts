@@ -27,13 +27,17 @@ export const startIntervalSeconds = 1;
 
 /** The healthcheck as the provider takes it, with the start interval only where the engine has one. */
 export function healthcheckSpec(h: Healthcheck, startInterval: boolean): docker.types.input.ContainerHealthcheck {
+    return { ...probeTimings(h, goDuration), ...(startInterval ? { startInterval: goDuration(startIntervalSeconds) } : {}) };
+}
+
+/** The probe with its defaults, each duration written by `format` (as its provider stores it). */
+export function probeTimings(h: Healthcheck, format: (seconds: number) => string) {
     return {
         tests: h.test,
-        interval: goDuration(h.intervalSeconds ?? probeDefaults.intervalSeconds),
-        timeout: goDuration(h.timeoutSeconds ?? probeDefaults.timeoutSeconds),
+        interval: format(h.intervalSeconds ?? probeDefaults.intervalSeconds),
+        timeout: format(h.timeoutSeconds ?? probeDefaults.timeoutSeconds),
         retries: h.retries ?? probeDefaults.retries,
-        startPeriod: goDuration(h.startPeriodSeconds ?? probeDefaults.startPeriodSeconds),
-        ...(startInterval ? { startInterval: goDuration(startIntervalSeconds) } : {}),
+        startPeriod: format(h.startPeriodSeconds ?? probeDefaults.startPeriodSeconds),
     };
 }
 

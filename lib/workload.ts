@@ -5,7 +5,7 @@
 // tasks fill in their slot number from a template.
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { type Healthcheck, defaultWaitSeconds, probeDefaults, serviceContainer } from "./containers";
+import { type Healthcheck, defaultWaitSeconds, probeTimings, serviceContainer } from "./containers";
 import { swarmDuration } from "./durations";
 
 export interface Workload {
@@ -114,7 +114,6 @@ export function serviceArgs(workload: Workload, replicas: number, hostname: stri
     if (workload.uploads !== undefined && workload.uploads.length > 0) {
         throw new pulumi.RunError(`${workload.name}: files (uploads) cannot reach a swarm service yet; it runs on one engine only`);
     }
-    const h = workload.healthcheck;
     const published = (workload.ports ?? []).filter((p) => p.ip === "0.0.0.0");
     for (const p of (workload.ports ?? []).filter((q) => q.ip !== "0.0.0.0")) {
         pulumi.log.warn(`${workload.name}: port ${p.external} is not published: on a swarm it would bind every interface of the node, and vpe:bindAddress is ${p.ip}`);
@@ -133,13 +132,7 @@ export function serviceArgs(workload: Workload, replicas: number, hostname: stri
                 mounts: (workload.volumes ?? []).map((v) =>
                     pulumi.output(v).apply((volume) => ({ type: "volume", source: volume.volumeName, target: volume.containerPath!, readOnly: volume.readOnly })),
                 ),
-                healthcheck: {
-                    tests: h.test,
-                    interval: swarmDuration(h.intervalSeconds ?? probeDefaults.intervalSeconds),
-                    timeout: swarmDuration(h.timeoutSeconds ?? probeDefaults.timeoutSeconds),
-                    retries: h.retries ?? probeDefaults.retries,
-                    startPeriod: swarmDuration(h.startPeriodSeconds ?? probeDefaults.startPeriodSeconds),
-                },
+                healthcheck: probeTimings(workload.healthcheck, swarmDuration),
                 // Set, so that delete waits for the task's container (the provider waits only then).
                 stopGracePeriod: swarmDuration(workload.stopTimeoutSeconds ?? swarmStopSeconds),
             },

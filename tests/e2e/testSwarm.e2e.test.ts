@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { changed, destroy, type HarnessOptions, up } from "../../e2e/harness";
 import { expectFailure } from "./harness/support";
+import { platform } from "../../platform";
 import { waitFor } from "./platform";
 import { localDocker, run } from "./testHosts";
 import { removeTestSwarm, startTestSwarm, type SwarmNode, testSwarmLeftovers, type TestSwarm } from "./testSwarm";
@@ -179,17 +180,18 @@ describe("the test swarm", { timeout: 20 * 60_000 }, () => {
             projectDir: path.join(__dirname, "fixtures", "swarm"),
             stack: "swarm",
             statePath: path.join(stateDir, "state.json"),
-            config: [`prefix=${prefix}`, `registry=${swarm.registry}`, `managerHost=unix://${swarm.manager.socket}`, "sparkWorkers=2", ...config],
+            config: [`prefix=${prefix}`, `registry=${swarm.registry}`, `managerHost=unix://${swarm.manager.socket}`, "sparkWorkers=2", `sparkMasterUiHostPort=${masterUiHostPort}`, ...config],
             logStream: "ignore",
         });
         const [master, workers] = [`${prefix}-spark-master`, `${prefix}-spark-worker`];
+        const masterUiHostPort = 18181;
         /** The master's view (its /json/), asked inside its task's container on its node. */
         const masterState = () => {
             const [taskNode] = runningOn(swarm, master, 1) ?? [];
             const node = swarm.nodes.find((n) => n.hostname === taskNode);
             if (node === undefined) return undefined;
             const container = swarm.docker(["ps", "--filter", `label=com.docker.swarm.service.name=${master}`, "--format", "{{.ID}}"], { node });
-            const json = swarm.docker(["exec", container, "curl", "-fsS", "http://localhost:8080/json/"], { node });
+            const json = swarm.docker(["exec", container, "curl", "-fsS", `http://localhost:${platform.ports.sparkMasterUi}/json/`], { node });
             return JSON.parse(json) as { aliveworkers: number; workers: { host: string; state: string; cores: number }[] };
         };
         /** Each worker task's node, keyed by its overlay address, on the nodes whose engines run. */
@@ -210,7 +212,7 @@ describe("the test swarm", { timeout: 20 * 60_000 }, () => {
             assert.deepEqual(runningOn(swarm, master, 1)?.length, 1, "the master converged");
             const spread = runningOn(swarm, workers, 2);
             assert.ok(spread && new Set(spread).size === 2, `two workers on two nodes: ${spread}`);
-            assert.ok(first.warnings.some((w) => w.includes(`${master}: port 18181 is not published`)), `the unpublished port is a warning: ${first.warnings}`);
+            assert.ok(first.warnings.some((w) => w.includes(`${master}: port ${masterUiHostPort} is not published`)), `the unpublished port is a warning: ${first.warnings}`);
             const image = swarm.docker(["service", "inspect", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}", workers]);
             assert.match(image, new RegExp(`^${swarm.registry}/${prefix}/spark@sha256:[0-9a-f]{64}$`), "services run the pushed image by digest");
 

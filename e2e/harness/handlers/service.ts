@@ -8,7 +8,7 @@
 // program leaves unset being the provider's to fill (Optional+Computed).
 import type { DockerApi } from "../dockerApi";
 import { DockerApiError } from "../dockerApi";
-import type { Props } from "../wire";
+import { getPath, type Props } from "../wire";
 import { formatGoDuration, parseGoDuration } from "./container";
 import { dockerFor, labelMap } from "./dockerObjects";
 import type { Handler, HandlerContext } from "./types";
@@ -98,7 +98,7 @@ function updateSpec(config: Props | undefined, field: string): UpdateConfigSpec 
 }
 
 /** The ServiceSpec the provider sends for these inputs. */
-export function serviceSpec(inputs: Props): EngineSpec {
+function serviceSpec(inputs: Props): EngineSpec {
     const task = inputs.taskSpec as Props;
     const container = task.containerSpec as Props;
     const health = container.healthcheck as Props | undefined;
@@ -176,7 +176,7 @@ function readUpdateConfig(c: UpdateConfigSpec | undefined): Props | undefined {
 }
 
 /** The inputs as the provider's read stores them from the engine's spec. */
-export function readService(spec: EngineSpec, inputs: Props): Props {
+function readService(spec: EngineSpec, inputs: Props): Props {
     const c = spec.TaskTemplate.ContainerSpec;
     const t = spec.TaskTemplate;
     const labels = (map: Record<string, string> | undefined) => Object.entries(map ?? {}).map(([label, value]) => ({ label, value }));
@@ -373,8 +373,6 @@ function mergeOver(stored: unknown, wanted: unknown): unknown {
     return Object.fromEntries(keys.map((k) => [k, mergeOver(from[k], set[k])]));
 }
 
-const getIn = (props: Props, path: string) => path.split(".").reduce<unknown>((v, k) => (v as Props | undefined)?.[k], props);
-
 export const serviceHandler: Handler = {
     type: "docker:index/service:Service",
     inputs: [
@@ -440,8 +438,8 @@ export const serviceHandler: Handler = {
         if (changed.length === 0) return { verdict: "same", changed };
         const replaced =
             stored.name !== news.name ||
-            differs(getIn(stored, "taskSpec.networksAdvanceds"), getIn(news, "taskSpec.networksAdvanceds"), "taskSpec.networksAdvanceds") ||
-            differs(getIn(stored, "taskSpec.containerSpec.labels"), getIn(news, "taskSpec.containerSpec.labels"), "taskSpec.containerSpec.labels");
+            differs(getPath(stored, "taskSpec.networksAdvanceds"), getPath(news, "taskSpec.networksAdvanceds"), "taskSpec.networksAdvanceds") ||
+            differs(getPath(stored, "taskSpec.containerSpec.labels"), getPath(news, "taskSpec.containerSpec.labels"), "taskSpec.containerSpec.labels");
         // An explicit name: the old service must go before the new one can take it.
         return { verdict: replaced ? "replace" : "update", changed, deleteBeforeReplace: replaced };
     },
@@ -483,7 +481,7 @@ export const serviceHandler: Handler = {
  * not waited for. Without one, it returns as soon as the service is removed.
  */
 async function removeService(docker: DockerApi, id: string, inputs: Props): Promise<void> {
-    const grace = getIn(inputs, "taskSpec.containerSpec.stopGracePeriod") as string | undefined;
+    const grace = getPath(inputs, "taskSpec.containerSpec.stopGracePeriod") as string | undefined;
     const graceMs = grace === undefined ? 0 : parseGoDuration(grace, "stopGracePeriod") / 1e6;
     const containers =
         graceMs > 0
