@@ -24,8 +24,11 @@ export interface Workload {
     volumes?: pulumi.Input<docker.types.input.ContainerVolume>[];
     ports?: docker.types.input.ContainerPort[];
     labels?: docker.types.input.ContainerLabel[];
-    /** Files written before the container starts: credentials (lib/secretFiles) and TLS material. */
-    uploads?: pulumi.Input<docker.types.input.ContainerUpload>[];
+    /**
+     * Files written before the container starts: credentials (lib/secretFiles) and TLS material.
+     * Plain entries (their content may be an output): a swarm names a secret after each file.
+     */
+    uploads?: docker.types.input.ContainerUpload[];
     /** Supplementary groups of the container's user. */
     groupAdds?: string[];
     memoryMb?: number;
@@ -110,10 +113,13 @@ function envMap(envs: string[] | undefined): Record<string, string> {
  * others are left out with a warning. Endpoints resolve by DNS round robin: the swarm's virtual
  * IPs need IPVS, which not every kernel has.
  */
-export function serviceArgs(workload: Workload, replicas: number, hostname: string, swarm: Omit<SwarmOptions, "provider">): docker.ServiceArgs {
-    if (workload.uploads !== undefined && workload.uploads.length > 0) {
-        throw new pulumi.RunError(`${workload.name}: files (uploads) cannot reach a swarm service yet; it runs on one engine only`);
-    }
+export function serviceArgs(
+    workload: Workload,
+    replicas: number,
+    hostname: string,
+    swarm: Omit<SwarmOptions, "provider">,
+    files: docker.types.input.ServiceTaskSpecContainerSpecSecret[] = [],
+): docker.ServiceArgs {
     const published = (workload.ports ?? []).filter((p) => p.ip === "0.0.0.0");
     for (const p of (workload.ports ?? []).filter((q) => q.ip !== "0.0.0.0")) {
         pulumi.log.warn(`${workload.name}: port ${p.external} is not published: on a swarm it would bind every interface of the node, and vpe:bindAddress is ${p.ip}`);
@@ -129,6 +135,7 @@ export function serviceArgs(workload: Workload, replicas: number, hostname: stri
                 user: workload.user,
                 groups: workload.groupAdds,
                 labels: workload.labels,
+                secrets: files,
                 mounts: (workload.volumes ?? []).map((v) =>
                     pulumi.output(v).apply((volume) => ({ type: "volume", source: volume.volumeName, target: volume.containerPath!, readOnly: volume.readOnly })),
                 ),
@@ -155,10 +162,53 @@ export function serviceArgs(workload: Workload, replicas: number, hostname: stri
     };
 }
 
+/** Swarm secret names are at most 64 characters; the provider's auto-name adds 8. */
+const secretNameBudget = 64 - 8;
+
+/** The Pulumi name of the secret delivering `file` to `workload`: the workload and the file's base name. */
+export function secretResourceName(workload: string, file: string): string {
+    const base = file.slice(file.lastIndexOf("/") + 1).replace(/[^A-Za-z0-9_.-]/g, "-");
+    return `${workload}-${base}`.slice(0, secretNameBudget).replace(/[-_.]+$/, "");
+}
+
+/** The secret's data, as the provider takes it (standard base64), secret in the state. */
+function secretData(upload: docker.types.input.ContainerUpload, workload: string): pulumi.Output<string> {
+    if (upload.contentBase64 !== undefined) return pulumi.secret(pulumi.output(upload.contentBase64).apply((c) => c ?? ""));
+    if (upload.content === undefined) {
+        throw new pulumi.RunError(`${workload}: file ${String(upload.file)}: a swarm service takes files by content or contentBase64, not source`);
+    }
+    return pulumi.secret(pulumi.output(upload.content).apply((c) => Buffer.from(c ?? "", "utf8").toString("base64")));
+}
+
+/**
+ * Each file as a swarm secret (encrypted in the managers' store, mounted on a tmpfs), owned by
+ * root:root with the upload's mode, as an upload is. The secrets are auto-named: a content change
+ * replaces a secret, and only an auto-named one is created before the old is deleted (the
+ * provider deletes an explicitly named one first, which the engine refuses while the service
+ * uses it). The service moves to the new secret in between.
+ */
+export function swarmSecrets(
+    workload: Workload,
+    opts: pulumi.CustomResourceOptions,
+): docker.types.input.ServiceTaskSpecContainerSpecSecret[] {
+    const names = new Set<string>();
+    return (workload.uploads ?? []).map((upload) => {
+        if (typeof upload.file !== "string") throw new pulumi.RunError(`${workload.name}: a file's path must be known when the program runs`);
+        const name = secretResourceName(workload.name, upload.file);
+        if (names.has(name)) throw new pulumi.RunError(`${workload.name}: two files are delivered as the secret ${name}; give them distinct names`);
+        names.add(name);
+        const secret = new docker.Secret(name, { data: secretData(upload, workload.name) }, opts);
+        const mode = typeof upload.permissions === "string" ? parseInt(upload.permissions, 8) : 0o444;
+        return { secretId: secret.id, secretName: secret.name, fileName: upload.file, fileUid: "0", fileGid: "0", fileMode: mode };
+    });
+}
+
 /** A swarm: each workload one service, its copies the service's replicas. */
 export function swarmRuntime(options: SwarmOptions): Runtime {
-    const service = (workload: Workload, replicas: number, hostname: string, opts: pulumi.CustomResourceOptions) =>
-        new docker.Service(workload.name, serviceArgs(workload, replicas, hostname, options), { ...opts, provider: options.provider });
+    const service = (workload: Workload, replicas: number, hostname: string, opts: pulumi.CustomResourceOptions) => {
+        const onManager = { ...opts, provider: options.provider };
+        return new docker.Service(workload.name, serviceArgs(workload, replicas, hostname, options, swarmSecrets(workload, onManager)), onManager);
+    };
     return {
         kind: "swarm",
         registry: options.registry,

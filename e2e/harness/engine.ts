@@ -414,14 +414,20 @@ export class Engine {
         assertImplemented(urn, type, plainProps(wire), handler.inputs);
         const ctx = this.context(urn, name, this.providerFor(entry.provider));
         const olds = previous ? plainProps(previous.inputs) : undefined;
-        let news = plainProps(wire);
-        if (handler.autoName && news[handler.autoName] === undefined) {
-            news[handler.autoName] = olds?.[handler.autoName] ?? `${name}-${randomBytes(4).toString("hex").slice(0, 7)}`;
+        const autoNamed = handler.autoName !== undefined && plainProps(wire)[handler.autoName] === undefined;
+        const checked = async (against: Props | undefined) => {
+            const inputs = plainProps(wire);
+            if (autoNamed) inputs[handler.autoName!] = against?.[handler.autoName!] ?? `${name}-${randomBytes(4).toString("hex").slice(0, 7)}`;
+            return handler.check ? handler.check(ctx, inputs, against) : inputs;
+        };
+        let news = await checked(olds);
+        let diff = await this.diff(handler, ctx, req, previous, olds, news);
+        if (autoNamed && previous !== undefined && diff.op === "replace") {
+            // Like Pulumi's engine, a replacement is checked again without the old inputs: an
+            // auto-named resource gets a fresh name, so its replacement can exist beside it.
+            news = await checked(undefined);
+            diff = { ...diff, changed: [...new Set([...diff.changed, handler.autoName!])] };
         }
-        if (handler.check) {
-            news = await handler.check(ctx, news, olds);
-        }
-        const diff = await this.diff(handler, ctx, req, previous, olds, news);
         const { id, outputs } = await this.apply(handler, ctx, req, entry, diff, previous, news, wire);
         const secrets = [...(handler.secretOutputs ?? []), ...req.getAdditionalsecretoutputsList()];
         const object = wireOutputs(outputs, secrets, wire);

@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { changed, destroy, type HarnessOptions, up } from "../../e2e/harness";
 import { expectFailure } from "./harness/support";
+import { secretPath } from "../../lib/secretFiles";
 import { platform } from "../../platform";
 import { waitFor } from "./platform";
 import { localDocker, run } from "./testHosts";
@@ -173,17 +174,31 @@ describe("the test swarm", { timeout: 20 * 60_000 }, () => {
         assert.deepEqual(runningOn(swarm, "survivor", 2), after, "still two tasks, where they moved");
     });
 
-    it("runs the platform's Spark component as swarm services: spread, registered, rolled, moved off a lost node", async (t) => {
+    it("runs the platform's Spark component as swarm services: spread, registered, rolled, moved off a lost node; files as swarm secrets", async (t) => {
         const prefix = `vpe-sw${process.pid}`;
         const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "vpe-swarm-state-"));
+        // The files workload runs the base image, pushed as it is (the nodes have its layers).
+        const filesTag = `${swarm.registry}/${prefix}/files:1`;
+        run(localDocker, ["tag", baseImage, filesTag]);
+        run(localDocker, ["push", "--quiet", filesTag]);
+        const filesImage = run(localDocker, ["image", "inspect", "--format", "{{index .RepoDigests 0}}", filesTag]);
+        let fileSecret = `first-${process.pid}`;
         const options = (...config: string[]): HarnessOptions => ({
             projectDir: path.join(__dirname, "fixtures", "swarm"),
             stack: "swarm",
             statePath: path.join(stateDir, "state.json"),
-            config: [`prefix=${prefix}`, `registry=${swarm.registry}`, `managerHost=unix://${swarm.manager.socket}`, "sparkWorkers=2", `sparkMasterUiHostPort=${masterUiHostPort}`, ...config],
+            config: [`prefix=${prefix}`, `registry=${swarm.registry}`, `managerHost=unix://${swarm.manager.socket}`, "sparkWorkers=2", `sparkMasterUiHostPort=${masterUiHostPort}`, `filesImage=${filesImage}`, `fileSecret=${fileSecret}`, ...config],
             logStream: "ignore",
         });
-        const [master, workers] = [`${prefix}-spark-master`, `${prefix}-spark-worker`];
+        const [master, workers, filesService] = [`${prefix}-spark-master`, `${prefix}-spark-worker`, `${prefix}-files`];
+        const secretNames = () => swarm.docker(["secret", "ls", "--filter", `name=${prefix}`, "--format", "{{.Name}}"]).split("\n").filter(Boolean).sort();
+        /** Runs `command` in the files workload's container, on whichever node runs it. */
+        const inFiles = (...command: string[]) => {
+            const node = swarm.nodes.find((n) => n.hostname === (runningOn(swarm, filesService, 1) ?? [])[0]);
+            assert.ok(node, "the files workload runs");
+            const container = swarm.docker(["ps", "--filter", `label=com.docker.swarm.service.name=${filesService}`, "--format", "{{.ID}}"], { node });
+            return swarm.docker(["exec", container, ...command], { node });
+        };
         const masterUiHostPort = 18181;
         /** The master's view (its /json/), asked inside its task's container on its node. */
         const masterState = () => {
@@ -225,8 +240,31 @@ describe("the test swarm", { timeout: 20 * 60_000 }, () => {
             assert.equal(new Set(registeredFrom).size, 2, `workers registered from two nodes: ${JSON.stringify(registered.workers)} ${[...nodesByAddress]}`);
             assert.ok(registeredFrom.every((n) => n !== undefined));
 
+            // Files: a credential readable by group 0 alone (the user is nobody, group 0 added), a public file, each an auto-named secret.
+            const credential = secretPath("probe-credential");
+            assert.equal(inFiles("stat", "-c", "%a %u:%g", credential, "/etc/vpe/greeting"), "440 0:0\n444 0:0");
+            assert.equal(inFiles("cat", credential), fileSecret);
+            assert.equal(inFiles("cat", "/etc/vpe/greeting"), "hello");
+            const firstSecrets = secretNames();
+            assert.deepEqual(firstSecrets.map((n) => n.replace(/-[0-9a-f]{7}$/, "")), [`${filesService}-greeting`, `${filesService}-probe-credential`]);
+
             const again = await up(options());
             assert.deepEqual(changed(again), {}, "an unchanged up changes nothing");
+
+            // A changed credential: a new secret first, the service moved to it, then the old one removed.
+            fileSecret = `second-${process.pid}`;
+            start = Date.now();
+            const rotated = await up(options());
+            t.diagnostic(`a file's content changed: ${seconds(start)} s`);
+            assert.deepEqual(
+                Object.entries(changed(rotated)).map(([urn, op]) => `${urn.split("::").pop()} ${op}`).sort(),
+                [`${filesService} update`, `${filesService}-probe-credential replace`],
+            );
+            assert.equal(inFiles("cat", credential), fileSecret);
+            const rotatedSecrets = secretNames();
+            assert.equal(rotatedSecrets.length, 2, `the old secret removed: ${rotatedSecrets}`);
+            assert.ok(rotatedSecrets.includes(firstSecrets[0]), "the unchanged file keeps its secret");
+            assert.ok(!rotatedSecrets.includes(firstSecrets[1]), "the changed file has a new one");
 
             // A rolling update (start-first, so each new worker takes the node without one): only the workers change.
             start = Date.now();
@@ -263,9 +301,11 @@ describe("the test swarm", { timeout: 20 * 60_000 }, () => {
             await destroy(options());
             assert.equal(swarm.docker(["service", "ls", "--quiet", "--filter", `name=${prefix}`]), "", "destroy removes the services");
             assert.equal(swarm.docker(["network", "ls", "--quiet", "--filter", `name=${prefix}-net`]), "", "and the overlay network");
+            assert.deepEqual(secretNames(), [], "and the secrets");
         } finally {
             for (const service of swarm.docker(["service", "ls", "--quiet", "--filter", `name=${prefix}`]).split("\n").filter(Boolean)) swarm.docker(["service", "rm", service]);
-            spawnSync(localDocker, ["rmi", `${swarm.registry}/${prefix}/spark:local`], { stdio: "ignore" });
+            for (const secret of secretNames()) swarm.docker(["secret", "rm", secret]);
+            spawnSync(localDocker, ["rmi", `${swarm.registry}/${prefix}/spark:local`, filesTag], { stdio: "ignore" });
             fs.rmSync(stateDir, { recursive: true, force: true });
         }
     });

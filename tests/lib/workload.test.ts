@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
-import { type Workload, serviceArgs, taskSlot } from "../../lib/workload";
+import { type Workload, secretResourceName, serviceArgs, swarmSecrets, taskSlot } from "../../lib/workload";
 
 const swarm = { registry: "registry.example:5000", maxPerNode: 1, encrypted: false };
 const workload: Workload = {
@@ -49,10 +49,56 @@ describe("serviceArgs (a workload as a swarm service)", () => {
         assert.deepEqual(local.endpointSpec.ports, []);
     });
 
-    it("refuses files, which cannot reach a service yet, naming the workload", () => {
-        assert.throws(
-            () => serviceArgs({ ...workload, uploads: [{ file: "/run/secrets/x", content: "y" }] }, 1, "x", swarm),
-            (err: Error) => pulumi.RunError.isInstance(err) && /^vpe-qa-spark-worker: files \(uploads\)/.test(err.message),
+    it("mounts each file's secret where the upload would have written it", () => {
+        const files = [{ secretId: "id-1", secretName: "s-1", fileName: "/run/secrets/x", fileUid: "0", fileGid: "0", fileMode: 0o440 }];
+        const withFiles = serviceArgs(workload, 1, "x", swarm, files) as Record<string, any>;
+        assert.deepEqual(withFiles.taskSpec.containerSpec.secrets, files);
+    });
+});
+
+describe("swarm secrets (a workload's files on a swarm)", () => {
+    const created: { type: string; name: string; inputs: Record<string, unknown> }[] = [];
+    pulumi.runtime.setMocks(
+        {
+            newResource: (r) => {
+                created.push({ type: r.type, name: r.name, inputs: r.inputs });
+                return { id: `${r.name}-id`, state: { ...r.inputs, name: `${r.name}-abc1234` } };
+            },
+            call: (c) => c.inputs,
+        },
+        "vpe",
+        "qa",
+    );
+    const unwrap = (o: pulumi.Input<string | undefined>) => new Promise<string | undefined>((resolve) => pulumi.output(o).apply(resolve));
+
+    it("names each secret after the workload and the file, within the engine's 64 characters", () => {
+        assert.equal(secretResourceName("vpe-qa-postgres", "/run/secrets/postgres-password"), "vpe-qa-postgres-postgres-password");
+        const long = secretResourceName("vpe-production-airflow-dag-processor", "/opt/airflow/tls/executor client.key.pem");
+        assert.equal(long, "vpe-production-airflow-dag-processor-executor-client.key", "cut to leave room for the auto-name's 8");
+    });
+
+    it("delivers each upload as an auto-named secret, with the upload's mode and root ownership", async () => {
+        const refs = swarmSecrets(
+            { ...workload, uploads: [{ file: "/run/secrets/pw", content: pulumi.secret("hunter2"), permissions: "0440" }, { file: "/tls/ca.pem", content: "CA" }] },
+            {},
         );
+        assert.equal(refs.length, 2);
+        assert.deepEqual([refs[0].fileName, refs[0].fileMode, refs[0].fileUid, refs[0].fileGid], ["/run/secrets/pw", 0o440, "0", "0"]);
+        assert.equal(refs[1].fileMode, 0o444, "no mode given: read-only for all, as a swarm's default");
+        assert.equal(await unwrap(refs[0].secretId), "vpe-qa-spark-worker-pw-id");
+        assert.equal(await unwrap(refs[0].secretName), "vpe-qa-spark-worker-pw-abc1234");
+        const secrets = created.filter((c) => c.type === "docker:index/secret:Secret");
+        const asSecret = (value: string) => ({ [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig, value });
+        assert.deepEqual(secrets.map((c) => [c.name, c.inputs.data, c.inputs.name]).sort(), [
+            ["vpe-qa-spark-worker-ca.pem", asSecret(Buffer.from("CA").toString("base64")), undefined],
+            ["vpe-qa-spark-worker-pw", asSecret(Buffer.from("hunter2").toString("base64")), undefined],
+        ]);
+    });
+
+    it("refuses two files that would share a secret, and files given by source, naming the workload", () => {
+        const refused = (uploads: Workload["uploads"], pattern: RegExp) =>
+            assert.throws(() => swarmSecrets({ ...workload, uploads }, {}), (err: Error) => pulumi.RunError.isInstance(err) && pattern.test(err.message));
+        refused([{ file: "/a/key", content: "1" }, { file: "/b/key", content: "2" }], /^vpe-qa-spark-worker: two files are delivered as the secret vpe-qa-spark-worker-key/);
+        refused([{ file: "/a/key", source: "/etc/key" }], /^vpe-qa-spark-worker: file \/a\/key: a swarm service takes files by content/);
     });
 });

@@ -1,4 +1,4 @@
-// docker Network, Volume and RemoteImage, following the Terraform docker provider (the engine of
+// docker Network, Volume, Secret and RemoteImage, following the Terraform docker provider (the engine of
 // @pulumi/docker): networks and volumes have no update, every input replaces them.
 import { DockerApi, DockerApiError } from "../dockerApi";
 import type { Props } from "../wire";
@@ -136,6 +136,35 @@ export const volumeHandler: Handler = {
                 await sleep(250);
             }
         }
+    },
+};
+
+/**
+ * A swarm secret. Every input replaces it (there is no update); the read keeps the inputs (data
+ * and labels are not read back); delete returns the engine's error as it is, so a secret a
+ * service still uses fails the delete with "in use by the following service".
+ */
+export const secretHandler: Handler = {
+    type: "docker:index/secret:Secret",
+    inputs: ["name", "data", "labels[].label", "labels[].value"],
+    forceNew: "*",
+    autoName: "name",
+    secretOutputs: ["data"],
+    async check(ctx, news) {
+        const data = news.data as string;
+        // The provider quotes the value in its message; the harness does not log a secret.
+        if (Buffer.from(data, "base64").toString("base64") !== data) throw new Error(`${ctx.urn}: data is not base64 decodeable`);
+        return news;
+    },
+    async create(ctx, inputs) {
+        const created = await dockerFor(ctx).call<{ ID: string }>("/secrets/create", {
+            method: "POST",
+            body: { Name: inputs.name, Labels: labelMap(inputs.labels as LabelList), Data: inputs.data },
+        });
+        return { id: created.ID, outputs: { ...inputs } };
+    },
+    async delete(ctx, id) {
+        await dockerFor(ctx).call(`/secrets/${id}`, { method: "DELETE" });
     },
 };
 

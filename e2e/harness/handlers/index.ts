@@ -1,7 +1,7 @@
 // The resource types the harness can apply; any other type fails the run.
 import { containerHandler } from "./container";
 import { imageHandler } from "./dockerImage";
-import { networkHandler, remoteImageHandler, volumeHandler } from "./dockerObjects";
+import { networkHandler, remoteImageHandler, secretHandler, volumeHandler } from "./dockerObjects";
 import { dynamicHandler } from "./dynamic";
 import {
     databaseHandler,
@@ -35,6 +35,7 @@ const all: Handler[] = [
     remoteImageHandler,
     containerHandler,
     serviceHandler,
+    secretHandler,
     randomPasswordHandler,
     randomBytesHandler,
     dynamicHandler,

@@ -24,6 +24,15 @@ interface Mount {
     readOnly?: boolean;
 }
 
+interface SecretRef {
+    secretId: string;
+    secretName?: string;
+    fileName: string;
+    fileUid: string;
+    fileGid: string;
+    fileMode: number;
+}
+
 interface EngineSpec {
     Name: string;
     Labels?: Record<string, string>;
@@ -38,6 +47,7 @@ interface EngineSpec {
             Groups?: string[];
             Labels?: Record<string, string>;
             Mounts?: { Type: string; Source?: string; Target: string; ReadOnly?: boolean }[];
+            Secrets?: { SecretID: string; SecretName?: string; File: { Name: string; UID: string; GID: string; Mode: number } }[];
             Healthcheck?: { Test?: string[]; Interval?: number; Timeout?: number; StartPeriod?: number; Retries?: number };
             StopGracePeriod?: number;
         };
@@ -119,6 +129,11 @@ function serviceSpec(inputs: Props): EngineSpec {
                 Groups: container.groups as string[] | undefined,
                 Labels: labelMap(container.labels as Labels),
                 Mounts: ((container.mounts ?? []) as Mount[]).map((m) => ({ Type: m.type, Source: m.source, Target: m.target, ReadOnly: m.readOnly === true })),
+                Secrets: ((container.secrets ?? []) as SecretRef[]).map((r) => ({
+                    SecretID: r.secretId,
+                    SecretName: r.secretName === "" ? undefined : r.secretName,
+                    File: { Name: r.fileName, UID: r.fileUid, GID: r.fileGid, Mode: r.fileMode },
+                })),
                 Healthcheck:
                     health === undefined
                         ? undefined
@@ -193,6 +208,7 @@ function readService(spec: EngineSpec, inputs: Props): Props {
                 groups: c.Groups,
                 labels: labels(c.Labels),
                 mounts: (c.Mounts ?? []).map((m) => ({ type: m.Type, source: m.Source, target: m.Target, readOnly: m.ReadOnly === true })),
+                secrets: (c.Secrets ?? []).map((r) => ({ secretId: r.SecretID, secretName: r.SecretName, fileName: r.File.Name, fileUid: r.File.UID, fileGid: r.File.GID, fileMode: r.File.Mode })),
                 healthcheck:
                     c.Healthcheck === undefined
                         ? undefined
@@ -316,6 +332,9 @@ function withDefaults(inputs: Props): Props {
     const out = structuredClone(inputs);
     const task = out.taskSpec as Props;
     const container = task.containerSpec as Props;
+    if (container.secrets !== undefined) {
+        container.secrets = (container.secrets as Props[]).map((r) => ({ fileUid: "0", fileGid: "0", fileMode: 0o444, ...r }));
+    }
     if (container.healthcheck !== undefined) {
         container.healthcheck = { interval: "0s", timeout: "0s", startPeriod: "0s", retries: 0, ...(container.healthcheck as Props) };
     }
@@ -392,6 +411,7 @@ export const serviceHandler: Handler = {
         "taskSpec.containerSpec.mounts[].source",
         "taskSpec.containerSpec.mounts[].target",
         "taskSpec.containerSpec.mounts[].readOnly",
+        ...["secretId", "secretName", "fileName", "fileUid", "fileGid", "fileMode"].map((f) => `taskSpec.containerSpec.secrets[].${f}`),
         "taskSpec.containerSpec.healthcheck.tests[]",
         "taskSpec.containerSpec.healthcheck.interval",
         "taskSpec.containerSpec.healthcheck.timeout",

@@ -125,6 +125,23 @@ describe("harness on the real Docker engine", () => {
         assert.deepEqual(changed(again), {}, "state still records the old container as live");
     });
 
+    it("gives an auto-named resource's replacement a fresh name, created before the old one is deleted", async () => {
+        const p = project();
+        const scratchUrn = urn("docker:index/volume:Volume", "scratch");
+        const first = String(outputValues(await up(p.options("scratchLabel=a"))).scratchName);
+        assert.match(first, /^scratch-[0-9a-f]{7}$/);
+        const unchanged = await up(p.options("scratchLabel=a"));
+        assert.equal(outputValues(unchanged).scratchName, first, "an unchanged up keeps the name");
+
+        const replaced = await up(p.options("scratchLabel=b"));
+        assert.deepEqual(changed(replaced), { [scratchUrn]: "replace" });
+        const second = String(outputValues(replaced).scratchName);
+        assert.match(second, /^scratch-[0-9a-f]{7}$/);
+        assert.notEqual(second, first, "a fresh name, so both can exist at once");
+        assert.ok(exists("volume", second));
+        assert.ok(!exists("volume", first), "the old one is deleted after");
+    });
+
     it("updates an updatable input in place", async () => {
         const p = project();
         await up(p.options());
