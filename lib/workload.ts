@@ -36,6 +36,11 @@ export interface Workload {
     waitTimeoutSeconds?: number;
     /** Seconds Docker waits after SIGTERM before SIGKILL. */
     stopTimeoutSeconds?: number;
+    /**
+     * A node label (`vpe.postgres`) that pins a stateful workload to the nodes labelled
+     * `<label>=true`, where its volume lives; on one engine there is nowhere else to run.
+     */
+    pinnedTo?: string;
 }
 
 /** What one copy of a replicated workload is told about itself. */
@@ -120,6 +125,7 @@ export function serviceArgs(
     swarm: Omit<SwarmOptions, "provider">,
     files: docker.types.input.ServiceTaskSpecContainerSpecSecret[] = [],
 ): docker.ServiceArgs {
+    const order = workload.pinnedTo === undefined ? "start-first" : "stop-first";
     const published = (workload.ports ?? []).filter((p) => p.ip === "0.0.0.0");
     for (const p of (workload.ports ?? []).filter((q) => q.ip !== "0.0.0.0")) {
         pulumi.log.warn(`${workload.name}: port ${p.external} is not published: on a swarm it would bind every interface of the node, and vpe:bindAddress is ${p.ip}`);
@@ -145,7 +151,10 @@ export function serviceArgs(
             },
             // By ID: the provider reads networks back as IDs, and a name would replace the service on every up.
             networksAdvanceds: [{ id: workload.network, aliases: [workload.alias] }],
-            placement: { maxReplicas: swarm.maxPerNode },
+            placement: {
+                maxReplicas: swarm.maxPerNode,
+                ...(workload.pinnedTo === undefined ? {} : { constraints: [`node.labels.${workload.pinnedTo}==true`] }),
+            },
             resources: workload.memoryMb === undefined ? undefined : { limits: { memoryBytes: workload.memoryMb * 1024 * 1024 } },
             // All four fields: the engine stores the ones left out as zero, which the next diff would show.
             restartPolicy: { condition: "any", delay: swarmDuration(5), maxAttempts: 0, window: swarmDuration(0) },
@@ -155,9 +164,11 @@ export function serviceArgs(
             mode: "dnsrr",
             ports: published.map((p) => ({ targetPort: p.internal, publishedPort: p.external, publishMode: "host", protocol: p.protocol ?? "tcp" })),
         },
-        // The new task starts, and must be healthy, before the old one stops; a failed update is rolled back.
-        updateConfig: { order: "start-first", parallelism: 1, failureAction: "rollback", monitor: swarmDuration(10), delay: swarmDuration(0), maxFailureRatio: "0.0" },
-        rollbackConfig: { order: "start-first", parallelism: 1, failureAction: "pause", monitor: swarmDuration(5), delay: swarmDuration(0), maxFailureRatio: "0.0" },
+        // The new task starts, and must be healthy, before the old one stops, unless the workload
+        // is pinned: two tasks must not share its data, and at most maxPerNode fit on its node.
+        // A failed update is rolled back.
+        updateConfig: { order, parallelism: 1, failureAction: "rollback", monitor: swarmDuration(10), delay: swarmDuration(0), maxFailureRatio: "0.0" },
+        rollbackConfig: { order, parallelism: 1, failureAction: "pause", monitor: swarmDuration(5), delay: swarmDuration(0), maxFailureRatio: "0.0" },
         convergeConfig: { delay: swarmDuration(2), timeout: swarmDuration(workload.waitTimeoutSeconds ?? defaultWaitSeconds) },
     };
 }

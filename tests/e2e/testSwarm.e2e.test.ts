@@ -220,6 +220,8 @@ describe("the test swarm", { timeout: 20 * 60_000 }, () => {
                         .map((id) => [swarm.docker(["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", id], { node }), node.hostname] as const),
                 ),
             );
+        const filesNode = swarm.nodes[1];
+        swarm.docker(["node", "update", "--label-add", "vpe.files=true", filesNode.hostname]);
         try {
             let start = Date.now();
             const first = await up(options());
@@ -240,6 +242,7 @@ describe("the test swarm", { timeout: 20 * 60_000 }, () => {
             assert.equal(new Set(registeredFrom).size, 2, `workers registered from two nodes: ${JSON.stringify(registered.workers)} ${[...nodesByAddress]}`);
             assert.ok(registeredFrom.every((n) => n !== undefined));
 
+            assert.deepEqual(runningOn(swarm, filesService, 1), [filesNode.hostname], "the pinned workload runs on the labelled node");
             // Files: a credential readable by group 0 alone (the user is nobody, group 0 added), a public file, each an auto-named secret.
             const credential = secretPath("probe-credential");
             assert.equal(inFiles("stat", "-c", "%a %u:%g", credential, "/etc/vpe/greeting"), "440 0:0\n444 0:0");
@@ -305,6 +308,7 @@ describe("the test swarm", { timeout: 20 * 60_000 }, () => {
         } finally {
             for (const service of swarm.docker(["service", "ls", "--quiet", "--filter", `name=${prefix}`]).split("\n").filter(Boolean)) swarm.docker(["service", "rm", service]);
             for (const secret of secretNames()) swarm.docker(["secret", "rm", secret]);
+            swarm.docker(["node", "update", "--label-rm", "vpe.files", filesNode.hostname]);
             spawnSync(localDocker, ["rmi", `${swarm.registry}/${prefix}/spark:local`, filesTag], { stdio: "ignore" });
             fs.rmSync(stateDir, { recursive: true, force: true });
         }

@@ -29,6 +29,12 @@ describe("serviceArgs (a workload as a swarm service)", () => {
         assert.deepEqual(args.taskSpec.placement, { maxReplicas: 1 });
     });
 
+    it("pins a stateful workload to the nodes with its label, and updates it stop-first", () => {
+        const pinned = serviceArgs({ ...workload, pinnedTo: "vpe.postgres" }, 1, "x", swarm) as Record<string, any>;
+        assert.deepEqual(pinned.taskSpec.placement, { maxReplicas: 1, constraints: ["node.labels.vpe.postgres==true"] });
+        assert.deepEqual([pinned.updateConfig.order, pinned.rollbackConfig.order], ["stop-first", "stop-first"], "never two tasks on its data");
+    });
+
     it("writes durations as the provider reads them back, and every restart-policy field", () => {
         assert.equal(args.taskSpec.containerSpec.healthcheck.startPeriod, "1m");
         assert.equal(args.taskSpec.containerSpec.healthcheck.interval, "2s");

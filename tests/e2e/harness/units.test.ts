@@ -193,6 +193,19 @@ describe("swarm service diff (the provider's read against the program's inputs)"
         await assert.rejects(serviceHandler.check!(ctx, tagged, undefined), /reference the image by digest/);
     });
 
+    it("sees an unchanged secret reference as the same, and a new secret as an in-place update", async () => {
+        const withSecret = (secretId: string) => {
+            const news = structuredClone(inputs) as any;
+            news.taskSpec.containerSpec.secrets = [{ secretId, secretName: `s-${secretId}`, fileName: "/run/x" }];
+            return news;
+        };
+        const stored = structuredClone(read) as any;
+        stored.taskSpec.containerSpec.secrets = [{ secretId: "s1", secretName: "s-s1", fileName: "/run/x", fileUid: "0", fileGid: "0", fileMode: 0o444 }];
+        const diffStored = async (news: Record<string, unknown>) => serviceHandler.diff!(ctx, "id", stored, await serviceHandler.check!(ctx, news, undefined), stored);
+        assert.deepEqual(await diffStored(withSecret("s1")), { verdict: "same", changed: [] });
+        assert.deepEqual(await diffStored(withSecret("s2")), { verdict: "update", changed: ["taskSpec"], deleteBeforeReplace: false });
+    });
+
     it("compares lists of blocks as sets and lists of values in order", () => {
         assert.equal(differs([{ id: "b" }, { id: "a" }], [{ id: "a" }, { id: "b" }], "labels"), false);
         assert.equal(differs(["x", "y"], ["y", "x"], "taskSpec.containerSpec.args"), true);
